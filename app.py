@@ -1,0 +1,17 @@
+"""Entry point of the app (also the Hugging Face Space's ``app_file``).
+
+    python app.py                      # embedded default model, offline, http://127.0.0.1:7860
+    MUSHROOM_MODEL=local-dir:/path/to/model python app.py
+    MUSHROOM_MODEL=hf-hub:org/model python app.py
+"""
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from mushroom_id.ui import build_demo, launch  # noqa: E402
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    launch(demo)

@@ -1,0 +1,42 @@
+"""``python -m data_prep <stage> [options]``: one subcommand per data-preparation stage.
+
+A stage is a module in this package exposing ``add_arguments(parser)`` and ``run(args) -> int | None``.
+Adding a stage (species, crawl, dedup, normalize, split, publish) means adding its module name to
+``STAGES``. Stage modules import heavy or optional dependencies inside ``run`` so that building
+this CLI (which imports every stage module for its arguments) stays fast and never breaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# stage name -> module (relative to this package), in pipeline order
+STAGES: dict[str, str] = {
+    "catalog": ".catalog",
+}
+
+
+def _load(stage: str):
+    return importlib.import_module(STAGES[stage], __package__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m data_prep", description="Run one data-preparation stage.")
+    sub = parser.add_subparsers(dest="stage", metavar="stage", required=True)
+    for stage in STAGES:
+        module = _load(stage)
+        summary = (module.__doc__ or stage).strip().splitlines()[0]
+        stage_parser = sub.add_parser(stage, help=summary, description=summary)
+        module.add_arguments(stage_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(_load(args.stage).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

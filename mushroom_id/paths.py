@@ -1,0 +1,25 @@
+"""Where things live: the package's own data and the read-only ../shared folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DATA_DIR = PACKAGE_DIR / "data"
+CATALOG_CSV = DATA_DIR / "catalog.csv"
+EMBEDDED_MODEL_DIR = DATA_DIR / "embedded_model"
+
+
+def shared_dir() -> Path:
+    """The read-only shared data folder (``MUSHROOM_SHARED`` or ``../shared`` next to the repo)."""
+    return Path(os.environ.get("MUSHROOM_SHARED", REPO_DIR.parent / "shared")).resolve()
+
+
+def shared_catalog_dir() -> Path:
+    return shared_dir() / "data" / "catalog"
+
+
+def shared_photos_dir() -> Path:
+    return shared_dir() / "data" / "photos"

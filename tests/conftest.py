@@ -1,0 +1,52 @@
+"""Shared fixtures. Real photos are read in place from ../shared (never copied)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from mushroom_id.paths import shared_catalog_dir, shared_photos_dir  # noqa: E402
+
+
+def _require_shared():
+    if not shared_photos_dir().is_dir():
+        msg = f"../shared data not found at {shared_photos_dir()}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " (CI=true: failing instead of skipping)")
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def photos_dir():
+    _require_shared()
+    return shared_photos_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_catalog():
+    _require_shared()
+    return shared_catalog_dir()
+
+
+@pytest.fixture(scope="session")
+def photo_manifest(photos_dir):
+    with open(photos_dir / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def photo_of(photos_dir, photo_manifest):
+    """Return the path of the first real photo of a species (by manifest order)."""
+
+    def find(species: str, source: str | None = None):
+        for row in photo_manifest:
+            if row["species"] == species and (source is None or row["source"] == source):
+                return photos_dir.parent / row["path"]
+        raise LookupError(species)
+
+    return find

@@ -1,0 +1,60 @@
+from collections import Counter
+
+from mushroom_id.dedup import UnionFind, duplicate_groups, near_duplicate_pairs, phash_encodings
+from mushroom_id.splits import grouped_split
+
+# Pairs checked by eye in ../shared/data/photos (web-scraped thumbnails re-used across sets).
+KNOWN_EXACT = ("Boletus_edulis/webthumb_train_boletus_edulis_181.jpg", "Boletus_erythropus/webthumb_train_boletus_erythropus_61.jpg")
+KNOWN_NEAR = (
+    "Amanita_vaginata/webthumb_train_amanita_vaginata_109.jpg",
+    "Amanita_vaginata/webthumb_train_amanita_vaginata_303.jpg",
+)
+DISTINCT = ("Amanita_vaginata/webthumb_train_amanita_vaginata_170.jpg", "Rhodocollybia_butyracea/inat_4527999512_0.jpg")
+
+
+def test_known_duplicates_grouped_and_distinct_photos_not(photos_dir):
+    files = [str(photos_dir / p) for pair in (KNOWN_EXACT, KNOWN_NEAR, DISTINCT) for p in pair]
+    groups = duplicate_groups(files)
+    assert groups[files[0]] == groups[files[1]]  # exact
+    assert groups[files[2]] == groups[files[3]]  # near
+    assert groups[files[4]] != groups[files[5]]  # look alike in PHash only at distance 10
+    assert len(set(groups.values())) == 4
+
+
+def test_near_duplicate_search_finds_known_pair(photos_dir):
+    files = sorted(str(p) for p in (photos_dir / "Amanita_vaginata").glob("*.jpg"))[:200]
+    files.append(str(photos_dir / KNOWN_NEAR[1]))
+    pairs = near_duplicate_pairs(phash_encodings(files))
+    a, b = sorted(str(photos_dir / p) for p in KNOWN_NEAR)
+    assert (a, b) in pairs
+
+
+def test_union_find():
+    uf = UnionFind("abcde")
+    uf.union("b", "a")
+    uf.union("d", "c")
+    uf.union("c", "b")
+    assert {uf.find(x) for x in "abcd"} == {"a"} and uf.find("e") == "e"
+
+
+def test_grouped_split_keeps_groups_together_and_is_deterministic():
+    items = [(f"s{i}_{j}", f"sp{i % 7}", f"g{i}_{j // 3}") for i in range(40) for j in range(6)]
+    split = grouped_split(items, seed=3)
+    assert split == grouped_split(items, seed=3)
+    assert split != grouped_split(items, seed=4)
+    by_group = {}
+    for key, _, group in items:
+        by_group.setdefault(group, set()).add(split[key])
+    assert all(len(s) == 1 for s in by_group.values())
+    counts = Counter(split.values())
+    assert 0.6 < counts["train"] / len(items) < 0.8
+    assert counts["validation"] > 0 and counts["test"] > 0
+
+
+def test_grouped_split_small_species_rule():
+    items = [("a1", "A", "ga"), ("b1", "B", "gb1"), ("b2", "B", "gb2"), ("c1", "C", "gc1"), ("c2", "C", "gc2"),
+             ("c3", "C", "gc3")]
+    split = grouped_split(items)
+    assert split["a1"] == "train"
+    assert sorted(split[k] for k in ("b1", "b2")) == ["test", "train"]
+    assert sorted(split[k] for k in ("c1", "c2", "c3")) == ["test", "train", "validation"]
