@@ -63,12 +63,22 @@ def cmd_build_embedded(args) -> int:
     return 0
 
 
+def cmd_measure_trust(args) -> int:
+    from .trust import measure
+
+    report = measure(args.model, write=args.write, out_dir=args.out, seed=args.seed)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mushroom_id", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="name the species in one or more photos")
     p.add_argument("photos", nargs="+")
-    p.add_argument("--model", default=None, help="embedded | local-dir:<path> | hf-hub:<repo> (default $MUSHROOM_MODEL)")
+    p.add_argument(
+        "--model", default=None, help="embedded | local-dir:<path> | hf-hub:<repo> (default: $MUSHROOM_MODEL)",
+    )
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--observation", action="store_true", help="all photos show one specimen: one combined answer")
@@ -77,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build-embedded", help="rebuild the embedded default model from ../shared photos")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_build_embedded)
+    t = sub.add_parser("measure-trust", help="fit and report gate/confidence/genus/conformal thresholds")
+    t.add_argument("--model", default=None)
+    t.add_argument("--write", action="store_true", help="store the fitted thresholds in the model's config.json")
+    t.add_argument("--out", default="reports", help="folder for trust.json and trust.png")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_measure_trust)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -76,10 +76,13 @@ class Predictor:
     def batch(self, images: Sequence[ImageSource]) -> torch.Tensor:
         return torch.stack([self.transform(load_image(img)) for img in images])
 
-    @torch.inference_mode()
     def log_probs(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray | None]:
         """Calibrated log-probabilities (N, C) and fungus scores (N,) (None without a gate)."""
-        x = self.batch(images)
+        return self.forward(self.batch(images))
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`log_probs` for a batch already preprocessed with :attr:`transform`."""
         model = self.loaded.model
         fungus = None
         if self._shared_backbone:

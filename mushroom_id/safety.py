@@ -71,9 +71,9 @@ def conformal_qhat(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9) -> f
     n = len(y)
     if n == 0:
         raise ValueError("conformal calibration needs at least one example")
-    scores = 1.0 - probs[np.arange(n), np.asarray(y)]
-    level = min(1.0, np.ceil((n + 1) * coverage) / n)
-    return float(np.quantile(scores, level, method="higher"))
+    scores = np.sort(1.0 - probs[np.arange(n), np.asarray(y)])
+    k = int(np.ceil((n + 1) * coverage))  # the k-th smallest score (finite-sample corrected)
+    return float(scores[min(k, n) - 1]) if k <= n else 1.0
 
 
 def genus_probabilities(probs: np.ndarray, labels: Sequence[str]) -> dict[str, float]:

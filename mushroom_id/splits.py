@@ -1,8 +1,10 @@
 """Deterministic, grouped, per-species train/validation/test splits.
 
 Near-duplicate groups never span two splits. Rule for small species (by number of
-distinct groups n): n == 1 -> train only; n == 2 -> train + test; n >= 3 -> at
-least one group in validation and one in test, the rest by the target fractions.
+distinct groups n): n == 1 -> train only; n == 2 -> train + one held-out group, which
+goes to validation or test by a seeded hash of the species (so validation and test hold the
+same kind of species and a threshold calibrated on validation transfers to test); n >= 3
+-> at least one group in validation and one in test, the rest by the target fractions.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def grouped_split(
         if n == 1:
             n_val, n_test = 0, 0
         elif n == 2:
-            n_val, n_test = 0, 1
+            to_val = int(_rank(seed, "species:" + species), 16) % 2 == 0
+            n_val, n_test = (1, 0) if to_val else (0, 1)
         else:
             n_val = max(1, round(n * fractions[1]))
             n_test = max(1, round(n * fractions[2]))

@@ -1,0 +1,185 @@
+"""Assemble a deployable Hugging Face Space folder from this repository.
+
+    python -m mushroom_id.space check                       # validate space_config/
+    python -m mushroom_id.space build dist/space            # assemble the Space folder
+    python -m mushroom_id.space build dist/space --examples my_photos/ --force
+    cd dist/space && python app.py                           # it runs as is, offline
+    hf upload <org>/<space> dist/space . --repo-type space   # deploy (network and a token needed)
+
+The folder holds ``app.py``, the core package ``mushroom_id/`` (with the species catalog and the
+embedded model), ``README.md`` (the Space configuration, from ``space_config/README.md``),
+``requirements.txt`` (from ``space_config/``), ``.gitattributes`` (binary files through LFS) and,
+if given, ``examples/``. Nothing is edited by hand in the output: rebuild it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from .paths import CATALOG_CSV, EMBEDDED_MODEL_DIR, PACKAGE_DIR, REPO_DIR
+
+SPACE_CONFIG_DIR = REPO_DIR / "space_config"
+APP_FILE = "app.py"
+MARKER = ".mushroom-space"  # marks a folder this builder made (and may replace with --force)
+PYTHON_VERSION = "3.11"
+REQUIRED_KEYS = (
+    "title",
+    "emoji",
+    "sdk",
+    "sdk_version",
+    "python_version",
+    "app_file",
+    "license",
+    "short_description",
+    "models",
+    "datasets",
+)
+EXAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+GITATTRIBUTES = "".join(
+    f"*.{ext} filter=lfs diff=lfs merge=lfs -text\n"
+    for ext in ("safetensors", "onnx", "bin", "jpg", "jpeg", "png", "webp")
+)
+
+
+def front_matter(readme: str | Path) -> dict:
+    """The YAML front matter of a Space README (between the first two ``---`` lines)."""
+    import yaml
+
+    text = Path(readme).read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        raise ValueError(f"{readme} does not start with YAML front matter ('---')")
+    block, sep, _ = text[4:].partition("\n---")
+    if not sep:
+        raise ValueError(f"{readme}: front matter is not closed by a '---' line")
+    meta = yaml.safe_load(block) or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{readme}: front matter is not a mapping")
+    return meta
+
+
+def requirement_names(path: str | Path) -> dict[str, str]:
+    """``{normalised name: version pin ('' if unpinned)}`` from a requirements file."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, _, version = line.partition("==")
+        out[name.strip().lower().replace("_", "-")] = version.strip()
+    return out
+
+
+def check_space_config(config_dir: Path = SPACE_CONFIG_DIR) -> list[str]:
+    """Problems that would make the Space fail to build or differ from what we test; [] if none."""
+    import gradio
+
+    problems = []
+    readme, reqs = config_dir / "README.md", config_dir / "requirements.txt"
+    for f in (readme, reqs):
+        if not f.is_file():
+            problems.append(f"missing {f}")
+    if problems:
+        return problems
+    try:
+        meta = front_matter(readme)
+    except Exception as e:  # YAML errors included
+        return [str(e)]
+    problems += [f"front matter lacks {key!r}" for key in REQUIRED_KEYS if key not in meta]
+    if meta.get("sdk") != "gradio":
+        problems.append(f"sdk is {meta.get('sdk')!r}, expected 'gradio'")
+    if str(meta.get("sdk_version")) != gradio.__version__:
+        problems.append(
+            f"sdk_version {meta.get('sdk_version')!r} differs from the installed gradio "
+            f"{gradio.__version__} (the version the tests ran with)"
+        )
+    if meta.get("python_version") != PYTHON_VERSION:
+        problems.append(f"python_version must be the string {PYTHON_VERSION!r}, got {meta.get('python_version')!r}")
+    if meta.get("app_file") != APP_FILE:
+        problems.append(f"app_file must be {APP_FILE!r}, got {meta.get('app_file')!r}")
+    if len(str(meta.get("short_description", ""))) > 60:
+        problems.append("short_description is longer than the Hub's 60 characters")
+    for key in ("models", "datasets"):
+        if key in meta and not (isinstance(meta[key], list) and all("/" in str(r) for r in meta[key])):
+            problems.append(f"{key} must be a list of 'org/name' repo ids")
+    if "gradio" in requirement_names(reqs):
+        problems.append("requirements.txt lists gradio; the Space installs it from sdk_version")
+    return problems
+
+
+def build_space(
+    out_dir: str | Path,
+    *,
+    examples: str | Path | None = None,
+    force: bool = False,
+    config_dir: Path = SPACE_CONFIG_DIR,
+) -> Path:
+    """Write a deployable Space folder to ``out_dir`` and return its path."""
+    problems = check_space_config(config_dir)
+    if problems:
+        raise ValueError("space_config is not deployable:\n  " + "\n  ".join(problems))
+    for needed in (
+        REPO_DIR / APP_FILE,
+        CATALOG_CSV,
+        EMBEDDED_MODEL_DIR / "config.json",
+        EMBEDDED_MODEL_DIR / "model.safetensors",
+    ):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{needed} is missing; the Space needs it")
+    out = Path(out_dir).resolve()
+    if out == REPO_DIR or REPO_DIR.is_relative_to(out) or out.is_relative_to(PACKAGE_DIR):
+        raise ValueError(f"refusing to build into {out}: it would overwrite the repository")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(f"{out} is not empty; pass --force to replace an earlier build")
+        if not (out / MARKER).is_file():
+            raise FileExistsError(f"{out} was not made by this builder ({MARKER} missing); not deleting it")
+        shutil.rmtree(out)
+    examples_dir = Path(examples) if examples else None
+    if examples_dir is not None and not examples_dir.is_dir():
+        raise FileNotFoundError(f"examples folder {examples_dir} does not exist")
+
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO_DIR / APP_FILE, out / APP_FILE)
+    shutil.copytree(PACKAGE_DIR, out / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"))
+    shutil.copy2(config_dir / "README.md", out / "README.md")
+    shutil.copy2(config_dir / "requirements.txt", out / "requirements.txt")
+    (out / ".gitattributes").write_text(GITATTRIBUTES)
+    if examples_dir is not None:
+        (out / "examples").mkdir()
+        for photo in sorted(examples_dir.iterdir()):
+            if photo.suffix.lower() in EXAMPLE_SUFFIXES and photo.is_file():
+                shutil.copy2(photo, out / "examples" / photo.name)
+    (out / MARKER).write_text("built by python -m mushroom_id.space build; safe to replace with --force\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id.space", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="validate space_config/")
+    build = sub.add_parser("build", help="assemble a deployable Space folder")
+    build.add_argument("out_dir")
+    build.add_argument("--examples", help="a folder of example photos to ship (you must hold their rights)")
+    build.add_argument("--force", action="store_true", help="replace an earlier build in out_dir")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        problems = check_space_config()
+        for p in problems:
+            print(f"problem: {p}", file=sys.stderr)
+        print("space_config OK" if not problems else f"{len(problems)} problem(s)")
+        return 1 if problems else 0
+    try:
+        out = build_space(args.out_dir, examples=args.examples, force=args.force)
+    except (ValueError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"Space folder ready: {out} ({size / 1e6:.1f} MB). Try it: cd {out} && python app.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

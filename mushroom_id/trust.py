@@ -1,0 +1,365 @@
+"""Measure and fit the trust thresholds of a model on held-out real photos.
+
+    python -m mushroom_id measure-trust [--model SPEC] [--write] [--out reports/]
+
+Everything is fit on the validation split of the shared photos (the same duplicate-grouped
+split the embedded model was trained with) and reported on the test split, which nothing
+here looks at while choosing:
+
+* fungus gate: threshold = the score below which ``GATE_TARGET_FRR`` of validation
+  mushroom photos fall; false rejects on test mushrooms and false accepts on the real
+  non-mushroom photographs that scikit-learn, scikit-image, matplotlib and gradio ship.
+* confidence: max-probability vs. negative entropy compared by AUROC (correct vs. wrong
+  top-1 on validation); the better score's lowest threshold whose answered photos reach
+  ``CONFIDENT_TARGET`` top-1 accuracy.
+* genus fallback: lowest genus-mass threshold whose genus answers (for photos that are not
+  confident) reach ``GENUS_TARGET`` genus accuracy.
+* conformal prediction set: split-conformal LAC quantile for 90% coverage; coverage and
+  mean set size measured on test.
+* observations: several held-out photos of one species combined by the mean of
+  log-probabilities vs. the mean of probabilities.
+* safety: the toxic-as-non-toxic rate (a toxic specimen confidently answered with a
+  non-toxic species), the missed-warning rate (no toxic species among the top-5 and the
+  prediction set of a toxic specimen) and the FungiCLEF cost, plotted against coverage.
+
+``--write`` stores the thresholds in the model's config.json (they travel with the model).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import site
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .catalog import DANGEROUS, Catalog, default_catalog
+from .images import load_image
+from .metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
+from .models import load_model, resolve_spec
+from .predict import Predictor
+from .safety import combine_observation, conformal_qhat, genus_of, genus_probabilities, prediction_set
+
+GATE_TARGET_FRR = 0.02
+CONFIDENT_TARGET = 0.90
+GENUS_TARGET = 0.90
+COVERAGE = 0.90
+MIN_ANSWERED = 10  # a threshold must keep at least this many validation photos answered
+REPORT_DIR = Path("reports")
+
+# Real photographs that are not of fungi, shipped inside installed packages (no download).
+NON_FUNGUS_FILES = (
+    "sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg",
+    "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+    "gradio/media_assets/images/cheetah.jpg", "gradio/media_assets/images/cheetah1.jpg",
+    "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
+    "gradio/media_assets/images/groot.jpeg",
+    *(f"skimage/data/{n}" for n in (
+        "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
+        "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
+        "page.png", "text.png", "clock_motion.png", "horse.png", "color.png")),
+)
+
+
+def non_fungus_photos() -> list[str]:
+    """Paths of the bundled non-fungus photographs that exist in this environment."""
+    found = []
+    for rel in NON_FUNGUS_FILES:
+        for base in site.getsitepackages():
+            hits = glob.glob(os.path.join(base, rel))
+            if hits:
+                found.append(hits[0])
+                break
+    return found
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (probability a positive outranks a negative; ties count half)."""
+    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
+    pos, neg = scores[positive], scores[~positive]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+def confidence_scores(probs: np.ndarray) -> dict[str, np.ndarray]:
+    p = np.clip(probs, 1e-12, 1.0)
+    return {"max_prob": probs.max(1), "neg_entropy": (p * np.log(p)).sum(1)}
+
+
+def lowest_threshold(scores: np.ndarray, correct: np.ndarray, target: float, min_answered: int = MIN_ANSWERED):
+    """Lowest threshold t (among the observed scores) with accuracy >= target on {score >= t}.
+
+    Returns (t, answered fraction, accuracy), or (None, 0, nan) when no threshold reaches it.
+    """
+    order = np.argsort(-scores)
+    s, c = scores[order], np.asarray(correct, float)[order]
+    acc = np.cumsum(c) / np.arange(1, len(c) + 1)
+    # a cut may only fall between distinct scores (ties are answered together)
+    cut = np.append(s[1:] < s[:-1], True)
+    ok = [i for i in range(len(s)) if i + 1 >= min_answered and acc[i] >= target and cut[i]]
+    if not ok:
+        return None, 0.0, float("nan")
+    i = max(ok)
+    return float(s[i]), (i + 1) / len(s), float(acc[i])
+
+
+def safety_curve(probs: np.ndarray, y: np.ndarray, labels: list[str], catalog: Catalog, qhat: float | None):
+    """Per confidence threshold: coverage, selective accuracy, toxic-as-non-toxic rate."""
+    dangerous = np.array([catalog.edibility(n) in DANGEROUS for n in labels])
+    top = probs.argmax(1)
+    conf = probs.max(1)
+    toxic = dangerous[y]
+    rows = []
+    for t in np.linspace(0, 1, 41):
+        answered = conf >= t
+        wrong_safe = toxic & answered & ~dangerous[top]
+        rows.append({
+            "threshold": float(t),
+            "coverage": float(answered.mean()),
+            "accuracy": float((top[answered] == y[answered]).mean()) if answered.any() else float("nan"),
+            "toxic_as_non_toxic": float(wrong_safe.sum() / max(1, toxic.sum())),
+        })
+    missed = 0
+    for p in probs[toxic]:
+        shown = set(np.argsort(-p)[:5]) | set(prediction_set(p, qhat))
+        missed += not any(dangerous[i] for i in shown)
+    return rows, float(missed / max(1, toxic.sum())), int(toxic.sum())
+
+
+def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed: int = 0) -> dict:
+    """Top-1 and NLL of mean-log-prob vs mean-prob over random same-species photo groups."""
+    rng = np.random.default_rng(seed)
+    groups = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < size:
+            continue
+        rng.shuffle(idx)
+        groups += [idx[i : i + size] for i in range(0, len(idx) - size + 1, size)]
+    out = {"groups": len(groups), "photos_per_group": size, "species": int(len({int(y[g[0]]) for g in groups}))}
+    if not groups:
+        return out
+    labels = np.array([y[g[0]] for g in groups])
+    single = np.exp(logp)
+    for name, fn in {
+        "mean_log_prob": lambda g: combine_observation(logp[g]),
+        "mean_prob": lambda g: single[g].mean(0),
+    }.items():
+        p = np.stack([fn(g) for g in groups])
+        out[name] = {"top1": top_k_accuracy(p, labels, 1), "top5": top_k_accuracy(p, labels, 5), "nll": nll(p, labels)}
+    first = np.stack([single[g[0]] for g in groups])
+    out["single_photo"] = {"top1": top_k_accuracy(first, labels, 1), "top5": top_k_accuracy(first, labels, 5),
+                           "nll": nll(first, labels)}
+    return out
+
+
+def _run(predictor: Predictor, files: list[str], batch_size: int = 32):
+    class _DS(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(files)
+
+        def __getitem__(self, i):
+            return predictor.transform(load_image(files[i]))
+
+    loader = torch.utils.data.DataLoader(_DS(), batch_size=batch_size, num_workers=2)
+    logps, fungus = [], []
+    for x in tqdm(loader, desc="predict", unit="batch"):
+        lp, f = predictor.forward(x)
+        logps.append(lp)
+        fungus.append(f)
+    return np.concatenate(logps), np.concatenate(fungus)
+
+
+def _cached_run(predictor: Predictor, spec, files, keys, neg_files):
+    """Model outputs on all photos, cached per model weights + config + photo list."""
+    import hashlib
+
+    from .embedded import CACHE_DIR
+
+    model_dir = _model_dir(resolve_spec(spec)) if not resolve_spec(spec).startswith("hf-hub:") else None
+    h = hashlib.sha256("\n".join(keys + neg_files).encode())
+    if model_dir is not None:
+        h.update((model_dir / "model.safetensors").read_bytes())
+        h.update(json.dumps(json.loads((model_dir / "config.json").read_text())["label_names"]).encode())
+        h.update(str(predictor.loaded.temperature).encode())
+    file = CACHE_DIR / f"trust-{h.hexdigest()[:16]}.npz"
+    if model_dir is not None and file.is_file():
+        z = np.load(file)
+        return z["logp"], z["fungus"], z["neg_fungus"]
+    logp, fungus = _run(predictor, files)
+    _, neg_fungus = _run(predictor, neg_files)
+    if model_dir is not None:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp.npz")
+        np.savez(tmp, logp=logp, fungus=fungus, neg_fungus=neg_fungus)
+        tmp.replace(file)
+    return logp, fungus, neg_fungus
+
+
+def measure(spec: str | None = None, write: bool = False, out_dir: Path = REPORT_DIR, seed: int = 0) -> dict:
+    from .embedded import photo_table, split_photos
+
+    catalog = default_catalog()
+    loaded = load_model(spec)
+    predictor = Predictor(loaded, catalog)
+    labels = loaded.labels
+    index = {n: i for i, n in enumerate(labels)}
+    rows = [r for r in photo_table(catalog) if r["species"]]  # photos of catalog species (no lichens, rusts)
+    split = split_photos(photo_table(catalog), seed=seed)
+    files = [r["file"] for r in rows]
+    neg_files = non_fungus_photos()
+    logp, fungus, neg_fungus = _cached_run(predictor, spec, files, [r["sha256"] for r in rows], neg_files)
+
+    part = np.array([split[f] for f in files])
+    y_all = np.array([index.get(r["species"], -1) for r in rows])
+    val = (part == "validation") & (y_all >= 0)
+    test = (part == "test") & (y_all >= 0)
+    probs = np.exp(logp)
+
+    # fungus gate
+    gate_t = float(np.quantile(fungus[part == "validation"], GATE_TARGET_FRR))
+    gate = {
+        "threshold": gate_t,
+        "target_false_reject": GATE_TARGET_FRR,
+        "false_reject_test": float((fungus[part == "test"] < gate_t).mean()),
+        "false_reject_all_mushroom_photos": float((fungus < gate_t).mean()),
+        "mushroom_photos": len(files),
+        "false_accept_non_fungus": float((neg_fungus >= gate_t).mean()),
+        "non_fungus_photos": len(neg_files),
+        "accepted_non_fungus": [Path(f).name for f, s in zip(neg_files, neg_fungus, strict=True) if s >= gate_t],
+    }
+
+    # confidence
+    correct_val = probs[val].argmax(1) == y_all[val]
+    scores_val = confidence_scores(probs[val])
+    aurocs = {k: auroc(v, correct_val) for k, v in scores_val.items()}
+    conf_t, conf_cov, conf_acc = lowest_threshold(scores_val["max_prob"], correct_val, CONFIDENT_TARGET)
+    conf_t = 1.0 if conf_t is None else conf_t
+    tp = probs[test]
+    correct_test = tp.argmax(1) == y_all[test]
+    answered = tp.max(1) >= conf_t
+    confidence = {
+        "score": "max_prob", "auroc_validation": aurocs, "threshold": conf_t, "target_accuracy": CONFIDENT_TARGET,
+        "validation": {"answered": conf_cov, "accuracy": conf_acc},
+        "test": {"answered": float(answered.mean()),
+                 "accuracy": float(correct_test[answered].mean()) if answered.any() else None},
+    }
+
+    # genus fallback on photos that are not confident
+    def genus_mass(p):
+        gp = genus_probabilities(p, labels)
+        g = max(gp, key=gp.get)
+        return g, gp[g]
+
+    def genus_stats(mask):
+        m = mask & (probs.max(1) < conf_t)
+        out = [(genus_mass(probs[i]), genus_of(labels[y_all[i]])) for i in np.flatnonzero(m)]
+        return np.array([mass for (_, mass), _ in out]), np.array([g == true for (g, _), true in out])
+
+    gm_val, gc_val = genus_stats(val)
+    genus_t, g_cov, g_acc = (
+        lowest_threshold(gm_val, gc_val, GENUS_TARGET, min_answered=5) if len(gm_val) else (None, 0.0, float("nan"))
+    )
+    genus_t = 1.0 if genus_t is None else genus_t
+    gm_test, gc_test = genus_stats(test)
+    g_ans = gm_test >= genus_t
+    genus = {
+        "threshold": genus_t, "target_accuracy": GENUS_TARGET,
+        "validation": {"answered_of_not_confident": g_cov, "genus_accuracy": g_acc},
+        "test": {"answered_of_not_confident": float(g_ans.mean()) if len(g_ans) else None,
+                 "genus_accuracy": float(gc_test[g_ans].mean()) if g_ans.any() else None},
+    }
+
+    # conformal set
+    qhat = conformal_qhat(probs[val], y_all[val], COVERAGE)
+    sets = [prediction_set(p, qhat) for p in tp]
+    conformal = {
+        "target_coverage": COVERAGE, "qhat": qhat,
+        "validation_photos": int(val.sum()), "test_photos": int(test.sum()),
+        "test_coverage": float(np.mean([yi in s for yi, s in zip(y_all[test], sets, strict=True)])),
+        "test_mean_set_size": float(np.mean([len(s) for s in sets])),
+        "test_median_set_size": float(np.median([len(s) for s in sets])),
+    }
+
+    # safety at the chosen thresholds + curve against coverage
+    curve, missed, n_toxic = safety_curve(tp, y_all[test], labels, catalog, qhat)
+    dangerous = np.array([catalog.edibility(n) in DANGEROUS for n in labels])
+    edible = np.array([catalog.edibility(n) in ("edible", "choice") for n in labels])
+    yt = y_all[test]
+    pred = tp.argmax(1)
+    at_t = dangerous[yt] & answered & ~dangerous[pred]
+    safety = {
+        "test_toxic_specimens": n_toxic,
+        "toxic_as_non_toxic_confident": float(at_t.sum() / max(1, n_toxic)),
+        "toxic_as_non_toxic_top1": float((dangerous[yt] & ~dangerous[pred]).sum() / max(1, n_toxic)),
+        "missed_warning_rate": missed,
+        "fungiclef_cost_top1": fungiclef_cost(yt, pred, dangerous, edible),
+    }
+
+    # observations: held-out photos (validation + test) of species with several of them
+    held = val | test
+    observations = observation_comparison(logp[held], y_all[held], seed=seed)
+
+    report = {
+        "model": loaded.model_id, "spec": resolve_spec(spec), "temperature": loaded.temperature,
+        "test_ece": expected_calibration_error(tp, yt),
+        "test_top1": top_k_accuracy(tp, yt, 1), "test_top5": top_k_accuracy(tp, yt, 5),
+        "fungus_gate": gate, "confidence": confidence, "genus": genus, "conformal": conformal,
+        "safety": safety, "observations": observations,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "trust.json").write_text(json.dumps(report, indent=2) + "\n")
+    _plot(curve, conf_t, fungus, neg_fungus, gate_t, out_dir)
+
+    if write:
+        thresholds = {"fungus": gate_t, "confident": conf_t, "genus": genus_t,
+                      "conformal_qhat": qhat, "conformal_coverage": COVERAGE}
+        model_dir = _model_dir(resolve_spec(spec))
+        config = json.loads((model_dir / "config.json").read_text())
+        config["thresholds"] = thresholds
+        (model_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        report["written_to"] = str(model_dir / "config.json")
+    return report
+
+
+def _model_dir(spec: str) -> Path:
+    from .models import _spec_to_dir
+
+    if spec.startswith("hf-hub:"):
+        raise ValueError("--write needs a local model (embedded or local-dir:)")
+    return _spec_to_dir(spec)
+
+
+def _plot(curve, conf_t, fungus, neg_fungus, gate_t, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    cov = [r["coverage"] for r in curve]
+    a.plot(cov, [r["toxic_as_non_toxic"] for r in curve], label="toxic specimen answered as non-toxic")
+    a.plot(cov, [r["accuracy"] for r in curve], label="top-1 accuracy of answered photos")
+    a.axvline(next(r["coverage"] for r in curve if r["threshold"] >= conf_t), ls="--", c="grey",
+              label=f"chosen threshold {conf_t:.2f}")
+    a.set_xlabel("coverage (fraction of test photos answered confidently)")
+    a.set_title("Safety vs coverage (test split)")
+    a.legend(fontsize=8)
+    bins = np.linspace(0, 1, 41)
+    b.hist(fungus, bins=bins, alpha=0.6, density=True, label=f"mushroom photos ({len(fungus)})")
+    b.hist(neg_fungus, bins=bins, alpha=0.6, density=True, label=f"non-fungus photos ({len(neg_fungus)})")
+    b.axvline(gate_t, ls="--", c="grey", label=f"gate threshold {gate_t:.3f}")
+    b.set_yscale("log")
+    b.set_xlabel("fungus score (ImageNet fungus-class mass)")
+    b.set_title("Is it a fungus?")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "trust.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,429 @@
+"""The Gradio app: its endpoints called with gradio_client on real photos, and its rendering.
+
+One app is launched for the module (in-process, a free port on 127.0.0.1); real photos are read
+in place from ../shared and uploaded with ``gradio_client.handle_file``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import socket
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from mushroom_id.catalog import DANGEROUS, default_catalog
+from mushroom_id.models import ModelLoadError
+from mushroom_id.paths import EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER, EDIBILITY_TEXT
+
+pytestmark = pytest.mark.slow
+
+# Death cap and destroying angel photos: a deadly or poisonous species must reach the top 5.
+TOXIC_PHOTOS = [("Amanita phalloides", "seed"), ("Amanita phalloides", "inat")]
+REAL_PHOTOS = TOXIC_PHOTOS + [
+    ("Amanita muscaria", "seed"),
+    ("Boletus edulis", "seed"),
+    ("Galerina marginata", "inat"),
+    ("Lactarius deliciosus", "seed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service():
+    from mushroom_id.ui import Service
+
+    return Service()
+
+
+@pytest.fixture(scope="module")
+def demo(service):
+    from mushroom_id.ui import build_demo
+
+    return build_demo(service=service)
+
+
+@pytest.fixture(scope="module")
+def app(demo, photos_dir):
+    from mushroom_id.ui import launch
+
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app, verbose=False)
+
+
+def assert_sound_result(result: dict, predictor, photos: int = 1) -> None:
+    """What every answer must satisfy, whatever the model predicts."""
+    catalog = default_catalog()
+    text = json.dumps(result).lower()
+    for phrase in BANNED_PHRASES:
+        assert phrase not in text
+    assert result["disclaimer"] == DISCLAIMER
+    assert result["photos"] == photos
+    assert result["model"] == {"id": predictor.loaded.model_id, "num_species": predictor.loaded.num_classes}
+    if not result["is_fungus"]:
+        assert not result["candidates"]
+        assert any(w["kind"] == "not_fungus" for w in result["warnings"])
+        return
+    cands = result["candidates"]
+    assert 1 <= len(cands) <= 5
+    probs = [c["probability"] for c in cands]
+    assert all(0.0 <= p <= 1.0 for p in probs)
+    assert probs == sorted(probs, reverse=True)
+    assert sum(probs) <= 1.0 + 1e-6
+    labels = set(predictor.labels)
+    for c in cands:
+        assert catalog.resolve(c["species"]) == c["species"], f"{c['species']} is not an accepted catalog name"
+        assert c["species"] in labels
+        assert c["edibility"] == catalog.edibility(c["species"])
+        assert c["edibility_text"] == EDIBILITY_TEXT[c["edibility"]]
+        for look in c["lookalikes"]:
+            assert look["edibility"] == catalog.edibility(look["species"])
+    toxic_warned = {w["species"] for w in result["warnings"] if w["kind"] == "toxic_candidate"}
+    for c in cands:
+        if c["edibility"] in DANGEROUS:
+            assert c["species"] in toxic_warned, f"no warning for {c['species']} ({c['edibility']})"
+    assert set(result["prediction_set"]["species"]) <= labels
+
+
+def same_answer(a: dict, b: dict) -> None:
+    assert [c["species"] for c in a["candidates"]] == [c["species"] for c in b["candidates"]]
+    assert [c["probability"] for c in a["candidates"]] == pytest.approx(
+        [c["probability"] for c in b["candidates"]], abs=2e-4
+    )
+    assert [w["kind"] for w in a["warnings"]] == [w["kind"] for w in b["warnings"]]
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def test_named_endpoints(client):
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/classify", "/classify_observation", "/species"}
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/classify"]["parameters"]]
+    assert params == ["image", "model"]
+
+
+@pytest.mark.parametrize(("species", "source"), REAL_PHOTOS)
+def test_classify_real_photo(client, service, photo_of, species, source):
+    path = photo_of(species, source)
+    result = client.predict(handle_file(str(path)), api_name="/classify")
+    predictor = service.predictor(None)
+    assert_sound_result(result, predictor)
+    same_answer(result, predictor.predict(path))  # the app serves the model, unchanged
+
+
+@pytest.mark.parametrize(("species", "source"), TOXIC_PHOTOS)
+def test_death_cap_photo_raises_toxic_warning(client, photo_of, species, source):
+    result = client.predict(handle_file(str(photo_of(species, source))), api_name="/classify")
+    dangerous = [c for c in result["candidates"] if c["edibility"] in DANGEROUS]
+    assert dangerous, f"no deadly/poisonous species in the top 5 for a {species} photo: {result['candidates']}"
+    warned = [w for w in result["warnings"] if w["kind"] == "toxic_candidate"]
+    assert {c["species"] for c in dangerous} <= {w["species"] for w in warned}
+    assert all(EDIBILITY_TEXT[w["edibility"]] in w["message"] for w in warned)
+
+
+def test_classify_observation(client, service, photo_manifest, photos_dir):
+    paths = [
+        photos_dir.parent / r["path"]
+        for r in photo_manifest
+        if r["species"] == "Amanita muscaria" and r["source"] == "inatse"
+    ][:3]
+    assert len(paths) == 3
+    result = client.predict([handle_file(str(p)) for p in paths], api_name="/classify_observation")
+    predictor = service.predictor(None)
+    assert_sound_result(result, predictor, photos=3)
+    same_answer(result, predictor.predict_observation(paths))
+    assert "Amanita muscaria" in [c["species"] for c in result["candidates"]]
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "fake_photo.jpg"])
+def test_non_image_is_a_clear_app_error(client, tmp_path, name):
+    bad = tmp_path / name
+    bad.write_text("this is a shopping list, not a mushroom\n")
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(bad)), api_name="/classify")
+    assert err.value.message == f"{name} is not an image file (JPEG, PNG, WebP...)"
+
+
+def test_bad_file_among_observation_photos(client, tmp_path, photo_of):
+    bad = tmp_path / "gills.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    with pytest.raises(AppError, match="gills.png"):
+        client.predict(
+            [handle_file(str(photo_of("Boletus edulis", "seed"))), handle_file(str(bad))],
+            api_name="/classify_observation",
+        )
+
+
+def test_request_errors(client, photo_of):
+    photo = handle_file(str(photo_of("Boletus edulis", "seed")))
+    with pytest.raises(AppError, match="No photo received"):
+        client.predict(None, api_name="/classify")
+    with pytest.raises(AppError, match="No photo received"):
+        client.predict([], api_name="/classify_observation")
+    with pytest.raises(AppError, match="At most 8 photos"):
+        client.predict([photo] * 9, api_name="/classify_observation")
+    with pytest.raises(AppError, match="Unknown model 'local-dir:/etc'"):
+        client.predict(photo, "local-dir:/etc", api_name="/classify")
+
+
+def test_upload_size_limit(client, app, tmp_path):
+    big = tmp_path / "huge.jpg"
+    with open(big, "wb") as f:
+        f.truncate(26 * 1024 * 1024)
+    with pytest.raises(ValueError, match="maximum file size"):  # gradio_client checks before sending
+        client.predict(handle_file(str(big)), api_name="/classify")
+    with open(big, "rb") as f:  # and the server refuses it too
+        response = httpx.post(f"{app}gradio_api/upload", files={"files": ("huge.jpg", f, "image/jpeg")})
+    assert response.status_code == 413
+
+
+def test_species_endpoint(client, service):
+    catalog = default_catalog()
+    table = client.predict("phalloides", api_name="/species")
+    assert table["headers"][0] == "species" and table["headers"][4] == "edibility"
+    rows = {r[0]: r for r in table["data"]}
+    assert "Amanita phalloides" in rows
+    for name, row in rows.items():
+        assert row[4] == EDIBILITY_TEXT[catalog.edibility(name)]
+    everything = client.predict("", api_name="/species")["data"]
+    assert len(everything) == len(catalog)
+    known = client.predict("", True, api_name="/species")["data"]
+    assert {r[0] for r in known} == set(service.predictor(None).labels) & set(catalog.names)
+    assert all(r[5] == "yes" for r in known)
+    deadly = client.predict("deadly", api_name="/species")["data"]
+    assert deadly and all(catalog.edibility(r[0]) == "deadly" or "deadly" in " ".join(r).lower() for r in deadly)
+
+
+def test_page_shows_disclaimer_and_never_says_safe(app):
+    config = httpx.get(f"{app}config").text
+    assert "not an identification" in config and "Never eat a wild mushroom" in config
+    for phrase in BANNED_PHRASES:
+        assert phrase not in config.lower()
+
+
+def test_api_doc_example_runs(app, photo_of, capsys):
+    """docs/api.md's example, pointed at the launched app and real photos, runs as written."""
+    doc = (REPO_DIR / "docs" / "api.md").read_text()
+    for phrase in BANNED_PHRASES:
+        assert phrase not in doc.lower()
+    code = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    photos = {
+        "photo.jpg": photo_of("Amanita phalloides", "seed"),
+        "cap.jpg": photo_of("Amanita muscaria", "seed"),
+        "gills.jpg": photo_of("Amanita muscaria", "inat"),
+    }
+    code = code.replace("http://127.0.0.1:7860/", app)
+    for name, path in photos.items():
+        code = code.replace(f'"{name}"', repr(str(path)))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/api.md", "exec"), {})
+    printed = out.getvalue()
+    assert DISCLAIMER in printed
+    assert "TOXIC_CANDIDATE" in printed
+    assert "2 photos:" in printed
+    assert "catalog species match 'amanita'" in printed
+
+
+# ---------------------------------------------------------------- serving setup
+
+
+def test_inference_events_share_a_bounded_queue(demo):
+    from mushroom_id import ui
+
+    fns = {f.api_name: f for f in demo.fns.values()}
+    for name in ("classify", "classify_observation"):
+        assert fns[name].concurrency_id == "model"
+        assert fns[name].preprocess is False  # our loader, not Gradio's, decodes the upload
+    assert demo._queue.max_size == ui.MAX_QUEUE
+
+
+def test_launch_options(monkeypatch):
+    from mushroom_id.ui import launch_options
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    local = launch_options()
+    assert local["server_name"] == "127.0.0.1"
+    assert local["max_file_size"] == "25mb"
+    assert local["show_error"] is False
+    monkeypatch.setenv("SPACE_ID", "org/space")
+    assert launch_options()["server_name"] == "0.0.0.0"
+
+
+def test_model_selector_with_two_models(service, tmp_path, photo_of):
+    from mushroom_id.ui import Service, build_demo
+
+    other = tmp_path / "other_model"
+    shutil.copytree(EMBEDDED_MODEL_DIR, other)
+    config = json.loads((other / "config.json").read_text())
+    config["model_id"] = "second-model"
+    (other / "config.json").write_text(json.dumps(config))
+    spec = f"local-dir:{other}"
+    two = Service(specs=["embedded", spec, "local-dir:/nonexistent"])
+    assert two.specs == ["embedded", spec]  # a broken extra model is left out, the app still starts
+    assert "local-dir:/nonexistent" in two.failed
+    assert [value for _, value in two.choices()] == two.specs
+    demo = build_demo(service=two)
+    dropdown = next(c for c in demo.config["components"] if c["props"].get("label") == "Model")
+    assert dropdown["props"]["visible"] is True
+    result = two.classify({"path": str(photo_of("Boletus edulis", "seed"))}, spec)
+    assert result["model"]["id"] == "second-model"
+    # one model: no selector
+    single = build_demo(service=service)
+    dropdown = next(c for c in single.config["components"] if c["props"].get("label") == "Model")
+    assert dropdown["props"]["visible"] is False
+
+
+def test_default_model_must_load():
+    from mushroom_id.ui import Service
+
+    with pytest.raises(ModelLoadError):
+        Service(specs=["local-dir:/nonexistent"])
+
+
+def test_env_selects_models(monkeypatch):
+    from mushroom_id.ui import model_specs
+
+    monkeypatch.setenv("MUSHROOM_MODEL", "local-dir:/a")
+    monkeypatch.setenv("MUSHROOM_EXTRA_MODELS", " hf-hub:org/b, local-dir:/a ,,embedded")
+    assert model_specs() == ["local-dir:/a", "hf-hub:org/b", "embedded"]
+
+
+def test_examples_only_when_their_folder_exists(monkeypatch, tmp_path, service, photo_of):
+    from mushroom_id.ui import build_demo, example_photos
+
+    def has_examples(demo) -> bool:
+        return any(c["type"] == "dataset" for c in demo.config["components"])
+
+    monkeypatch.setenv("MUSHROOM_EXAMPLES", str(tmp_path / "missing"))
+    assert example_photos() == []
+    assert not has_examples(build_demo(service=service))
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    (folder / "a.jpg").symlink_to(photo_of("Amanita muscaria", "seed"))  # read in place, not copied
+    (folder / "readme.txt").write_text("not a photo")
+    monkeypatch.setenv("MUSHROOM_EXAMPLES", str(folder))
+    assert example_photos() == [str(folder / "a.jpg")]
+    assert has_examples(build_demo(service=service))
+    monkeypatch.setenv("MUSHROOM_EXAMPLES", "")
+    assert example_photos() == []
+
+
+# ---------------------------------------------------------------- rendering (pure)
+
+
+def _candidate(name: str, p: float) -> dict:
+    catalog = default_catalog()
+    s = catalog.edibility(name)
+    return {
+        "species": name,
+        "genus": name.split()[0],
+        "common_name": "<b>x</b>",
+        "probability": p,
+        "edibility": s,
+        "edibility_text": EDIBILITY_TEXT[s],
+        "lookalikes": [{"species": x.name, "edibility": x.edibility} for x in catalog.lookalikes(name)],
+    }
+
+
+def _result(**kw) -> dict:
+    base = {
+        "is_fungus": True,
+        "fungus_score": 0.9,
+        "candidates": [],
+        "genus_answer": None,
+        "confident": False,
+        "prediction_set": {"species": [], "coverage": 0.9},
+        "warnings": [],
+        "message": "m",
+        "disclaimer": DISCLAIMER,
+        "model": {"id": "t", "num_species": 3},
+        "photos": 1,
+    }
+    base.update(kw)
+    return base
+
+
+def test_render_toxic_and_lookalike_warnings():
+    from mushroom_id.ui import render
+
+    cands = [_candidate("Amanita phalloides", 0.4), _candidate("Agaricus campestris", 0.3)]
+    warnings = [
+        {
+            "kind": "toxic_candidate",
+            "species": "Amanita phalloides",
+            "edibility": "deadly",
+            "message": "Amanita phalloides (DEADLY POISONOUS) is among the plausible species.",
+        },
+        {
+            "kind": "lookalike",
+            "species": "Amanita virosa",
+            "edibility": "deadly",
+            "message": "Agaricus campestris can be confused with Amanita virosa (DEADLY POISONOUS).",
+        },
+        {"kind": "not_confident", "species": None, "edibility": None, "message": "Not confident <script>"},
+    ]
+    result = _result(
+        candidates=cands,
+        warnings=warnings,
+        prediction_set={"species": ["Amanita phalloides", "Agaricus campestris"], "coverage": 0.9},
+        genus_answer={"genus": "Amanita", "name": "Amanita sp.", "probability": 0.7},
+    )
+    labels, warn, table = render(result)
+    assert labels == {"Amanita phalloides": 0.4, "Agaricus campestris": 0.3}
+    danger, _, notices = warn.partition('id="notices"')
+    assert "is among the plausible species" in danger and 'class="warning-box"' in danger
+    assert "can be confused with" in notices and "Not confident &lt;script&gt;" in notices
+    assert "<script>" not in warn and "<b>x</b>" not in table  # user-visible text is escaped
+    assert table.count('class="badge') >= 2
+    assert 'data-edibility="deadly"' in table and EDIBILITY_TEXT["deadly"] in table
+    assert "Amanita sp." in table and "Prediction set (2 species" in table and "90%" in table
+
+
+def test_render_not_fungus_and_empty():
+    from mushroom_id.ui import render
+
+    msg = "This does not look like a mushroom or other fungus."
+    labels, warn, table = render(
+        _result(
+            is_fungus=False,
+            message=msg,
+            warnings=[{"kind": "not_fungus", "species": None, "edibility": None, "message": msg}],
+        )
+    )
+    assert labels is None and table == ""
+    assert 'class="warning-box"' in warn and msg in warn
+    assert render(None) == (None, "", "")
+
+
+def test_badges_never_say_safe():
+    from mushroom_id.ui import badge
+
+    for status in EDIBILITY_TEXT:
+        html_badge = badge(status)
+        assert EDIBILITY_TEXT[status] in html_badge
+        assert all(p not in html_badge.lower() for p in BANNED_PHRASES)
+    assert EDIBILITY_TEXT["unknown"] in badge("something new")  # unknown status: never shown as edible

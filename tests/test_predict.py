@@ -1,0 +1,243 @@
+"""The predictor's rules with hand-made probability vectors, then on real photos."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import timm
+
+from mushroom_id.catalog import default_catalog
+from mushroom_id.images import ImageError
+from mushroom_id.models import LoadedModel, load_model
+from mushroom_id.predict import Predictor
+from mushroom_id.safety import (
+    BANNED_PHRASES,
+    DISCLAIMER,
+    EDIBILITY_TEXT,
+    Thresholds,
+    combine_observation,
+    conformal_qhat,
+    genus_answer,
+    prediction_set,
+)
+
+LABELS = [
+    "Amanita phalloides",  # deadly
+    "Amanita rubescens",
+    "Amanita pantherina",  # poisonous
+    "Cantharellus cibarius",  # edible; lookalike Hygrophoropsis aurantiaca
+    "Hygrophoropsis aurantiaca",  # poisonous
+    "Agaricus campestris",  # edible
+    "Agaricus benesii",  # unknown edibility
+    "Boletus edulis",  # edible
+]
+THRESHOLDS = {"confident": 0.5, "genus": 0.6, "fungus": 0.05, "conformal_qhat": 0.9, "conformal_coverage": 0.9}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return default_catalog()
+
+
+@pytest.fixture(scope="module")
+def predictor(catalog):
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(LABELS)).eval()
+    loaded = LoadedModel(
+        model=model,
+        labels=LABELS,
+        data_config={
+            "input_size": (3, 64, 64),
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+        },
+        model_id="hand-made",
+        config={"thresholds": THRESHOLDS},
+    )
+    return Predictor(loaded, catalog, use_gate=False)
+
+
+def vec(**named):
+    """A probability vector from {label index: p}; the rest spread evenly."""
+    p = np.zeros(len(LABELS))
+    for k, v in named.items():
+        p[int(k[1:])] = v
+    rest = 1 - p.sum()
+    free = p == 0
+    p[free] = rest / free.sum()
+    return p
+
+
+def kinds(result):
+    return [w["kind"] for w in result["warnings"]]
+
+
+def test_confident_answer_with_lookalike_warning(predictor, catalog):
+    r = predictor.answer(vec(i3=0.9), fungus_score=0.8)
+    top = r["candidates"][0]
+    assert top["species"] == "Cantharellus cibarius" and r["confident"]
+    assert top["edibility"] == catalog.edibility("Cantharellus cibarius") == "edible"
+    looks = [w for w in r["warnings"] if w["kind"] == "lookalike"]
+    assert any(w["species"] == "Hygrophoropsis aurantiaca" and w["edibility"] == "poisonous" for w in looks)
+    assert {"species": "Hygrophoropsis aurantiaca", "edibility": "poisonous"} in top["lookalikes"]
+    assert r["genus_answer"] is None
+    assert "not_confident" not in kinds(r)
+
+
+def test_deadly_species_in_top5_raises_a_warning_naming_it(predictor):
+    r = predictor.answer(vec(i5=0.8, i0=0.1), fungus_score=0.9)
+    toxic = [w for w in r["warnings"] if w["kind"] == "toxic_candidate"]
+    assert "Amanita phalloides" in [w["species"] for w in toxic]
+    msg = next(w["message"] for w in toxic if w["species"] == "Amanita phalloides")
+    assert "Amanita phalloides" in msg and "DEADLY" in msg
+
+
+def test_toxic_species_only_in_the_prediction_set_still_warns(predictor):
+    """top_k=1 shows one candidate, but the conformal set also holds the panther cap."""
+    r = predictor.answer(vec(i7=0.6, i2=0.35), fungus_score=0.9, top_k=1)
+    assert [c["species"] for c in r["candidates"]] == ["Boletus edulis"]
+    assert "Amanita pantherina" in r["prediction_set"]["species"]
+    assert "Amanita pantherina" in [w["species"] for w in r["warnings"] if w["kind"] == "toxic_candidate"]
+
+
+def test_no_toxic_warning_when_none_is_plausible(predictor):
+    p = np.array([0.0, 0.0, 0.0, 0.02, 0.0, 0.96, 0.0, 0.02])
+    r = predictor.answer(p, fungus_score=0.9, top_k=3)
+    assert "toxic_candidate" not in kinds(r)
+
+
+def test_genus_fallback_when_one_genus_holds_the_mass(predictor):
+    r = predictor.answer(vec(i0=0.3, i1=0.25, i2=0.2), fungus_score=0.9)
+    assert not r["confident"]
+    assert r["genus_answer"] == {"genus": "Amanita", "name": "Amanita sp.", "probability": pytest.approx(0.75)}
+    assert "Amanita sp." in r["message"]
+
+
+def test_not_confident_and_no_genus(predictor):
+    r = predictor.answer(np.full(len(LABELS), 1 / len(LABELS)), fungus_score=0.9)
+    assert not r["confident"] and r["genus_answer"] is None
+    assert "not_confident" in kinds(r)
+    assert "may not be one of the species" in r["message"]
+
+
+def test_not_a_fungus_gets_no_species(predictor):
+    r = predictor.answer(vec(i3=0.99), fungus_score=0.01)
+    assert r["is_fungus"] is False and r["candidates"] == [] and r["prediction_set"]["species"] == []
+    assert kinds(r) == ["not_fungus"]
+    assert r["disclaimer"] == DISCLAIMER
+
+
+def test_unknown_edibility_is_said_and_never_edible(predictor, catalog):
+    r = predictor.answer(vec(i6=0.9), fungus_score=0.9)
+    assert r["candidates"][0]["edibility"] == "unknown"
+    assert r["candidates"][0]["edibility_text"] == "edibility unknown"
+    assert "unknown_edibility" in kinds(r)
+    assert catalog.edibility("Not in any catalog") == "unknown"
+
+
+def test_results_are_json_and_never_say_safe_to_eat(predictor):
+    texts = []
+    for p in [vec(i3=0.9), vec(i0=0.3, i1=0.3), np.full(len(LABELS), 1 / len(LABELS)), vec(i5=0.99)]:
+        for fungus in (0.9, 0.0):
+            r = predictor.answer(p, fungus_score=fungus)
+            texts.append(json.dumps(r))
+            assert r["disclaimer"] == DISCLAIMER
+            assert r["model"] == {"id": "hand-made", "num_species": len(LABELS)}
+    texts += list(EDIBILITY_TEXT.values()) + [DISCLAIMER]
+    for text in texts:
+        for phrase in BANNED_PHRASES:
+            assert phrase not in text.lower()
+
+
+# ---- pure functions, checked against hand computation -------------------------------------------
+
+
+def test_conformal_quantile_by_hand():
+    probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.4, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]])
+    y = np.array([0, 1, 1, 2])  # scores 1 - p_true: 0.3, 0.6, 0.4, 0.2
+    # n=4, coverage 0.5: k = ceil(5 * 0.5) = 3 -> the 3rd smallest of [0.2, 0.3, 0.4, 0.6] = 0.4
+    assert conformal_qhat(probs, y, 0.5) == pytest.approx(0.4)
+    assert conformal_qhat(probs, y, 0.75) == pytest.approx(0.6)  # k = ceil(3.75) = 4
+    assert conformal_qhat(probs, y, 0.9) == 1.0  # k = 5 > n: too few examples, the set is everything
+
+
+def test_prediction_set_rule():
+    p = np.array([0.05, 0.5, 0.45])
+    assert prediction_set(p, qhat=0.6) == [1, 2]  # p >= 0.4
+    assert prediction_set(p, qhat=0.1) == [1]  # nothing reaches 0.9: the top class is kept
+    assert prediction_set(p, qhat=None) == [1]
+
+
+def test_observation_combines_by_geometric_mean():
+    logp = np.log(np.array([[0.9, 0.1], [0.5, 0.5]]))
+    # sqrt(0.45) = 0.6708, sqrt(0.05) = 0.2236 -> 0.75 / 0.25 after normalising
+    np.testing.assert_allclose(combine_observation(logp), [0.75, 0.25])
+
+
+def test_genus_answer_thresholds():
+    labels = ["Amanita a", "Amanita b", "Boletus c"]
+    t = Thresholds(confident=0.5, genus=0.6)
+    assert genus_answer(np.array([0.3, 0.35, 0.35]), labels, t)["name"] == "Amanita sp."
+    assert genus_answer(np.array([0.25, 0.3, 0.45]), labels, t) is None  # Amanita 0.55 < 0.6
+    assert genus_answer(np.array([0.1, 0.55, 0.35]), labels, t) is None  # a species is clear
+
+
+# ---- the embedded model on real photos ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded(catalog):
+    return Predictor(load_model("embedded"), catalog)
+
+
+def test_real_photo_structured_result(embedded, catalog, photo_of):
+    r = embedded.predict(photo_of("Amanita muscaria", "wiki"))
+    json.dumps(r)
+    assert r["is_fungus"] and r["fungus_score"] > embedded.thresholds.fungus
+    assert r["candidates"][0]["species"] == "Amanita muscaria"
+    assert len(r["candidates"]) == 5
+    assert sum(c["probability"] for c in r["candidates"]) <= 1 + 1e-6
+    for c in r["candidates"]:
+        assert c["species"] in catalog and c["edibility"] == catalog.edibility(c["species"])
+    assert r["model"]["id"] == embedded.loaded.model_id
+    # Amanita muscaria is poisonous in the catalog: the warning must name it
+    assert catalog.edibility("Amanita muscaria") in ("poisonous", "psychoactive", "deadly")
+    assert "Amanita muscaria" in [w["species"] for w in r["warnings"] if w["kind"] == "toxic_candidate"]
+
+
+def test_deadly_photo_warns(embedded, photo_of):
+    """Whatever the model guesses for a death cap, a toxic species must be in the warnings."""
+    r = embedded.predict(photo_of("Amanita phalloides"))
+    assert any(w["kind"] == "toxic_candidate" for w in r["warnings"])
+
+
+def test_a_cat_is_not_a_fungus(embedded):
+    from PIL import Image
+    from skimage import data
+
+    r = embedded.predict(Image.fromarray(data.chelsea()))
+    assert r["is_fungus"] is False and r["candidates"] == []
+
+
+def test_observation_of_several_real_photos(embedded, photo_manifest, photos_dir):
+    paths = [
+        photos_dir.parent / row["path"]
+        for row in photo_manifest
+        if row["species"] == "Boletus edulis" and row["source"] == "inatse"
+    ][:3]
+    r = embedded.predict_observation(paths)
+    assert r["photos"] == 3 and r["candidates"]
+    single = [embedded.predict(p)["candidates"][0]["probability"] for p in paths]
+    assert all(0 <= s <= 1 for s in single)
+
+
+def test_bytes_and_bad_input(embedded, photo_of):
+    data = photo_of("Boletus edulis", "wiki").read_bytes()
+    assert embedded.predict(data)["candidates"]
+    with pytest.raises(ImageError):
+        embedded.predict(b"<html>not an image</html>")
+    with pytest.raises(ValueError):
+        embedded.predict_observation([])
