@@ -15,6 +15,13 @@ import sys
 # stage name -> module (relative to this package), in pipeline order
 STAGES: dict[str, str] = {
     "catalog": ".catalog",
+    "species": ".species",
+    "crawl": ".crawl",
+    "dedup": ".dedup",
+    "normalize": ".normalize",
+    "split": ".split",
+    "publish": ".publish",
+    "all": ".pipeline",
 }
 
 
@@ -35,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(_load(args.stage).run(args) or 0)
+    try:
+        return int(_load(args.stage).run(args) or 0)
+    except FileNotFoundError as e:  # a missing input of an earlier stage: say which, no traceback
+        print(f"python -m data_prep {args.stage}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

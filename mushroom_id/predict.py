@@ -67,6 +67,7 @@ class Predictor:
             self.gate and loaded.config.get("base_weights") == LITE0_PIP and loaded.config.get("frozen_backbone")
         )
         self.genera = [genus_of(name) for name in loaded.labels]
+        self._index = {name: i for i, name in enumerate(loaded.labels)}
         torch.set_grad_enabled(False)
 
     @property
@@ -142,7 +143,9 @@ class Predictor:
         result["genus_answer"] = genus_answer(probs, self.labels, t)
 
         plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
-        result["warnings"] = species_warnings(list(dict.fromkeys(plausible)), self.catalog, top["species"])
+        plausible = sorted(set(plausible), key=lambda n: -probs[self._index[n]])
+        shares = {n: round(float(probs[self._index[n]]), 4) for n in plausible}
+        result["warnings"] = species_warnings(plausible, self.catalog, top["species"], shares)
         if result["confident"]:
             result["message"] = f"Most likely {top['species']} ({top['probability']:.0%})."
         elif result["genus_answer"]:

@@ -106,22 +106,36 @@ def combine_observation(log_probs: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
+def _percent(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
 def species_warnings(
-    names: Sequence[str], catalog: Catalog, top_name: str | None = None
+    names: Sequence[str],
+    catalog: Catalog,
+    top_name: str | None = None,
+    probabilities: dict[str, float] | None = None,
 ) -> list[dict]:
-    """Warnings for dangerous candidates, lookalikes of the top candidate, unknown edibility."""
+    """Warnings for dangerous candidates, lookalikes of the top candidate, unknown edibility.
+
+    With ``probabilities`` each toxic warning states the candidate's probability, so a
+    deadly species at 40% reads differently from one kept in the set at 0.2%.
+    """
     warnings: list[dict] = []
     seen = set()
     for name in names:
         status = catalog.edibility(name)
         if status in DANGEROUS and name not in seen:
             seen.add(name)
+            p = None if probabilities is None else probabilities.get(name)
+            share = "" if p is None else f", {_percent(p)} probability"
             warnings.append(
                 {
                     "kind": "toxic_candidate",
                     "species": name,
                     "edibility": status,
-                    "message": f"{name} ({EDIBILITY_TEXT[status]}) is among the plausible species.",
+                    "probability": p,
+                    "message": f"{name} ({EDIBILITY_TEXT[status]}{share}) is among the plausible species.",
                 }
             )
     if top_name is not None and top_name in catalog:

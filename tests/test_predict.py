@@ -92,7 +92,9 @@ def test_deadly_species_in_top5_raises_a_warning_naming_it(predictor):
     toxic = [w for w in r["warnings"] if w["kind"] == "toxic_candidate"]
     assert "Amanita phalloides" in [w["species"] for w in toxic]
     msg = next(w["message"] for w in toxic if w["species"] == "Amanita phalloides")
-    assert "Amanita phalloides" in msg and "DEADLY" in msg
+    assert "Amanita phalloides" in msg and "DEADLY" in msg and "10% probability" in msg
+    # the most probable toxic candidate comes first
+    assert [w["species"] for w in toxic][0] == "Amanita phalloides"
 
 
 def test_toxic_species_only_in_the_prediction_set_still_warns(predictor):

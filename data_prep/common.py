@@ -1,0 +1,314 @@
+"""What every dataset stage shares: the work folder, the per-image manifest, journals, atomic writes.
+
+Layout of a work folder (default ``artifacts/data``)::
+
+    species.csv              species stage: accepted name, the queries (all its names), target count
+    crawl/<Genus_species>.jsonl   crawl journal: one line per URL tried (outcome, hash, size, licence)
+    raw/<Genus_species>/<url-hash>.<ext>   downloaded bytes, exactly as served
+    cache/<stage>.jsonl      per-image results of dedup (phash) and normalize, for resuming
+    images/<Genus_species>/<image_id>.jpg  normalized RGB JPEGs
+    manifest.csv             THE per-image manifest (columns below), rewritten atomically by each stage
+    dedup_report.csv         every duplicate pair found and what was done about it
+    dataset/                 publish: the Hub-layout dataset folder
+
+Resuming: a stage appends each finished image to a journal (one JSON line, flushed) before moving
+on; a rerun loads the journal and only does what is missing. A line cut short by a kill is ignored.
+Files are written to a temporary name and moved into place with ``os.replace``, so a file either
+exists complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from mushroom_id.paths import REPO_DIR
+
+DEFAULT_WORK_DIR = REPO_DIR / "artifacts" / "data"
+
+# The shared per-image manifest. Stage that fills each column in brackets.
+MANIFEST_COLUMNS = (
+    "image_id",  # [crawl] sha1(species | source_url)[:16]; stable across reruns
+    "species",  # [crawl] accepted catalog name (or the name as given, for rows dropped as unknown)
+    "query",  # [crawl] the search query that found it ("url-list:<file>" for URL lists)
+    "crawler",  # [crawl] bing | google | url-list
+    "source_url",  # [crawl] where the bytes came from
+    "license",  # [crawl] licence when the source gives one, else "unknown"
+    "origin",  # [crawl] provenance note from a URL list (observation URL, photographer...)
+    "raw_path",  # [crawl] downloaded file, relative to the work folder
+    "raw_sha256",  # [crawl] sha256 of the downloaded bytes (exact-duplicate key)
+    "raw_width",  # [crawl] pixel size of the downloaded image
+    "raw_height",
+    "raw_format",  # [crawl] JPEG / PNG / ... as detected from the bytes, not the URL
+    "phash",  # [dedup] imagededup PHash (16 hex digits)
+    "dup_group",  # [dedup] images closer than --group-threshold share it; the split keeps a group together
+    "duplicate_of",  # [dedup] image_id of the copy that was kept (for dropped duplicates)
+    "path",  # [normalize] normalized JPEG, relative to the work folder
+    "sha256",  # [normalize] sha256 of the normalized JPEG (the bytes that are published)
+    "width",  # [normalize]
+    "height",
+    "split",  # [split] train | validation | test
+    "status",  # ok | dropped
+    "drop_stage",  # the stage that dropped the image
+    "drop_reason",  # why, in words (e.g. "http 404", "near duplicate of ... (phash distance 3)")
+)
+# Columns each stage owns; rerunning a stage clears them and the columns of every later stage.
+STAGE_COLUMNS = {
+    "crawl": MANIFEST_COLUMNS[: MANIFEST_COLUMNS.index("raw_format") + 1],
+    "dedup": ("phash", "dup_group", "duplicate_of"),
+    "normalize": ("path", "sha256", "width", "height"),
+    "split": ("split",),
+}
+STAGE_ORDER = ("crawl", "dedup", "normalize", "split", "publish")
+
+Row = dict[str, str]
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def species_dir_name(species: str) -> str:
+    """``Amanita muscaria`` -> ``Amanita_muscaria`` (the folder name used everywhere)."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", species.strip()).strip("_")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are meant to be shared
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Iterable[str]) -> int:
+    """Write rows (streamed) to ``path`` atomically; returns the row count."""
+    columns = list(columns)
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+            n += 1
+    return n
+
+
+def read_csv(path: str | os.PathLike) -> Iterator[Row]:
+    with open(path, newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)
+
+
+# ---------------------------------------------------------------------------------------------
+# journal
+
+
+class Journal:
+    """Append-only JSON-lines log of finished work, keyed by ``record[key]``; survives SIGKILL.
+
+    A later record for the same key replaces the earlier one. A last line cut short by a kill is
+    skipped when loading (and the next append starts on a fresh line).
+    """
+
+    def __init__(self, path: str | os.PathLike, key: str = "key"):
+        self.path = Path(path)
+        self.key = key
+        self._file = None
+
+    def load(self) -> dict[str, dict]:
+        records: dict[str, dict] = {}
+        if not self.path.is_file():
+            return records
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # cut short by a kill
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and self.key in rec:
+                    records[str(rec[self.key])] = rec
+        return records
+
+    def append(self, record: dict) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            needs_newline = self.path.is_file() and self.path.stat().st_size > 0 and not self._ends_with_newline()
+            self._file = open(self.path, "a", encoding="utf-8")
+            if needs_newline:
+                self._file.write("\n")
+        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()  # in the OS's hands now: a killed process loses nothing written so far
+
+    def _ends_with_newline(self) -> bool:
+        with open(self.path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) == b"\n"
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# manifest
+
+
+class Manifest:
+    """The per-image manifest: a CSV with :data:`MANIFEST_COLUMNS`, one row per image ever seen.
+
+    Rows are plain ``dict[str, str]`` (about 1 kB each: 154,000 rows need ~150 MB, the images
+    themselves are never held in memory).
+    """
+
+    def __init__(self, work_dir: str | os.PathLike):
+        self.work_dir = Path(work_dir)
+        self.path = self.work_dir / "manifest.csv"
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def rows(self) -> list[Row]:
+        if not self.exists():
+            raise FileNotFoundError(f"{self.path} not found: run the earlier stages first (python -m data_prep crawl)")
+        return [{c: row.get(c) or "" for c in MANIFEST_COLUMNS} for row in read_csv(self.path)]
+
+    def write(self, rows: Iterable[Row]) -> int:
+        ordered = sorted(rows, key=lambda r: (r["species"], r["image_id"]))
+        return write_csv(self.path, ordered, MANIFEST_COLUMNS)
+
+
+def reset_from(rows: list[Row], stage: str) -> None:
+    """Forget what ``stage`` and every later stage decided, so that rerunning it starts clean."""
+    later = STAGE_ORDER[STAGE_ORDER.index(stage) :]
+    for row in rows:
+        for st in later:
+            for col in STAGE_COLUMNS.get(st, ()):
+                row[col] = ""
+        if row["drop_stage"] in later:
+            row["status"], row["drop_stage"], row["drop_reason"] = "ok", "", ""
+
+
+def drop(row: Row, stage: str, reason: str) -> None:
+    row["status"], row["drop_stage"], row["drop_reason"] = "dropped", stage, reason
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its details, for counting ("near duplicate of x (d 3)" -> "near duplicate")."""
+    return re.split(r" of | \(|:", reason, maxsplit=1)[0].strip()
+
+
+def drop_counts(rows: Iterable[Row], stage: str | None = None) -> Counter:
+    return Counter(
+        (r["drop_stage"], reason_kind(r["drop_reason"]))
+        for r in rows
+        if r["status"] == "dropped" and (stage is None or r["drop_stage"] == stage)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# parallel map and reporting
+
+
+def parallel_map(
+    fn: Callable[[Any], Any],
+    items: Iterable[Any],
+    workers: int,
+    total: int | None = None,
+    desc: str = "",
+    chunksize: int = 8,
+) -> Iterator[Any]:
+    """``fn`` over ``items`` in ``workers`` processes (forked; results in completion order) with a tqdm bar.
+
+    Streams: items are fed lazily and results are yielded as they come, so memory stays flat.
+    ``workers <= 1`` runs in this process (easier to debug, no start-up cost for small jobs).
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", disable=None, file=sys.stderr)
+    try:
+        if workers <= 1:
+            for item in items:
+                yield fn(item)
+                bar.update()
+            return
+        ctx = multiprocessing.get_context("fork")  # children inherit already-imported libraries
+        with ctx.Pool(workers) as pool:
+            for result in pool.imap_unordered(fn, items, chunksize=chunksize):
+                yield result
+                bar.update()
+    finally:
+        bar.close()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def print_summary(title: str, lines: Iterable[tuple[str, Any]]) -> None:
+    print(f"\n== {title} ==")
+    for label, value in lines:
+        print(f"  {label:<44} {value}")
+
+
+def write_summary(work_dir: Path, stage: str, summary: dict) -> None:
+    """Keep each stage's summary as JSON (the publish stage quotes them in the dataset card)."""
+    atomic_write_text(work_dir / "summaries" / f"{stage}.json", json.dumps(summary, indent=2, sort_keys=True))
+
+
+def read_summaries(work_dir: Path) -> dict[str, dict]:
+    out = {}
+    for file in sorted((work_dir / "summaries").glob("*.json")):
+        out[file.stem] = json.loads(file.read_text())
+    return out
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=DEFAULT_WORK_DIR,
+        help=f"folder holding every stage's output (default {DEFAULT_WORK_DIR.relative_to(REPO_DIR)})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=default_workers(), help="parallel processes (default: all cores)"
+    )
