@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
+
+from .common import remove_stale_temp_files
 
 # stage name -> module (relative to this package), in pipeline order
 STAGES: dict[str, str] = {
@@ -42,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    work_dir = getattr(args, "work_dir", None)
+    if work_dir is not None and Path(work_dir).is_dir():
+        removed = remove_stale_temp_files(work_dir)
+        if removed:
+            print(f"removed {removed} temporary file(s) left by an interrupted run", file=sys.stderr)
     try:
         return int(_load(args.stage).run(args) or 0)
     except FileNotFoundError as e:  # a missing input of an earlier stage: say which, no traceback

@@ -103,6 +103,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Delete the temporary files of :func:`atomic_path` that a killed run left under ``folder``.
+
+    A SIGKILL skips the ``finally`` that removes them; they were never moved into place, so no
+    manifest row or journal record points at them. Returns how many were removed.
+    """
+    removed = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -88,6 +88,8 @@ def normalize_image(
     try:
         with Image.open(io.BytesIO(data)) as probe:
             w, h, src_mode = *probe.size, probe.mode
+    except Image.DecompressionBombError:  # a header claiming far too many pixels
+        return None, "too many pixels (possible decompression bomb)", (0, 0)
     except (UnidentifiedImageError, OSError, ValueError):
         return None, "not an image", (0, 0)
     if min(w, h) < min_side:
@@ -116,11 +118,19 @@ def _normalize_one(item: tuple[str, str, str, str]) -> dict:
     """Worker: (key, image_id, raw file, output file) -> journal record."""
     key, iid, src, dst = item
     s = _SETTINGS
+    from mushroom_id.images import MAX_FILE_BYTES
+
     try:
+        size = Path(src).stat().st_size
+        if size > MAX_FILE_BYTES:  # never read an unbounded file into memory
+            return {"key": key, "image_id": iid, "reason": f"too large ({size / 1e6:.0f} MB)"}
         data = Path(src).read_bytes()
     except OSError as e:
         return {"key": key, "image_id": iid, "reason": f"missing file ({e.__class__.__name__})"}
-    out, reason, (w, h) = normalize_image(data, s["size"], s["mode"], s["min_side"], s["quality"])
+    try:
+        out, reason, (w, h) = normalize_image(data, s["size"], s["mode"], s["min_side"], s["quality"])
+    except Exception as e:  # one hostile file must never stop a run of hours: drop it with the reason
+        return {"key": key, "image_id": iid, "reason": f"unreadable ({type(e).__name__}: {e})"[:300]}
     if out is None:
         return {"key": key, "image_id": iid, "reason": reason}
     atomic_write_bytes(Path(s["work_dir"]) / dst, out)

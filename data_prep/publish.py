@@ -306,6 +306,23 @@ def dataset_card(
     )
 
 
+def _remove_dead_staging(out: Path) -> None:
+    """Remove the half-built ``.<name>.staging-<pid>`` / ``.<name>.old-<pid>`` folders of killed runs."""
+    for folder in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = folder.name[len(out.name) + 2 :].rpartition("-")
+        if kind not in ("staging", "old") or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            if int(pid) != os.getpid():
+                continue  # another publish is running right now
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_name: str = "") -> dict:
     from mushroom_id.catalog import default_catalog
 
@@ -318,6 +335,7 @@ def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_n
     label_of = {n: i for i, n in enumerate(names)}
     features = dataset_features(names)
     out = out.resolve()
+    _remove_dead_staging(out)
     staging = out.parent / f".{out.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "data").mkdir(parents=True)
@@ -390,8 +408,12 @@ def run(args: argparse.Namespace) -> int:
     if args.repo_id:
         try:
             url = push_folder(out, args.repo_id, args.token, args.private)
-        except Exception as e:  # the message never contains the token; keep it that way
-            raise SystemExit(f"push to {args.repo_id} failed: {type(e).__name__}: {e}") from None
+        except Exception as e:  # never show the token, even where a server echoes it back
+            message = f"{type(e).__name__}: {e}"
+            token = args.token or os.environ.get("HF_TOKEN")
+            if token:
+                message = message.replace(token, "<token>")
+            raise SystemExit(f"push to {args.repo_id} failed: {message}") from None
         lines.append(("pushed to", url))
     print_summary("publish", lines)
     return 0

@@ -24,10 +24,14 @@ def _print_human(path: str, result: dict) -> None:
 
 def cmd_predict(args) -> int:
     from .images import ImageError
-    from .models import load_model
+    from .models import ModelLoadError, load_model
     from .predict import Predictor
 
-    predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
+    try:
+        predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     paths = args.photos
     if args.observation:
         try:
@@ -56,9 +60,11 @@ def cmd_predict(args) -> int:
 
 
 def cmd_build_embedded(args) -> int:
+    from pathlib import Path
+
     from .embedded import build_embedded
 
-    report = build_embedded(seed=args.seed)
+    report = build_embedded(Path(args.out), seed=args.seed)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -84,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--observation", action="store_true", help="all photos show one specimen: one combined answer")
     p.add_argument("--no-gate", action="store_true", help="skip the is-it-a-fungus check")
     p.set_defaults(func=cmd_predict)
-    b = sub.add_parser("build-embedded", help="rebuild the embedded default model from ../shared photos")
+    b = sub.add_parser("build-embedded", help="frozen-feature Lite0 head on the ../shared photos (baseline)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--out", default="artifacts/embedded_frozen",
+        help="output folder (the committed default model is the fine-tuned one from train.py; "
+        "pass mushroom_id/data/embedded_model to replace it)",
+    )
     b.set_defaults(func=cmd_build_embedded)
     t = sub.add_parser("measure-trust", help="fit and report gate/confidence/genus/conformal thresholds")
     t.add_argument("--model", default=None)

@@ -57,9 +57,11 @@ def _open(source: ImageSource) -> Image.Image:
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(_open_error(name, e)) from e
     except Exception as e:  # any decoder error on hostile data
-        raise ImageError(f"{name} could not be read as an image ({type(e).__name__}); upload a JPEG or PNG photo") from e
+        raise ImageError(
+            f"{name} could not be read as an image ({type(e).__name__}); upload a JPEG or PNG photo"
+        ) from e
     if img.format not in ALLOWED_FORMATS:
-        raise ImageError(f"{name} is a {img.format} file; upload a JPEG, PNG or WebP photo")
+        raise ImageError(f"{name} is in {img.format} format, which is not accepted; upload a JPEG, PNG or WebP photo")
     return img
 
 
@@ -95,13 +97,14 @@ def load_image(source: ImageSource, draft_size: int | None = 448) -> Image.Image
     Raises :class:`ImageError` with a user-facing message for anything unusable.
     """
     img = _open(source)
+    name = Path(source).name if isinstance(source, str | os.PathLike) else "the image"  # which photo, in messages
     w, h = img.size
     if w * h > MAX_PIXELS:
         raise ImageError(
-            f"the image is {w}x{h} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels - downscale it first"
+            f"{name} is {w}x{h} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels - downscale it first"
         )
     if min(w, h) < MIN_SIDE:
-        raise ImageError(f"the image is only {w}x{h} pixels; upload a photo at least {MIN_SIDE} px on each side")
+        raise ImageError(f"{name} is only {w}x{h} pixels; upload a photo at least {MIN_SIDE} px on each side")
     try:
         if getattr(img, "is_animated", False):
             img.seek(0)
@@ -114,5 +117,5 @@ def load_image(source: ImageSource, draft_size: int | None = 448) -> Image.Image
         raise
     except Exception as e:
         raise ImageError(
-            f"the image could not be decoded ({type(e).__name__}: {e}); it may be truncated or corrupt"
+            f"{name} could not be decoded ({type(e).__name__}: {e}); it may be truncated or corrupt"
         ) from e

@@ -103,6 +103,15 @@ def resolve_spec(spec: str | None = None) -> str:
     return spec or os.environ.get(MODEL_ENV) or DEFAULT_SPEC
 
 
+def _redact(text: str) -> str:
+    """Hide Hub tokens from the environment in a message."""
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        token = os.environ.get(var)
+        if token:
+            text = text.replace(token, "<token>")
+    return text
+
+
 def _spec_to_dir(spec: str) -> Path:
     if spec == DEFAULT_SPEC:
         return EMBEDDED_MODEL_DIR
@@ -120,10 +129,11 @@ def _spec_to_dir(spec: str) -> Path:
                 )
             )
         except Exception as e:
+            # `from None`: the library's own exception may echo request details; the token never shows
             raise ModelLoadError(
-                f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {e}). "
+                f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {_redact(str(e))}). "
                 "Check the repo id and your network, or use local-dir:<path> offline."
-            ) from e
+            ) from None
     raise ModelLoadError(
         f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>' or 'hf-hub:<org/name>'"
     )

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 from .catalog import Catalog, default_catalog
 from .images import ImageSource, load_image
 from .models import LITE0_PIP, LoadedModel, imagenet_backbone
+from .onnx_runtime import THREADS_ENV, ServedNetwork, resolve_runtime, shared_trunk_blocks
 from .safety import (
     DISCLAIMER,
     EDIBILITY_TEXT,
@@ -54,9 +56,25 @@ class FungusGate:
 
 
 class Predictor:
-    """Loads nothing itself: give it a :class:`LoadedModel` (from ``load_model``)."""
+    """Loads nothing itself: give it a :class:`LoadedModel` (from ``load_model``).
 
-    def __init__(self, loaded: LoadedModel, catalog: Catalog | None = None, use_gate: bool = True):
+    ``runtime``: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime, see :mod:`mushroom_id.onnx_runtime`);
+    ``None`` reads ``$MUSHROOM_RUNTIME``. Only the network's forward changes; everything else is shared.
+    ``threads``: intra-op threads per prediction (``None`` reads ``$MUSHROOM_THREADS``; unset keeps
+    torch's default of one per core, and 1 for ONNX Runtime). Process-wide for PyTorch
+    (``torch.set_num_threads``), which the ONNX runtime also sets (only preprocessing runs in torch).
+    A server running N predictions at once on C cores wants C // N: measured in bench/README.md,
+    oversubscribed threads make even the small preprocessing ops slow.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        catalog: Catalog | None = None,
+        use_gate: bool = True,
+        runtime: str | None = None,
+        threads: int | None = None,
+    ):
         self.loaded = loaded
         self.catalog = catalog or default_catalog()
         self.transform = loaded.transform()
@@ -66,9 +84,29 @@ class Predictor:
         self._shared_backbone = bool(
             self.gate and loaded.config.get("base_weights") == LITE0_PIP and loaded.config.get("frozen_backbone")
         )
+        # A partially fine-tuned Lite0 shares its first blocks with the gate: run them once per photo.
+        self._trunk_blocks = 0
+        if self.gate and not self._shared_backbone:
+            self._trunk_blocks = shared_trunk_blocks(loaded.model, self.gate.model)
         self.genera = [genus_of(name) for name in loaded.labels]
         self._index = {name: i for i, name in enumerate(loaded.labels)}
         torch.set_grad_enabled(False)
+        self.runtime = resolve_runtime(runtime)
+        threads = threads or int(os.environ.get(THREADS_ENV) or 0) or None
+        if threads or self.runtime == "onnx":  # with ONNX, torch only preprocesses: small ops, one thread
+            torch.set_num_threads(threads or 1)
+        self._network = self.served_network()
+        self._onnx = None
+        if self.runtime == "onnx":
+            from .onnx_runtime import OnnxNetwork
+
+            self._onnx = OnnxNetwork(self.served_network(), tuple(loaded.data_config["input_size"]), threads=threads)
+
+    def served_network(self) -> ServedNetwork:
+        """The species model and the gate's ImageNet head as one module (what ONNX exports)."""
+        return ServedNetwork(
+            self.loaded.model, self.gate.model if self.gate else None, self._shared_backbone, self._trunk_blocks
+        ).eval()
 
     @property
     def labels(self) -> list[str]:
@@ -84,6 +122,11 @@ class Predictor:
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`log_probs` for a batch already preprocessed with :attr:`transform`."""
+        if self._onnx is not None or self._trunk_blocks:
+            logits, *gate_logits = (self._onnx or self._network)(x)
+            fungus = self.gate.score_from_logits(gate_logits[0]) if gate_logits and self.gate else None
+            logp = torch.log_softmax(logits.float() / self.loaded.temperature, dim=-1)
+            return logp.cpu().numpy().astype(np.float64), fungus
         model = self.loaded.model
         fungus = None
         if self._shared_backbone:

@@ -148,13 +148,15 @@ def species_warnings(
                     "message": f"{top_name} can be confused with {look.name} ({EDIBILITY_TEXT[look.edibility]}).",
                 }
             )
-        if catalog.edibility(top_name) == "unknown":
-            warnings.append(
-                {
-                    "kind": "unknown_edibility",
-                    "species": top_name,
-                    "edibility": "unknown",
-                    "message": f"Edibility unknown for {top_name}: no source we use knows it.",
-                }
-            )
+    if top_name is not None and catalog.edibility(top_name) == "unknown":
+        # also for a model label that is not in the catalog (a model trained on other names)
+        why = "no source we use knows it" if top_name in catalog else "it is not in our species catalog"
+        warnings.append(
+            {
+                "kind": "unknown_edibility",
+                "species": top_name,
+                "edibility": "unknown",
+                "message": f"Edibility unknown for {top_name}: {why}.",
+            }
+        )
     return warnings

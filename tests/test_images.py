@@ -26,7 +26,7 @@ def test_real_photo_from_path_bytes_and_pil(photo_of):
 def test_modes_become_rgb(photo_of, mode):
     img = Image.open(photo_of("Boletus edulis")).convert("RGB")
     if mode == "I;16":
-        img = Image.fromarray((np.asarray(img.convert("L"), dtype=np.uint16) * 257))
+        img = Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257)
     else:
         img = img.convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG"

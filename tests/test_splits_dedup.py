@@ -4,7 +4,10 @@ from mushroom_id.dedup import UnionFind, duplicate_groups, near_duplicate_pairs,
 from mushroom_id.splits import grouped_split
 
 # Pairs checked by eye in ../shared/data/photos (web-scraped thumbnails re-used across sets).
-KNOWN_EXACT = ("Boletus_edulis/webthumb_train_boletus_edulis_181.jpg", "Boletus_erythropus/webthumb_train_boletus_erythropus_61.jpg")
+KNOWN_EXACT = (
+    "Boletus_edulis/webthumb_train_boletus_edulis_181.jpg",
+    "Boletus_erythropus/webthumb_train_boletus_erythropus_61.jpg",
+)
 KNOWN_NEAR = (
     "Amanita_vaginata/webthumb_train_amanita_vaginata_109.jpg",
     "Amanita_vaginata/webthumb_train_amanita_vaginata_303.jpg",

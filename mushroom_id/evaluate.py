@@ -1,0 +1,188 @@
+"""Evaluate saved models on a dataset split: metrics JSON, per-species CSV, PNG plots.
+
+    python -m mushroom_id.evaluate --model embedded --data shared-photos --split test --out eval/embedded
+    python -m mushroom_id.evaluate --model local-dir:runs/lite0/model --data path/to/hub_dataset --split test \\
+        --history runs/lite0/metrics.json
+    # side by side on the same photos (markdown table), with the nearest-centroid baseline:
+    python -m mushroom_id.evaluate --model local-dir:/tmp/a --model local-dir:runs/b/model \\
+        --data shared-photos --nearest-centroid --out eval/compare
+
+Metrics (all from ``mushroom_id.metrics``): top-1, top-5, species-mean top-1/top-5, loss, macro-F1,
+toxic-predicted-as-non-toxic rate, FungiCLEF cost, ECE before/after temperature, most-confused pairs.
+The temperature is the model's own (fit on validation at training time) unless
+``--fit-temperature-on <split>`` refits it here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .catalog import Catalog, default_catalog
+from .metrics import fit_temperature, softmax
+from .models import LoadedModel, load_model
+from .training.data import DataSplits, load_splits, remap
+from .training.evaluate import per_species_rows, predict, reliability, report, write_csv
+from .training.plots import confusion_plot, reliability_diagram, training_curves
+
+TABLE_COLUMNS = [
+    ("top1", "top-1"), ("top5", "top-5"), ("top1_species_mean", "species-mean top-1"),
+    ("top5_species_mean", "species-mean top-5"), ("macro_f1", "macro-F1"),
+    ("toxic_as_non_toxic", "toxic as non-toxic"), ("fungiclef_cost", "FungiCLEF cost"), ("ece", "ECE"),
+]
+
+
+def model_logits(loaded: LoadedModel, data: DataSplits, split: str, accelerator=None, batch_size: int = 64,
+                 workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    ds = data[split].with_transform(loaded.transform())
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    if accelerator is not None:
+        loader = accelerator.prepare(loader)
+    logits, y, _ = predict(loaded.model, loader, accelerator, desc=f"{loaded.model_id} {split}")
+    return logits, y
+
+
+def load_history(path: str | Path | None) -> list[dict] | None:
+    """Per-epoch rows of a training run (metrics.json or metrics.csv)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    import csv
+
+    with open(path, newline="") as f:
+        return [{k: (float(v) if v not in ("", "True", "False") and k != "optimizer" else v) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def write_outputs(out_dir: Path, metrics: dict, logits: np.ndarray, y: np.ndarray, labels: list[str],
+                  temperature: float, catalog: Catalog, history: list[dict] | None = None) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_csv(per_species_rows(logits, y, labels, catalog, temperature), out_dir / "per_species.csv")
+    reliability_diagram(reliability(logits, y, temperature), out_dir / "reliability.png",
+                        title=f"reliability (T={temperature:.2f})")
+    confusion_plot(y, softmax(logits, temperature).argmax(1), labels, out_dir / "confusion.png")
+    if history:
+        training_curves(history, out_dir / "training_curves.png")
+
+
+def evaluate_loaded(
+    loaded: LoadedModel, data: DataSplits | str, split: str = "test", out_dir: str | Path | None = None,
+    fit_temperature_on: str | None = None, history: list[dict] | None = None, accelerator=None,
+    batch_size: int = 64, workers: int = 2, catalog: Catalog | None = None,
+) -> dict:
+    """Metrics of ``loaded`` on ``split`` (files written to ``out_dir`` when given)."""
+    catalog = catalog or default_catalog()
+    data = load_splits(data, labels=loaded.labels, catalog=catalog) if isinstance(data, str) else data
+    data = remap(data, loaded.labels)
+    temperature = loaded.temperature
+    if fit_temperature_on:
+        val_logits, val_y = model_logits(loaded, data, fit_temperature_on, accelerator, batch_size, workers)
+        temperature = fit_temperature(val_logits, val_y)
+    logits, y = model_logits(loaded, data, split, accelerator, batch_size, workers)
+    metrics = report(logits, y, loaded.labels, temperature, catalog)
+    metrics.update({"model": loaded.model_id, "data": data.source, "split": split,
+                    "skipped_not_in_model": data.dropped.get(split, 0)})
+    if out_dir is not None and (accelerator is None or accelerator.is_main_process):
+        write_outputs(Path(out_dir), metrics, logits, y, loaded.labels, temperature, catalog, history)
+    return metrics
+
+
+def pooled_features(model, ds, transform, batch_size: int = 64, workers: int = 2) -> np.ndarray:
+    """Pooled pre-logit features of every image in ``ds``, cached by the samples' keys."""
+    from .training.data import cache_key
+
+    name = f"pooled-{model.default_cfg['architecture']}-{cache_key(*ds.keys)}.npy"
+    cache = Path.home() / ".cache" / "mushroom_id" / name
+    if cache.is_file():
+        return np.load(cache)
+    loader = torch.utils.data.DataLoader(ds.with_transform(transform), batch_size=batch_size, num_workers=workers)
+    with torch.inference_mode():
+        feats = np.concatenate([model.forward_head(model.forward_features(x), pre_logits=True).float().numpy()
+                                for x, _, _ in loader])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, feats)
+    return feats
+
+
+def nearest_centroid_metrics(data: DataSplits, split: str = "test", catalog: Catalog | None = None) -> dict:
+    """Baseline: cosine similarity to each species' mean ImageNet Lite0 feature on the training split."""
+    from timm.data import create_transform, resolve_data_config
+
+    from .embedded import nearest_centroid_logits
+    from .models import imagenet_backbone
+
+    backbone = imagenet_backbone()
+    transform = create_transform(**resolve_data_config(model=backbone), is_training=False)
+    train = pooled_features(backbone, data["train"], transform)
+    held_out = pooled_features(backbone, data[split], transform)
+    logits = nearest_centroid_logits(train, data["train"].targets, held_out, len(data.labels))
+    metrics = report(logits, data[split].targets, data.labels, 1.0, catalog)
+    metrics.update({"model": "nearest-centroid (frozen ImageNet Lite0 features)", "data": data.source, "split": split})
+    return metrics
+
+
+def comparison_table(results: list[dict]) -> str:
+    """Markdown table, one row per model."""
+    head = "| model | images | " + " | ".join(title for _, title in TABLE_COLUMNS) + " |"
+    rule = "|---|---:|" + "---:|" * len(TABLE_COLUMNS)
+    rows = []
+    for r in results:
+        cells = []
+        for key, _ in TABLE_COLUMNS:
+            v = r.get(key)
+            cells.append("n/a" if v is None or (isinstance(v, float) and not np.isfinite(v))
+                         else f"{v:.3f}" if key in ("ece", "fungiclef_cost") else f"{100 * v:.1f}%")
+        rows.append(f"| {r['model']} | {r['images']} | " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True,
+                        help="embedded | local-dir:<path> | hf-hub:<repo>; repeat to compare models")
+    parser.add_argument("--data", required=True, help="shared-photos | Hub-layout folder | image folder | org/name")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", default=None, help="output folder (one subfolder per model when comparing)")
+    parser.add_argument("--fit-temperature-on", default=None, help="refit the temperature on this split")
+    parser.add_argument("--history", default=None, help="metrics.json/csv of the training run: training curves")
+    parser.add_argument("--nearest-centroid", action="store_true", help="add the frozen-feature centroid baseline")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    catalog = default_catalog()
+    results, data = [], None
+    for i, spec in enumerate(args.model):
+        loaded = load_model(spec)
+        if data is None or data.labels != loaded.labels:
+            data = load_splits(args.data, labels=loaded.labels, catalog=catalog)
+        out = None
+        if args.out:
+            out = Path(args.out) / (f"{i}_{loaded.model_id}" if len(args.model) > 1 else "")
+        metrics = evaluate_loaded(loaded, data, args.split, out, args.fit_temperature_on,
+                                  load_history(args.history), batch_size=args.batch_size, workers=args.workers,
+                                  catalog=catalog)
+        metrics["spec"] = spec
+        results.append(metrics)
+    if args.nearest_centroid:
+        results.insert(0, nearest_centroid_metrics(data, args.split, catalog))
+    table = comparison_table(results)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "comparison.md").write_text(table + "\n")
+        (Path(args.out) / "comparison.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

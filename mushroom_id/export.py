@@ -1,0 +1,223 @@
+"""Export a saved model: a standalone Hub folder, ONNX (with a parity check), a model card, a Hub push.
+
+    python -m mushroom_id.export --model embedded --out exported/embedded --onnx
+    python -m mushroom_id.export --model local-dir:runs/lite0/model --out exported/lite0 --onnx \\
+        --push-to-hub org/mushroom-lite0
+
+The Hub folder is timm's layout (``config.json`` with ``label_names`` and ``temperature``, plus
+``model.safetensors`` with *all* tensors, fp32 — no ``base_weights`` indirection), so
+``timm.create_model("hf-hub:org/name")``, ``load_model("hf-hub:org/name")`` and
+``transformers.pipeline("image-classification", model=...)`` all load it.
+The ONNX graph takes normalised ``pixel_values`` (N, 3, H, W) and returns raw ``logits``;
+label names, temperature and preprocessing are in its metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import LoadedModel, load_model, save_model
+from .safety import DISCLAIMER
+
+
+def export_hub_folder(loaded: LoadedModel, out_dir: str | Path, metrics: dict | None = None) -> Path:
+    """Standalone copy of a model in the Hub layout (full fp32 weights), with metrics.json if given."""
+    keep = {k: v for k, v in loaded.config.items()
+            if k in ("model_id", "thresholds", "trained_on", "frozen_backbone", "train_config")}
+    out = save_model(loaded.model.float(), out_dir, loaded.labels, temperature=loaded.temperature, extra=keep)
+    if metrics:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return out
+
+
+def export_onnx(loaded: LoadedModel, path: str | Path, opset: int = 18, check_images: Sequence | None = None) -> dict:
+    """Write ``path`` (.onnx); returns {path, max_prob_diff} where the difference is measured against
+    PyTorch on ``check_images`` (PIL images or files) or on random inputs."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = loaded.model.float().eval()
+    size = loaded.data_config["input_size"]
+    example = torch.randn(2, *size)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.onnx.export(
+        model, (example,), str(path), dynamo=True, opset_version=opset, input_names=["pixel_values"],
+        output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False,
+    )
+    proto = onnx.load(str(path))
+    meta = {
+        "label_names": json.dumps(loaded.labels),
+        "temperature": str(loaded.temperature),
+        "model_id": str(loaded.model_id),
+        "data_config": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in loaded.data_config.items()}),
+    }
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
+    onnx.save(proto, str(path))
+    return {"path": str(path), "opset": opset, "max_prob_diff": onnx_parity(loaded, path, check_images)}
+
+
+def _inputs(loaded: LoadedModel, images: Sequence | None) -> torch.Tensor:
+    if not images:
+        torch.manual_seed(0)
+        return torch.randn(3, *loaded.data_config["input_size"])
+    from .images import load_image
+
+    transform = loaded.transform()
+    return torch.stack([transform(load_image(img)) for img in images])
+
+
+def onnx_probabilities(path: str | Path, pixel_values: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities from the ONNX file alone (temperature from its metadata)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    logits = session.run(["logits"], {"pixel_values": pixel_values.astype(np.float32)})[0]
+    from .metrics import softmax
+
+    return softmax(logits, float(meta.get("temperature", 1.0)))
+
+
+def onnx_parity(loaded: LoadedModel, path: str | Path, images: Sequence | None = None) -> float:
+    """Max absolute difference between PyTorch and ONNX Runtime calibrated probabilities."""
+    x = _inputs(loaded, images)
+    with torch.inference_mode():
+        ref = torch.softmax(loaded.model.float().eval()(x).double() / loaded.temperature, -1).numpy()
+    return float(np.abs(onnx_probabilities(path, x.numpy()) - ref).max())
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{100 * v:.1f}%" if 0 <= v <= 1 else f"{v:.3f}"
+    return str(v)
+
+
+def model_card(model_dir: str | Path, repo_id: str, dataset: str | None = None, metrics: dict | None = None) -> str:
+    """README.md for a Hub model repo: front matter, data, metrics table, limitations, safety note."""
+    import yaml
+
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    if metrics is None and (Path(model_dir) / "metrics.json").is_file():
+        metrics = json.loads((Path(model_dir) / "metrics.json").read_text())
+    test = (metrics or {}).get("test", metrics or {})
+    labels = config.get("label_names", [])
+    front = {
+        "library_name": "timm",
+        "license": "mit",
+        "pipeline_tag": "image-classification",
+        "tags": ["image-classification", "timm", "fungi", "mushrooms"],
+    }
+    if dataset and "/" in dataset and not Path(dataset).exists():
+        front["datasets"] = [dataset]
+    rows = [("top-1", "top1"), ("top-5", "top5"), ("species-mean top-1", "top1_species_mean"),
+            ("macro-F1", "macro_f1"), ("toxic predicted as non-toxic", "toxic_as_non_toxic"),
+            ("FungiCLEF cost (lower is better)", "fungiclef_cost"), ("ECE (after temperature)", "ece"),
+            ("test images", "images")]
+    table = "\n".join(f"| {name} | {_fmt(test[key])} |" for name, key in rows if key in test)
+    return f"""---
+{yaml.safe_dump(front, sort_keys=False).strip()}
+---
+
+# {repo_id.split("/")[-1]}
+
+A mushroom species classifier: `{config.get("architecture")}` fine-tuned with timm on
+{len(labels)} species. Model id: `{config.get("model_id", "")}`.
+
+## Use
+
+```python
+import timm, torch
+model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()
+# or, with labels, temperature and edibility warnings: mushroom_id.models.load_model("hf-hub:{repo_id}")
+```
+
+Also loadable with `transformers.pipeline("image-classification", model="{repo_id}")`.
+Probabilities are calibrated by dividing the logits by `temperature` = {config.get("temperature", 1.0):.3f}
+(stored in `config.json`, fitted on the validation split).
+
+## Training data
+
+{dataset or "see config.json"} ({config.get("trained_on", "")}).
+
+## Evaluation (held-out test split)
+
+| metric | value |
+|---|---|
+{table or "| (no metrics recorded) | |"}
+
+## Limitations
+
+- It knows only its {len(labels)} species; any other mushroom is forced into one of them.
+- Web-scraped training photos contain label noise; rare species have very few photos.
+- Accuracy on real foraging photos (different angles, light, cameras) is lower than on the test split.
+
+## Safety
+
+{DISCLAIMER}
+The words of this model are a guess to start a conversation with an expert, never a decision to eat.
+"""
+
+
+def push_to_hub(model_dir: str | Path, repo_id: str, dataset: str | None = None, token: str | None = None,
+                private: bool = False, api=None) -> str:
+    """Write README.md (model card) into ``model_dir`` and upload the folder to ``repo_id``.
+
+    ``api``: an object with ``create_repo`` and ``upload_folder`` (default ``huggingface_hub.HfApi``);
+    tests pass a local stand-in, so no test ever touches the network.
+    """
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    model_dir = Path(model_dir)
+    (model_dir / "README.md").write_text(model_card(model_dir, repo_id, dataset))
+    api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
+                             allow_patterns=["README.md", "config.json", "model.safetensors", "model.onnx",
+                                             "metrics.json"],
+                             commit_message="Upload mushroom classifier")
+    return str(getattr(info, "commit_url", info))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="embedded", help="embedded | local-dir:<path> | hf-hub:<repo>")
+    parser.add_argument("--out", required=True, help="output folder (Hub layout)")
+    parser.add_argument("--onnx", action="store_true", help="also write model.onnx and check parity")
+    parser.add_argument("--check-images", nargs="*", default=None, help="photos for the ONNX parity check")
+    parser.add_argument("--push-to-hub", default=None, metavar="ORG/NAME")
+    parser.add_argument("--dataset", default=None, help="dataset id named in the model card")
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+
+    loaded = load_model(args.model)
+    src_metrics = None
+    if args.model == "embedded" or args.model.startswith("local-dir:"):
+        from .models import _spec_to_dir
+
+        f = _spec_to_dir(args.model) / "metrics.json"
+        src_metrics = json.loads(f.read_text()) if f.is_file() else None
+    out = export_hub_folder(loaded, args.out, src_metrics)
+    summary: dict = {"folder": str(out)}
+    if args.onnx:
+        summary["onnx"] = export_onnx(load_model(f"local-dir:{out}"), out / "model.onnx",
+                                      check_images=args.check_images)
+    if args.push_to_hub:
+        summary["pushed"] = push_to_hub(out, args.push_to_hub, dataset=args.dataset, private=args.private)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

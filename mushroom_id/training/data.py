@@ -1,0 +1,273 @@
+"""Datasets for training and evaluation, from any of four sources:
+
+``shared-photos``         the real photos in ../shared/data/photos with the embedded model's split
+                          (``mushroom_id.embedded.split_photos``: duplicate groups never span splits)
+``<folder in Hub layout>`` what ``data_prep publish`` writes (``data/<split>-*.parquet``): read with
+                          ``datasets.load_dataset(folder)``, columns ``image``, ``label`` (ClassLabel)
+``<org/name>``            the same on the Hugging Face Hub (needs the network)
+``<image folder>``        ``<root>/<Genus_species>/*.jpg`` (split here, duplicate-grouped) or
+                          ``<root>/<split>/<Genus_species>/*.jpg``
+
+Every source becomes :class:`LabeledImages`: an image loader plus integer labels into one label list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..catalog import Catalog, default_catalog
+from ..images import load_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+SPLIT_ALIASES = {"validation": ("validation", "val", "valid"), "train": ("train",), "test": ("test",)}
+
+
+class LabeledImages(torch.utils.data.Dataset):
+    """Images with integer labels; items are ``(tensor, label, index)`` once a transform is set.
+
+    The index lets distributed evaluation prove that every sample is counted exactly once.
+    """
+
+    def __init__(self, load: Callable[[int], Image.Image], labels: Sequence[int], keys: Sequence[str], transform=None):
+        self._load = load
+        self.targets = np.asarray(labels, dtype=np.int64)
+        self.keys = list(keys)  # stable ids (sha256 or path) for caches
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def image(self, i: int) -> Image.Image:
+        return self._load(i)
+
+    def with_transform(self, transform) -> LabeledImages:
+        return LabeledImages(self._load, self.targets, self.keys, transform)
+
+    def subset(self, indices: Sequence[int]) -> LabeledImages:
+        indices = list(indices)
+        return LabeledImages(_Reindexed(self._load, indices), self.targets[indices], [self.keys[i] for i in indices],
+                             self.transform)
+
+    def __getitem__(self, i: int):
+        img = self._load(i)
+        return (self.transform(img) if self.transform else img), int(self.targets[i]), i
+
+
+@dataclass
+class DataSplits:
+    labels: list[str]  # the label space (model classes)
+    splits: dict[str, LabeledImages]
+    source: str
+    dropped: dict[str, int]  # held-out samples whose species is outside the label space
+
+    def __getitem__(self, split: str) -> LabeledImages:
+        for name in SPLIT_ALIASES.get(split, (split,)):
+            if name in self.splits:
+                return self.splits[name]
+        raise KeyError(f"{self.source} has no split {split!r}; it has {sorted(self.splits)}")
+
+
+def species_name(raw: str, catalog: Catalog | None) -> str:
+    """Catalog-accepted name for a folder or dataset label (``Genus_species`` -> ``Genus species``)."""
+    name = " ".join(str(raw).replace("_", " ").split())
+    accepted = catalog.resolve(name) if catalog is not None else None
+    return accepted or name
+
+
+# Loaders are small classes, not closures, so datasets pickle into DataLoader workers under any start method.
+class _FileLoader:
+    def __init__(self, files: Sequence[str]):
+        self.files = list(files)
+
+    def __call__(self, i: int) -> Image.Image:
+        return load_image(self.files[i])
+
+
+class _HFLoader:
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __call__(self, i: int) -> Image.Image:
+        img = self.ds[int(i)]["image"]
+        return load_image(img) if isinstance(img, Image.Image) else load_image(img["bytes"])
+
+
+class _Reindexed:
+    def __init__(self, load: Callable[[int], Image.Image], indices: Sequence[int]):
+        self.load, self.indices = load, list(indices)
+
+    def __call__(self, i: int) -> Image.Image:
+        return self.load(self.indices[i])
+
+
+_file_loader, _hf_loader = _FileLoader, _HFLoader
+
+
+def _labelled(
+    per_split: dict[str, tuple[Callable[[int], Image.Image], list[str], list[str]]],
+    labels: list[str] | None,
+    source: str,
+    train_split: str = "train",
+) -> DataSplits:
+    """Map species names to a label list: given (evaluation), or the training split's species."""
+    if labels is None:
+        train_names = per_split.get(train_split, (None, [], []))[1]
+        if not train_names:
+            raise ValueError(f"{source}: no training split {train_split!r} to take labels from")
+        labels = sorted(set(train_names))
+    index = {n: i for i, n in enumerate(labels)}
+    splits, dropped = {}, {}
+    for split, (load, names, keys) in per_split.items():
+        keep = [i for i, n in enumerate(names) if n in index]
+        dropped[split] = len(names) - len(keep)
+        if len(keep) != len(names):
+            load = _Reindexed(load, keep)
+        splits[split] = LabeledImages(load, [index[names[i]] for i in keep], [keys[i] for i in keep])
+    return DataSplits(labels=list(labels), splits=splits, source=source, dropped=dropped)
+
+
+def shared_photo_splits(labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0) -> DataSplits:
+    """The shared photos with exactly the embedded model's split (same held-out photos)."""
+    from ..embedded import photo_table, split_photos
+
+    catalog = catalog or default_catalog()
+    rows = photo_table(catalog)
+    split = split_photos(rows, seed=seed)
+    per_split: dict[str, tuple] = {}
+    for name in ("train", "validation", "test"):
+        chosen = [r for r in rows if split[r["file"]] == name and r["species"]]
+        files = [r["file"] for r in chosen]
+        per_split[name] = (_file_loader(files), [r["species"] for r in chosen], [r["sha256"] for r in chosen])
+    return _labelled(per_split, labels, "shared-photos")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def image_folder_splits(root: Path, labels: list[str] | None = None, catalog: Catalog | None = None,
+                        seed: int = 0) -> DataSplits:
+    """``root/<split>/<Genus_species>/*`` as given, or ``root/<Genus_species>/*`` split here
+    (grouped by exact and near duplicates, 70/15/15 per species)."""
+    catalog = catalog or default_catalog()
+    split_dirs = {s: root / alias for s, aliases in SPLIT_ALIASES.items() for alias in aliases
+                  if (root / alias).is_dir()}
+    per_split: dict[str, tuple] = {}
+    if split_dirs:
+        for split, folder in split_dirs.items():
+            files, names = [], []
+            for species_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
+                for f in _image_files(species_dir):
+                    files.append(str(f))
+                    names.append(species_name(species_dir.name, catalog))
+            per_split[split] = (_file_loader(files), names, files)
+    else:
+        from ..dedup import duplicate_groups
+        from ..splits import grouped_split
+
+        files, names = [], []
+        for species_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+            for f in _image_files(species_dir):
+                files.append(str(f))
+                names.append(species_name(species_dir.name, catalog))
+        if not files:
+            raise ValueError(f"{root}: no images in <root>/<Genus_species>/ folders")
+        groups = duplicate_groups(files)
+        assigned = grouped_split([(f, n, groups[f]) for f, n in zip(files, names, strict=True)], seed=seed)
+        for split in ("train", "validation", "test"):
+            chosen = [i for i, f in enumerate(files) if assigned[f] == split]
+            sel = [files[i] for i in chosen]
+            per_split[split] = (_file_loader(sel), [names[i] for i in chosen], sel)
+    return _labelled(per_split, labels, str(root))
+
+
+def hub_dataset_splits(spec: str, labels: list[str] | None = None, catalog: Catalog | None = None) -> DataSplits:
+    """A Hub dataset id or a local folder in the Hub layout, through ``datasets.load_dataset``."""
+    import datasets
+
+    catalog = catalog or default_catalog()
+    dd = datasets.load_dataset(spec)
+    per_split: dict[str, tuple] = {}
+    for split, ds in dd.items():
+        feature = ds.features.get("label")
+        if isinstance(feature, datasets.ClassLabel):
+            names = [species_name(feature.names[i], catalog) for i in ds["label"]]
+        elif "species" in ds.column_names:
+            names = [species_name(s, catalog) for s in ds["species"]]
+        else:
+            raise ValueError(f"{spec}: split {split} has neither a ClassLabel 'label' nor a 'species' column")
+        keys = [f"{spec}:{split}:{i}" for i in range(len(ds))]
+        per_split[split] = (_hf_loader(ds), names, keys)
+    return _labelled(per_split, labels, spec)
+
+
+def load_splits(spec: str, labels: list[str] | None = None, catalog: Catalog | None = None,
+                seed: int = 0) -> DataSplits:
+    """Dispatch on the data spec (see module doc). ``labels``: map onto this label space
+    (samples of other species are dropped and counted in ``dropped``)."""
+    if spec == "shared-photos":
+        return shared_photo_splits(labels, catalog, seed=seed)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        is_hub_layout = ((path / "README.md").is_file() or any(path.glob("data/*.parquet"))
+                         or any(path.glob("*.parquet")))
+        if is_hub_layout:
+            return hub_dataset_splits(str(path), labels, catalog)
+        return image_folder_splits(path, labels, catalog, seed=seed)
+    if path.exists():
+        raise ValueError(f"{spec}: expected a folder (Hub layout or image folder), not a file")
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return hub_dataset_splits(spec, labels, catalog)
+    raise FileNotFoundError(f"{spec}: no such folder, and not a Hub dataset id (org/name) or 'shared-photos'")
+
+
+def class_weights(
+    targets: np.ndarray, labels: Sequence[str], balance: float = 0.0, toxic_weight: float = 1.0,
+    catalog: Catalog | None = None,
+) -> np.ndarray:
+    """Per-class loss weights: ``1 / count**balance``, times ``toxic_weight`` for dangerous species,
+    normalised to mean 1 over the classes that have training samples (absent classes get 0)."""
+    counts = np.bincount(np.asarray(targets), minlength=len(labels)).astype(np.float64)
+    w = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0) ** balance, 0.0)
+    if toxic_weight != 1.0:
+        catalog = catalog or default_catalog()
+        dangerous = np.array([catalog.get(n).dangerous if n in catalog else False for n in labels])
+        w = np.where(dangerous, w * toxic_weight, w)
+    present = counts > 0
+    return w / w[present].mean() if present.any() else w
+
+
+def dangerous_mask(labels: Sequence[str], catalog: Catalog | None = None) -> np.ndarray:
+    catalog = catalog or default_catalog()
+    return np.array([n in catalog and catalog.get(n).dangerous for n in labels], dtype=bool)
+
+
+def edible_mask(labels: Sequence[str], catalog: Catalog | None = None) -> np.ndarray:
+    catalog = catalog or default_catalog()
+    return np.array([catalog.edibility(n) in ("edible", "choice") for n in labels], dtype=bool)
+
+
+def cache_key(*parts) -> str:
+    return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def remap(splits: DataSplits, labels: list[str]) -> DataSplits:
+    """The same samples in another label space (a model's): other species are dropped and counted."""
+    if list(labels) == splits.labels:
+        return splits
+    index = {n: i for i, n in enumerate(labels)}
+    new, dropped = {}, {}
+    for name, ds in splits.splits.items():
+        keep = [i for i, t in enumerate(ds.targets) if splits.labels[t] in index]
+        dropped[name] = splits.dropped.get(name, 0) + len(ds) - len(keep)
+        sub = ds.subset(keep)
+        sub.targets = np.array([index[splits.labels[t]] for t in sub.targets], dtype=np.int64)
+        new[name] = sub
+    return DataSplits(labels=list(labels), splits=new, source=splits.source, dropped=dropped)

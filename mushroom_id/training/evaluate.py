@@ -1,0 +1,147 @@
+"""Evaluation engine shared by training (every epoch, and at the end) and ``python -m mushroom_id.evaluate``.
+
+``predict`` runs a model over a loader, across processes when given an Accelerator, and
+returns each sample exactly once (``gather_for_metrics`` drops the padding of the last
+batch). ``report`` turns logits into the metrics of the original project and the safety
+metrics of FungiCLEF; all metric math lives in :mod:`mushroom_id.metrics`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..catalog import Catalog, default_catalog
+from ..metrics import (
+    expected_calibration_error,
+    fungiclef_cost,
+    macro_f1,
+    most_confused_pairs,
+    nll,
+    per_class_prf,
+    reliability_bins,
+    softmax,
+    top_k_accuracy,
+    toxic_as_non_toxic_rate,
+)
+from .data import dangerous_mask, edible_mask
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, loader, accelerator=None,
+            desc: str = "eval") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits (N, C) float32, labels (N,), sample indices (N,)) over the whole loader.
+
+    With an Accelerator and a prepared loader each process sees its shard; the results
+    are gathered so every process returns every sample once.
+    """
+    was_training = model.training
+    model.eval()
+    logits, labels, indices = [], [], []
+    show = accelerator is None or accelerator.is_local_main_process
+    for x, y, idx in tqdm(loader, desc=desc, leave=False, disable=not show):
+        out = model(x).float()
+        if accelerator is not None:
+            out, y, idx = accelerator.gather_for_metrics((out, y, idx))
+        logits.append(out.cpu())
+        labels.append(y.cpu())
+        indices.append(idx.cpu())
+    model.train(was_training)
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy()
+
+
+def quick_metrics(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
+    """The per-epoch validation numbers (no catalog needed)."""
+    probs = softmax(logits)
+    return {
+        "loss": nll(probs, y),
+        "top1": top_k_accuracy(probs, y, 1),
+        "top5": top_k_accuracy(probs, y, 5),
+        "macro_f1": macro_f1(y, probs.argmax(1), num_classes),
+        "images": int(len(y)),
+    }
+
+
+def species_mean_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
+    """Top-k accuracy averaged over species (each species counts once, however many photos it has)."""
+    values = [top_k_accuracy(probs[y == c], y[y == c], k) for c in np.unique(y)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def report(
+    logits: np.ndarray, y: np.ndarray, labels: Sequence[str], temperature: float = 1.0,
+    catalog: Catalog | None = None, top_confused: int = 10,
+) -> dict:
+    """All evaluation metrics of one split; probabilities use ``temperature`` (1.0: uncalibrated)."""
+    catalog = catalog or default_catalog()
+    probs = softmax(logits, temperature)
+    raw = softmax(logits, 1.0)
+    pred = probs.argmax(1)
+    toxic, edible = dangerous_mask(labels, catalog), edible_mask(labels, catalog)
+    return {
+        "images": int(len(y)),
+        "species": int(len(np.unique(y))),
+        "top1": top_k_accuracy(probs, y, 1),
+        "top5": top_k_accuracy(probs, y, 5),
+        "top1_species_mean": species_mean_accuracy(probs, y, 1),
+        "top5_species_mean": species_mean_accuracy(probs, y, 5),
+        "macro_f1": macro_f1(y, pred, len(labels)),
+        "loss": nll(probs, y),
+        "loss_uncalibrated": nll(raw, y),
+        "toxic_as_non_toxic": toxic_as_non_toxic_rate(y, pred, toxic),
+        "toxic_specimens": int(toxic[y].sum()) if len(y) else 0,
+        "fungiclef_cost": fungiclef_cost(y, pred, toxic, edible),
+        "temperature": float(temperature),
+        "ece": expected_calibration_error(probs, y),
+        "ece_uncalibrated": expected_calibration_error(raw, y),
+        "most_confused": [list(p) for p in most_confused_pairs(y, pred, labels, top=top_confused)],
+    }
+
+
+def per_species_rows(logits: np.ndarray, y: np.ndarray, labels: Sequence[str], catalog: Catalog | None = None,
+                     temperature: float = 1.0) -> list[dict]:
+    """One row per species with evaluation samples or predictions: precision, recall, F1, support."""
+    catalog = catalog or default_catalog()
+    probs = softmax(logits, temperature)
+    pred = probs.argmax(1)
+    prf = per_class_prf(y, pred, len(labels))
+    predicted = np.bincount(pred, minlength=len(labels))
+    rows = []
+    for c, name in enumerate(labels):
+        if prf["support"][c] == 0 and predicted[c] == 0:
+            continue
+        m = y == c
+        rows.append({
+            "species": name,
+            "edibility": catalog.edibility(name),
+            "support": int(prf["support"][c]),
+            "predicted": int(predicted[c]),
+            "precision": round(float(prf["precision"][c]), 4),
+            "recall": round(float(prf["recall"][c]), 4),
+            "f1": round(float(prf["f1"][c]), 4),
+            "top5": round(top_k_accuracy(probs[m], y[m], 5), 4) if m.any() else "",
+        })
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        if not rows:
+            return
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def reliability(logits: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, list]:
+    return {"uncalibrated": reliability_bins(softmax(logits, 1.0), y),
+            "calibrated": reliability_bins(softmax(logits, temperature), y)}

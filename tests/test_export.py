@@ -1,0 +1,140 @@
+"""mushroom_id.export: ONNX parity, the standalone Hub folder, transformers' pipeline, model card and push."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mushroom_id.export import export_hub_folder, export_onnx, model_card, onnx_probabilities, push_to_hub
+from mushroom_id.models import load_model, save_model
+
+LABELS = ["Amanita muscaria", "Amanita virosa", "Boletus edulis"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=3,
+                              pretrained_cfg_overlay={"input_size": (3, 64, 64)})
+    with torch.no_grad():  # a head with real spread, so probabilities are far from uniform
+        model.classifier.weight.mul_(50)
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    save_model(model, out, LABELS, temperature=1.7, extra={"model_id": "tiny"})
+    (out / "metrics.json").write_text(json.dumps({"test": {"top1": 0.5, "top5": 0.9, "images": 12}}))
+    return out
+
+
+@pytest.mark.slow
+def test_onnx_matches_pytorch_on_real_photos(tiny_dir, tmp_path, photo_of):
+    loaded = load_model(f"local-dir:{tiny_dir}")
+    photos = [photo_of("Amanita muscaria"), photo_of("Boletus edulis"), photo_of("Amanita virosa")]
+    result = export_onnx(loaded, tmp_path / "model.onnx", check_images=photos)
+    assert result["max_prob_diff"] < 1e-4
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert json.loads(meta["label_names"]) == LABELS and float(meta["temperature"]) == pytest.approx(1.7)
+    # the ONNX file alone gives calibrated probabilities that differ from the uncalibrated ones
+    x = torch.stack([loaded.transform()(loaded_img) for loaded_img in _images(photos)])
+    probs = onnx_probabilities(tmp_path / "model.onnx", x.numpy())
+    with torch.no_grad():
+        raw = torch.softmax(loaded.model(x).double(), -1).numpy()
+    assert np.allclose(probs.sum(1), 1.0) and np.abs(probs - raw).max() > 1e-3
+    # dynamic batch: one image works too
+    assert onnx_probabilities(tmp_path / "model.onnx", x[:1].numpy()).shape == (1, 3)
+
+
+def _images(paths):
+    from mushroom_id.images import load_image
+
+    return [load_image(p) for p in paths]
+
+
+def test_transformers_pipeline_loads_the_saved_folder(tiny_dir, photo_of):
+    from transformers import pipeline
+
+    config = json.loads((tiny_dir / "config.json").read_text())
+    assert "num_classes" not in config.get("model_args", {})
+    classifier = pipeline("image-classification", model=str(tiny_dir))
+    img = _images([photo_of("Amanita muscaria")])[0]
+    out = classifier(img, top_k=3)
+    assert {o["label"] for o in out} == set(LABELS)
+    loaded = load_model(f"local-dir:{tiny_dir}")
+    with torch.no_grad():
+        probs = torch.softmax(loaded.model(loaded.transform()(img)[None]), -1)[0]  # pipeline ignores temperature
+    ours = {name: float(p) for name, p in zip(LABELS, probs, strict=True)}
+    for o in out:
+        assert o["score"] == pytest.approx(ours[o["label"]], abs=2e-2)
+
+
+def test_hub_folder_from_pip_base_weights_is_standalone(tmp_path):
+    from safetensors.torch import load_file
+
+    from mushroom_id.models import LITE0_PIP, imagenet_backbone
+
+    model = imagenet_backbone(3)
+    partial = save_model(model, tmp_path / "partial", LABELS, base_weights=LITE0_PIP,
+                         keep_keys=["classifier.weight", "classifier.bias"], half=True, extra={"model_id": "p"})
+    loaded = load_model(f"local-dir:{partial}")
+    full = export_hub_folder(loaded, tmp_path / "full")
+    config = json.loads((full / "config.json").read_text())
+    assert "base_weights" not in config and config["label_names"] == LABELS and config["model_id"] == "p"
+    tensors = load_file(str(full / "model.safetensors"))
+    assert set(tensors) == set(loaded.model.state_dict())
+    assert all(t.dtype == torch.float32 for t in tensors.values() if t.is_floating_point())
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.HfApi: records calls, copies the uploaded files."""
+
+    def __init__(self, root):
+        self.root, self.calls = root, []
+
+    def create_repo(self, repo_id, repo_type, private, exist_ok):
+        self.calls.append(("create_repo", repo_id, repo_type))
+
+    def upload_folder(self, folder_path, repo_id, repo_type, allow_patterns, commit_message):
+        import fnmatch
+        import shutil
+        from pathlib import Path
+
+        dest = self.root / repo_id
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in Path(folder_path).iterdir():
+            if any(fnmatch.fnmatch(f.name, p) for p in allow_patterns):
+                shutil.copy(f, dest / f.name)
+        self.calls.append(("upload_folder", repo_id, repo_type))
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
+
+
+def test_push_to_hub_uploads_folder_with_model_card(tiny_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "to_push"
+    shutil.copytree(tiny_dir, folder)
+    (folder / "training_args.bin").write_bytes(b"pickle")  # never uploaded
+    hub = FakeHub(tmp_path / "hub")
+    url = push_to_hub(folder, "org/mushroom-tiny", dataset="org/mushrooms", api=hub)
+    assert url.endswith("/commit/0") and [c[0] for c in hub.calls] == ["create_repo", "upload_folder"]
+    repo = tmp_path / "hub" / "org" / "mushroom-tiny"
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md", "config.json", "metrics.json", "model.safetensors"]
+    assert load_model(f"local-dir:{repo}").labels == LABELS  # the uploaded folder is a loadable model
+    card = (repo / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "timm" and front["datasets"] == ["org/mushrooms"]
+    assert "| top-1 | 50.0% |" in card and "Never eat" in card and "safe to eat" not in card.lower()
+
+
+def test_model_card_without_metrics(tiny_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_dir, tmp_path / "m")
+    (tmp_path / "m" / "metrics.json").unlink()
+    card = model_card(tmp_path / "m", "org/x")
+    assert "no metrics recorded" in card and "3 species" in card
