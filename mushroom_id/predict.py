@@ -90,7 +90,6 @@ class Predictor:
             self._trunk_blocks = shared_trunk_blocks(loaded.model, self.gate.model)
         self.genera = [genus_of(name) for name in loaded.labels]
         self._index = {name: i for i, name in enumerate(loaded.labels)}
-        torch.set_grad_enabled(False)
         self.runtime = resolve_runtime(runtime)
         threads = threads or int(os.environ.get(THREADS_ENV) or 0) or None
         if threads or self.runtime == "onnx":  # with ONNX, torch only preprocesses: small ops, one thread

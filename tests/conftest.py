@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 
 import pytest
 
@@ -50,3 +51,35 @@ def photo_of(photos_dir, photo_manifest):
         raise LookupError(species)
 
     return find
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_service():
+    """The app's models, loaded once per test module."""
+    from mushroom_id.ui import Service
+
+    return Service()
+
+
+@pytest.fixture(scope="module")
+def launched_app(app_service):
+    """(demo, url): the app launched in-process on a free 127.0.0.1 port, closed after the module."""
+    from mushroom_id.ui import build_demo, launch
+
+    demo = build_demo(service=app_service)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    try:
+        yield demo, url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(launched_app):
+    return launched_app[1]

@@ -11,7 +11,6 @@ import io
 import json
 import re
 import shutil
-import socket
 
 import httpx
 import pytest
@@ -35,35 +34,19 @@ REAL_PHOTOS = TOXIC_PHOTOS + [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def service(app_service):
+    return app_service
 
 
 @pytest.fixture(scope="module")
-def service():
-    from mushroom_id.ui import Service
-
-    return Service()
+def demo(launched_app):
+    return launched_app[0]
 
 
 @pytest.fixture(scope="module")
-def demo(service):
-    from mushroom_id.ui import build_demo
-
-    return build_demo(service=service)
-
-
-@pytest.fixture(scope="module")
-def app(demo, photos_dir):
-    from mushroom_id.ui import launch
-
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
+def app(launched_app):
+    return launched_app[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ Run: python -m pytest -q -s tests/test_load.py   (numbers in docs/reliability.md
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 
@@ -20,24 +19,6 @@ pytestmark = pytest.mark.slow
 
 CLIENTS = int(os.environ.get("MUSHROOM_LOAD_CLIENTS", "20"))
 REQUESTS = int(os.environ.get("MUSHROOM_LOAD_REQUESTS", "20"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url():
-    from mushroom_id.ui import build_demo, launch
-
-    demo = build_demo()
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=_free_port(), quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -243,3 +243,13 @@ def test_bytes_and_bad_input(embedded, photo_of):
         embedded.predict(b"<html>not an image</html>")
     with pytest.raises(ValueError):
         embedded.predict_observation([])
+
+
+def test_predictor_leaves_global_grad_mode_alone(embedded, photo_of):
+    """Prediction must not switch autograd off for the whole process (training in the same
+    process, e.g. a notebook or the test suite, would silently stop learning)."""
+    import torch
+
+    assert torch.is_grad_enabled()
+    embedded.predict(photo_of("Boletus edulis", "wiki"))
+    assert torch.is_grad_enabled()

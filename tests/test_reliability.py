@@ -18,7 +18,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -137,31 +136,6 @@ def hostile_dir(base_photo, tmp_path_factory):
     for name, data in hostile_files(base_photo).items():
         (folder / name).write_bytes(data)
     return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_service():
-    from mushroom_id.ui import Service
-
-    return Service()
-
-
-@pytest.fixture(scope="module")
-def app_url(app_service):
-    from mushroom_id.ui import build_demo, launch
-
-    demo = build_demo(service=app_service)
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=_free_port(), quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @pytest.mark.slow
