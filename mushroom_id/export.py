@@ -37,21 +37,16 @@ def export_hub_folder(loaded: LoadedModel, out_dir: str | Path, metrics: dict | 
     return out
 
 
-def export_onnx(loaded: LoadedModel, path: str | Path, opset: int = 18, check_images: Sequence | None = None) -> dict:
+def export_onnx(loaded: LoadedModel, path: str | Path, check_images: Sequence | None = None) -> dict:
     """Write ``path`` (.onnx); returns {path, max_prob_diff} where the difference is measured against
     PyTorch on ``check_images`` (PIL images or files) or on random inputs."""
     import onnx
 
+    from .onnx_runtime import OPSET, ServedNetwork, export_network
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = loaded.model.float().eval()
-    size = loaded.data_config["input_size"]
-    example = torch.randn(2, *size)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    torch.onnx.export(
-        model, (example,), str(path), dynamo=True, opset_version=opset, input_names=["pixel_values"],
-        output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False,
-    )
+    network = ServedNetwork(loaded.model.float().eval(), None, shared_backbone=False)  # outputs: logits
+    export_network(network, tuple(loaded.data_config["input_size"]), path)
     proto = onnx.load(str(path))
     meta = {
         "label_names": json.dumps(loaded.labels),
@@ -63,7 +58,7 @@ def export_onnx(loaded: LoadedModel, path: str | Path, opset: int = 18, check_im
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
     onnx.save(proto, str(path))
-    return {"path": str(path), "opset": opset, "max_prob_diff": onnx_parity(loaded, path, check_images)}
+    return {"path": str(path), "opset": OPSET, "max_prob_diff": onnx_parity(loaded, path, check_images)}
 
 
 def _inputs(loaded: LoadedModel, images: Sequence | None) -> torch.Tensor:

@@ -14,7 +14,9 @@ from tqdm import tqdm
 from .images import ImageError, load_image
 
 
-class _Files(torch.utils.data.Dataset):
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files through ``transform``: (tensor, True), or (zeros, False) for an unreadable file."""
+
     def __init__(self, paths: Sequence[str], transform):
         self.paths, self.transform = list(paths), transform
 
@@ -23,9 +25,11 @@ class _Files(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         try:
-            return self.transform(load_image(self.paths[i])), True
+            x = self.transform(load_image(self.paths[i]))
+            self._shape = x.shape
+            return x, True
         except ImageError:
-            return torch.zeros(3, 224, 224), False
+            return torch.zeros(getattr(self, "_shape", (3, 224, 224))), False
 
 
 @torch.inference_mode()
@@ -34,7 +38,7 @@ def pooled_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, D) before the classifier, ok mask (N,)) for every path."""
     loader = torch.utils.data.DataLoader(
-        _Files(paths, transform), batch_size=batch_size, num_workers=workers, shuffle=False
+        ImageFiles(paths, transform), batch_size=batch_size, num_workers=workers, shuffle=False
     )
     feats, oks = [], []
     model.eval()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 RUNTIME_ENV = "MUSHROOM_RUNTIME"  # "torch" (default) or "onnx"
 THREADS_ENV = "MUSHROOM_THREADS"  # intra-op threads per prediction (ONNX Runtime default: 1, see bench/README.md)
 CACHE_ENV = "MUSHROOM_ONNX_CACHE"
+OPSET = 18
 DEFAULT_CACHE = Path.home() / ".cache" / "mushroom_id" / "onnx"
 
 
@@ -105,14 +106,14 @@ def export_network(network: ServedNetwork, input_size: tuple[int, ...], path: Pa
         warnings.simplefilter("ignore")
         try:  # the TorchScript exporter: ~3 s here, against ~30 s for the dynamo one
             torch.onnx.export(
-                network, (example,), str(tmp), dynamo=False, opset_version=18, input_names=["pixel_values"],
+                network, (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["pixel_values"],
                 output_names=outputs, dynamic_axes={"pixel_values": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             )
         except Exception as e:  # pragma: no cover - depends on the torch version
             log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", e)
             batch = torch.export.Dim("batch", min=1, max=1024)
             torch.onnx.export(
-                network, (example,), str(tmp), dynamo=True, opset_version=18, input_names=["pixel_values"],
+                network, (example,), str(tmp), dynamo=True, opset_version=OPSET, input_names=["pixel_values"],
                 output_names=outputs, dynamic_shapes=({0: batch},), verbose=False,
             )
     os.replace(tmp, path)

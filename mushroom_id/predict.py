@@ -42,17 +42,10 @@ class FungusGate:
 
     def __init__(self):
         self.model = imagenet_backbone()
-        self.classifier = self.model.get_classifier()
 
     def score_from_logits(self, imagenet_logits: torch.Tensor) -> np.ndarray:
         probs = imagenet_logits.float().softmax(dim=-1)
         return probs[:, list(IMAGENET_FUNGUS_CLASSES)].sum(dim=-1).cpu().numpy()
-
-    def score_from_features(self, pooled: torch.Tensor) -> np.ndarray:
-        return self.score_from_logits(self.classifier(pooled))
-
-    def score(self, batch: torch.Tensor) -> np.ndarray:
-        return self.score_from_logits(self.model(batch))
 
 
 class Predictor:
@@ -99,7 +92,7 @@ class Predictor:
         if self.runtime == "onnx":
             from .onnx_runtime import OnnxNetwork
 
-            self._onnx = OnnxNetwork(self.served_network(), tuple(loaded.data_config["input_size"]), threads=threads)
+            self._onnx = OnnxNetwork(self._network, tuple(loaded.data_config["input_size"]), threads=threads)
 
     def served_network(self) -> ServedNetwork:
         """The species model and the gate's ImageNet head as one module (what ONNX exports)."""
@@ -121,21 +114,8 @@ class Predictor:
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`log_probs` for a batch already preprocessed with :attr:`transform`."""
-        if self._onnx is not None or self._trunk_blocks:
-            logits, *gate_logits = (self._onnx or self._network)(x)
-            fungus = self.gate.score_from_logits(gate_logits[0]) if gate_logits and self.gate else None
-            logp = torch.log_softmax(logits.float() / self.loaded.temperature, dim=-1)
-            return logp.cpu().numpy().astype(np.float64), fungus
-        model = self.loaded.model
-        fungus = None
-        if self._shared_backbone:
-            pooled = model.forward_head(model.forward_features(x), pre_logits=True)
-            logits = model.get_classifier()(pooled)
-            fungus = self.gate.score_from_features(pooled)
-        else:
-            logits = model(x)
-            if self.gate is not None:
-                fungus = self.gate.score(x)
+        logits, *gate_logits = (self._onnx or self._network)(x)
+        fungus = self.gate.score_from_logits(gate_logits[0]) if gate_logits and self.gate else None
         logp = torch.log_softmax(logits.float() / self.loaded.temperature, dim=-1)
         return logp.cpu().numpy().astype(np.float64), fungus
 

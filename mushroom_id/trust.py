@@ -38,7 +38,6 @@ import torch
 from tqdm import tqdm
 
 from .catalog import DANGEROUS, Catalog, default_catalog
-from .images import load_image
 from .metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
 from .models import load_model, resolve_spec
 from .predict import Predictor
@@ -160,16 +159,13 @@ def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed:
 
 
 def _run(predictor: Predictor, files: list[str], batch_size: int = 32):
-    class _DS(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(files)
+    from .features import ImageFiles
 
-        def __getitem__(self, i):
-            return predictor.transform(load_image(files[i]))
-
-    loader = torch.utils.data.DataLoader(_DS(), batch_size=batch_size, num_workers=2)
+    loader = torch.utils.data.DataLoader(ImageFiles(files, predictor.transform), batch_size=batch_size, num_workers=2)
     logps, fungus = [], []
-    for x in tqdm(loader, desc="predict", unit="batch"):
+    for x, ok in tqdm(loader, desc="predict", unit="batch"):
+        if not ok.all():
+            raise ValueError(f"unreadable photo among {len(files)} measurement files; check ../shared")
         lp, f = predictor.forward(x)
         logps.append(lp)
         fungus.append(f)
