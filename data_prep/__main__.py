@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "catalog": ".catalog",
     "species": ".species",
     "crawl": ".crawl",
+    "ingest": ".ingest",
     "dedup": ".dedup",
     "normalize": ".normalize",
     "split": ".split",

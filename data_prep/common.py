@@ -5,6 +5,7 @@ Layout of a work folder (default ``artifacts/data``)::
     species.csv              species stage: accepted name, the queries (all its names), target count
     crawl/<Genus_species>.jsonl   crawl journal: one line per URL tried (outcome, hash, size, licence)
     raw/<Genus_species>/<url-hash>.<ext>   downloaded bytes, exactly as served
+    local/<name>.csv         ingest: the rows of each local folder taken in (``--from DIR``)
     cache/<stage>.jsonl      per-image results of dedup (phash) and normalize, for resuming
     images/<Genus_species>/<image_id>.jpg  normalized RGB JPEGs
     manifest.csv             THE per-image manifest (columns below), rewritten atomically by each stage
@@ -42,7 +43,8 @@ MANIFEST_COLUMNS = (
     "image_id",  # [crawl] sha1(species | source_url)[:16]; stable across reruns
     "species",  # [crawl] accepted catalog name (or the name as given, for rows dropped as unknown)
     "query",  # [crawl] the search query that found it ("url-list:<file>" for URL lists)
-    "crawler",  # [crawl] bing | google | url-list
+    "crawler",  # [crawl] bing | google | url-list | local (the ingest stage)
+    "source",  # [crawl] who supplied the photo: a collection (local/url-list) or the website's host
     "source_url",  # [crawl] where the bytes came from
     "license",  # [crawl] licence when the source gives one, else "unknown"
     "origin",  # [crawl] provenance note from a URL list (observation URL, photographer...)

@@ -83,6 +83,14 @@ def image_id(species: str, url: str) -> str:
     return hashlib.sha1(f"{species}|{url}".encode()).hexdigest()[:16]
 
 
+def url_host(url: str) -> str:
+    """The website an image came from (``www.`` dropped): the default ``source`` of a crawled image."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
 # ---------------------------------------------------------------------------------------------
 # fetching one URL
 
@@ -378,7 +386,7 @@ def crawl_species(
     jobs: list[tuple[str, dict]] = []
     if source == "url-list":
         urls = [r["url"] for r in url_list or []]
-        meta = {r["url"]: {"license": r.get("license", ""), "origin": r.get("origin", "")} for r in url_list or []}
+        meta = {r["url"]: {k: r.get(k, "") for k in ("license", "origin", "source")} for r in url_list or []}
         jobs.append((f"url-list:{list_name}", {"url_list": urls, "meta": meta}))
     else:
         jobs += [(f'"{q}"', {}) for q in queries]
@@ -440,6 +448,7 @@ def manifest_rows(work_dir: Path, species_list: list[str], extra_rows: list[dict
                     "species": species,
                     "query": rec.get("query", ""),
                     "crawler": rec.get("crawler", ""),
+                    "source": rec.get("source") or url_host(url),
                     "source_url": url,
                     "license": rec.get("license") or "unknown",
                     "origin": rec.get("origin", ""),
@@ -454,6 +463,13 @@ def manifest_rows(work_dir: Path, species_list: list[str], extra_rows: list[dict
                 }
             )
     return rows
+
+
+def local_rows(work_dir: Path) -> list[dict]:
+    """The rows ``ingest`` added to this work folder (crawl rewrites the manifest from its journals)."""
+    from .ingest import ingested_rows
+
+    return ingested_rows(work_dir)
 
 
 def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, list[dict]], list[dict]]:
@@ -477,6 +493,7 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
                     "species": accepted or name,
                     "query": f"url-list:{path.name}",
                     "crawler": "url-list",
+                    "source": row.get("source") or url_host(url),
                     "source_url": url,
                     "license": row.get("license") or "unknown",
                     "origin": row.get("origin", ""),
@@ -509,6 +526,8 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("--source url-list needs --url-list CSV")
         url_lists, extra = read_url_list(args.url_list, default_catalog(), selected)
         species_rows = [r for r in species_rows if r["species"] in url_lists]
+    # photos taken in by `ingest` live in the same manifest: keep them (their later columns start clean)
+    extra += local_rows(work_dir)
     results = []
     t0 = time.perf_counter()
     with (

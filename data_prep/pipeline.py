@@ -2,16 +2,26 @@
 
 Every stage is resumable, so rerunning ``all`` after a crash (or after adding species) redoes only
 what is missing. ``--skip-species`` keeps an existing species.csv (e.g. one made with --candidates).
+``--from FOLDER`` takes in a local folder of photos instead of crawling (species and crawl are replaced
+by ``ingest``): ``python -m data_prep all --from ../shared/data/photos --work-dir artifacts/shared-photos``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
 
-from .common import add_common_arguments
+from .common import add_common_arguments, atomic_write_text, default_workers
 
 CHAIN = ("species", "crawl", "dedup", "normalize", "split", "publish")
+LOCAL_CHAIN = ("ingest", "dedup", "normalize", "split", "publish")
+# Bump when a stage's output for the same input changes (prepared folders are then rebuilt).
+PREPARE_VERSION = "2026-11-30.cross-source.2"
 
 
 def _module(stage: str):
@@ -21,12 +31,13 @@ def _module(stage: str):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--skip-species", action="store_true", help="keep the existing species.csv")
-    for stage in CHAIN:
+    for stage in (*CHAIN, "ingest"):
         _module(stage).add_stage_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    for stage in CHAIN:
+def run(args: argparse.Namespace, stages: tuple[str, ...] | None = None) -> int:
+    chain = stages or (LOCAL_CHAIN if getattr(args, "source_dir", None) else CHAIN)
+    for stage in chain:
         if stage == "species" and args.skip_species and (args.work_dir / "species.csv").is_file():
             continue
         print(f"\n### {stage}", flush=True)
@@ -34,3 +45,42 @@ def run(args: argparse.Namespace) -> int:
         if code:
             return int(code)
     return 0
+
+
+def prepare_folder(folder: Path, work_dir: Path, seed: int = 0, workers: int | None = None) -> Path:
+    """Ingest, dedup, normalize and split a local photo folder into ``work_dir`` (no publish), once.
+
+    Reused while the folder's manifest and :data:`PREPARE_VERSION` are unchanged; rebuilt otherwise.
+    This is how ``shared-photos`` (the data spec of training, evaluation, trust fitting and benchmarks)
+    becomes one manifest with one split.
+    """
+    folder, work_dir = Path(folder), Path(work_dir)
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest} not found: put the shared data folder at ../shared")
+    key = hashlib.sha256(manifest.read_bytes() + f"|{PREPARE_VERSION}|{seed}".encode()).hexdigest()
+    stamp = work_dir / "prepared.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key and (work_dir / "manifest.csv").is_file():
+        return work_dir
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--work-dir",
+            str(work_dir),
+            "--from",
+            str(folder),
+            "--seed",
+            str(seed),
+            "--workers",
+            str(workers or default_workers()),
+        ]
+    )
+    print(f"preparing {folder} -> {work_dir} (ingest, dedup, normalize, split; once)", file=sys.stderr, flush=True)
+    code = run(args, stages=LOCAL_CHAIN[:-1])
+    if code:
+        raise RuntimeError(f"preparing {folder} failed (exit code {code})")
+    atomic_write_text(stamp, json.dumps({"key": key, "folder": str(folder), "version": PREPARE_VERSION}))
+    return work_dir

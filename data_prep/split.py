@@ -1,8 +1,17 @@
-"""split: train / validation / test = 70 / 15 / 15, per species, duplicate groups never split.
+"""split: train / validation / test, per species, cross-source, duplicate and observation groups never split.
 
-``mushroom_id.splits.grouped_split``: per species, its groups (``dup_group`` from dedup: images within
-the group threshold) are ordered by a seeded hash and cut by the fractions, so the result depends only
-on the seed and the set of images, never on their order or on other species.
+Groups: images of one species within the dedup group threshold (``dup_group``) and photos of one
+observation (an observation id in ``origin``: iNaturalist observation URL, GBIF occurrence) form one
+group. A group is keyed by its species and smallest ``raw_sha256`` (content, never a file path or a
+location), so the same photos give the same split on every machine. (Exact and near duplicates across
+species were quarantined by dedup; looser look-alikes across species carry different labels, so they
+leak nothing and are split with their own species.)
+
+``--strategy cross-source`` (default, ``mushroom_id.splits.cross_source_split``): for every species with
+photos from two or more sources (``source``: a collection or website), whole sources are held out
+(smallest first, about 30% of its groups) and their groups go to validation and test: a held-out photo
+is from a photographer/site the species never trained on, which is what a user's upload is. Species with
+one source get the ordinary grouped split (``--strategy grouped`` uses it for every species):
 
 Species with few images (n = distinct groups): n >= 3 -> at least one group in validation and one in
 test; n == 2 -> train + one held-out group (validation or test, by a seeded hash of the species);
@@ -14,6 +23,7 @@ The summary counts the species of each kind.
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -24,6 +34,12 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("split")
     g.add_argument("--fractions", type=float, nargs=3, default=(0.70, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"))
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument(
+        "--strategy",
+        choices=("cross-source", "grouped"),
+        default="cross-source",
+        help="cross-source: hold out whole sources per species where it has several (default)",
+    )
     g.add_argument(
         "--min-per-species",
         type=int,
@@ -37,15 +53,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
 
 
-def assign_splits(rows: list[dict], fractions=(0.70, 0.15, 0.15), seed: int = 0, min_per_species: int = 1) -> dict:
+_OBSERVATION_PATTERNS = (
+    (re.compile(r"inaturalist\.org/observations/(\d+)"), "inat"),
+    (re.compile(r"GBIF occurrence (\d+)", re.I), "gbif"),
+    (re.compile(r"gbif\.org/occurrence/(\d+)"), "gbif"),
+    (re.compile(r"mushroomobserver\.org/(?:observations?/|obs/)(\d+)"), "mo"),
+)
+
+
+def observation_id(origin: str) -> str:
+    """The observation (specimen) a photo belongs to, from its ``origin`` note; "" when none is named."""
+    for pattern, prefix in _OBSERVATION_PATTERNS:
+        m = pattern.search(origin or "")
+        if m:
+            return f"{prefix}:{m.group(1)}"
+    return ""
+
+
+def split_groups(rows: list[dict]) -> dict[str, str]:
+    """image_id -> group key: duplicate groups and observations merged, keyed by their smallest raw_sha256."""
+    from mushroom_id.dedup import UnionFind
+
+    uf = UnionFind([r["image_id"] for r in rows])
+    first: dict[str, str] = {}
+    for r in rows:
+        for key in (f"dup:{r['dup_group']}" if r["dup_group"] else "", f"obs:{observation_id(r['origin'])}"):
+            if key and not key.endswith(":"):
+                if key in first:
+                    uf.union(first[key], r["image_id"])
+                else:
+                    first[key] = r["image_id"]
+    content: dict[str, str] = {}
+    for r in rows:
+        root = uf.find(r["image_id"])
+        content[root] = min(content.get(root, r["raw_sha256"] or r["image_id"]), r["raw_sha256"] or r["image_id"])
+    # Within one species: a look-alike photo filed under another species leaks no label (the label differs),
+    # and a group owned by one species would decide another species' photo (and its sources) behind its back.
+    return {r["image_id"]: f"{r['species']}|{content[uf.find(r['image_id'])]}" for r in rows}
+
+
+def assign_splits(
+    rows: list[dict],
+    fractions=(0.70, 0.15, 0.15),
+    seed: int = 0,
+    min_per_species: int = 1,
+    strategy: str = "cross-source",
+) -> dict:
     """Fill ``split`` of the kept rows in place (dropping too-small species); returns counts."""
-    from mushroom_id.splits import grouped_split
+    from mushroom_id.splits import cross_source_species, cross_source_split, grouped_split
 
     live = [r for r in rows if r["status"] == "ok"]
+    group_of = split_groups(live)
     groups_of: dict[str, set[str]] = defaultdict(set)
     for r in live:
-        r["dup_group"] = r["dup_group"] or r["image_id"]
-        groups_of[r["species"]].add(r["dup_group"])
+        groups_of[r["species"]].add(group_of[r["image_id"]])
     excluded = {s for s, g in groups_of.items() if len(g) < min_per_species}
     for r in live:
         if r["species"] in excluded:
@@ -56,13 +117,20 @@ def assign_splits(rows: list[dict], fractions=(0.70, 0.15, 0.15), seed: int = 0,
                 f"species has {n} distinct image{'s' if n != 1 else ''} (< --min-per-species {min_per_species})",
             )
     live = [r for r in live if r["status"] == "ok"]
-    assignment = grouped_split([(r["image_id"], r["species"], r["dup_group"]) for r in live], tuple(fractions), seed)
+    if strategy == "cross-source":
+        items = [(r["image_id"], r["species"], group_of[r["image_id"]], r["source"] or r["crawler"]) for r in live]
+        assignment = cross_source_split(items, tuple(fractions), seed)
+    else:
+        assignment = grouped_split(
+            [(r["image_id"], r["species"], group_of[r["image_id"]]) for r in live], tuple(fractions), seed
+        )
     for r in live:
         r["split"] = assignment[r["image_id"]]
     sides: dict[str, set[str]] = defaultdict(set)
     for r in live:
-        sides[r["dup_group"]].add(r["split"])
-    assert all(len(s) == 1 for s in sides.values()), "a duplicate group spans two splits"
+        sides[group_of[r["image_id"]]].add(r["split"])
+    assert all(len(s) == 1 for s in sides.values()), "a duplicate or observation group spans two splits"
+    crossed = cross_source_species([(r["species"], r["source"] or r["crawler"], r["split"]) for r in live])
     per_species: dict[str, set[str]] = defaultdict(set)
     for r in live:
         per_species[r["species"]].add(r["split"])
@@ -73,8 +141,13 @@ def assign_splits(rows: list[dict], fractions=(0.70, 0.15, 0.15), seed: int = 0,
         "species_train_only": sum(s == {"train"} for s in per_species.values()),
         "species_without_validation": sum("validation" not in s for s in per_species.values()),
         "species_excluded": len(excluded),
+        "species_cross_source": len(crossed),
+        "held_out_cross_source": dict(
+            Counter(r["split"] for r in live if r["species"] in crossed and r["split"] != "train")
+        ),
         "groups": len(sides),
-        "groups_with_several_images": sum(1 for g in Counter(r["dup_group"] for r in live).values() if g > 1),
+        "groups_with_several_images": sum(1 for g in Counter(group_of.values()).values() if g > 1),
+        "strategy": strategy,
     }
 
 
@@ -85,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     reset_from(rows, "split")
     if not any(r["path"] for r in rows):
         raise SystemExit("no normalized images in the manifest: run `python -m data_prep normalize` first")
-    counts = assign_splits(rows, args.fractions, args.seed, args.min_per_species)
+    counts = assign_splits(rows, args.fractions, args.seed, args.min_per_species, args.strategy)
     manifest.write(rows)
     summary = {**counts, "fractions": list(args.fractions), "seed": args.seed, "min_per_species": args.min_per_species}
     write_summary(work_dir, "split", summary)
@@ -97,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
                 (f"{s}", f"{counts['images'].get(s, 0)} ({100 * counts['images'].get(s, 0) / total:.1f}%)")
                 for s in ("train", "validation", "test")
             ],
+            ("strategy", counts["strategy"]),
             ("species", counts["species"]),
+            ("  held out from unseen sources (cross-source)", counts["species_cross_source"]),
             ("  in all three splits", counts["species_in_all_three"]),
             ("  train only (1 distinct image)", counts["species_train_only"]),
             ("  without validation (< 3 distinct images)", counts["species_without_validation"]),

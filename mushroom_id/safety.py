@@ -110,44 +110,97 @@ def _percent(p: float) -> str:
     return f"{p:.0%}" if p >= 0.01 else "<1%"
 
 
+# Danger levels, most dangerous first: warnings are ordered by this, then by probability.
+DANGER_ORDER = ("deadly", "poisonous", "psychoactive")
+_DANGER_RANK = {status: i for i, status in enumerate(DANGER_ORDER)}
+
+
+def danger_rank(status: str | None) -> int:
+    """0 for deadly, 1 poisonous, 2 psychoactive, 3 for anything not dangerous."""
+    return _DANGER_RANK.get(status or "", len(DANGER_ORDER))
+
+
+def edibility_tag(status: str) -> str:
+    """The edibility a headline puts next to a species name: EDIBILITY_TEXT for every status
+    except edible and choice, which get "" (the candidates table says those, with their caveats;
+    a headline never says "edible" on its own)."""
+    return "" if status in ("edible", "choice") else EDIBILITY_TEXT.get(status, EDIBILITY_TEXT["unknown"])
+
+
+def _danger_message(name: str, status: str, p: float | None, via: Sequence[str], top_name: str | None) -> str:
+    share = "" if p is None or "candidate" not in via else f", {_percent(p)} probability"
+    head = f"{name} ({EDIBILITY_TEXT[status]}{share})"
+    confused = f"can be confused with {top_name}, the most likely species"
+    if "candidate" in via and "lookalike" in via:
+        return f"{head} is among the plausible species and {confused}."
+    if "lookalike" in via:
+        return f"{head} {confused}."
+    return f"{head} is among the plausible species."
+
+
 def species_warnings(
     names: Sequence[str],
     catalog: Catalog,
     top_name: str | None = None,
     probabilities: dict[str, float] | None = None,
 ) -> list[dict]:
-    """Warnings for dangerous candidates, lookalikes of the top candidate, unknown edibility.
+    """Warnings for dangerous species in play, other lookalikes of the top candidate, unknown edibility.
 
-    With ``probabilities`` each toxic warning states the candidate's probability, so a
+    ``names`` are the plausible species (top-k and prediction set). A deadly, poisonous or
+    psychoactive species gets ONE ``toxic_candidate`` warning, whether it is plausible
+    (``via`` holds ``"candidate"``), a catalog lookalike of ``top_name`` (``"lookalike"``) or both.
+    These come first, the most dangerous first (deadly, poisonous, psychoactive) and within a level
+    the most probable first (``probabilities``; a lookalike the model gives no probability goes
+    last in its level). Then ``lookalike`` warnings for the top's lookalikes that are not dangerous,
+    then ``unknown_edibility`` for a top candidate whose edibility no source knows.
+
+    With ``probabilities`` each plausible toxic species' message states its probability, so a
     deadly species at 40% reads differently from one kept in the set at 0.2%.
     """
-    warnings: list[dict] = []
-    seen = set()
+    probabilities = probabilities or {}
+    danger: dict[str, dict] = {}
+
+    def add(name: str, status: str, via: str) -> None:
+        w = danger.setdefault(
+            name,
+            {
+                "kind": "toxic_candidate",
+                "species": name,
+                "edibility": status,
+                "probability": probabilities.get(name),
+                "via": [],
+            },
+        )
+        if via not in w["via"]:
+            w["via"].append(via)
+
     for name in names:
         status = catalog.edibility(name)
-        if status in DANGEROUS and name not in seen:
-            seen.add(name)
-            p = None if probabilities is None else probabilities.get(name)
-            share = "" if p is None else f", {_percent(p)} probability"
-            warnings.append(
-                {
-                    "kind": "toxic_candidate",
-                    "species": name,
-                    "edibility": status,
-                    "probability": p,
-                    "message": f"{name} ({EDIBILITY_TEXT[status]}{share}) is among the plausible species.",
-                }
-            )
+        if status in DANGEROUS:
+            add(name, status, "candidate")
+    mild: list[dict] = []
     if top_name is not None and top_name in catalog:
         for look in catalog.lookalikes(top_name):
-            warnings.append(
-                {
-                    "kind": "lookalike",
-                    "species": look.name,
-                    "edibility": look.edibility,
-                    "message": f"{top_name} can be confused with {look.name} ({EDIBILITY_TEXT[look.edibility]}).",
-                }
-            )
+            if look.edibility in DANGEROUS:
+                add(look.name, look.edibility, "lookalike")
+            else:
+                mild.append(
+                    {
+                        "kind": "lookalike",
+                        "species": look.name,
+                        "edibility": look.edibility,
+                        "message": f"{top_name} can be confused with {look.name} ({EDIBILITY_TEXT[look.edibility]}).",
+                    }
+                )
+    for w in danger.values():
+        w["via"].sort()  # "candidate" before "lookalike"
+        w["message"] = _danger_message(w["species"], w["edibility"], w["probability"], w["via"], top_name)
+    # stable: equal keys keep the plausible species' order (most probable first), then the catalog's
+    warnings = sorted(
+        danger.values(),
+        key=lambda w: (danger_rank(w["edibility"]), -(w["probability"] if w["probability"] is not None else -1.0)),
+    )
+    warnings += mild
     if top_name is not None and catalog.edibility(top_name) == "unknown":
         # also for a model label that is not in the catalog (a model trained on other names)
         why = "no source we use knows it" if top_name in catalog else "it is not in our species catalog"
@@ -160,3 +213,43 @@ def species_warnings(
             }
         )
     return warnings
+
+
+def _count_phrase(counts: dict[str, int]) -> str:
+    parts = [f"{counts[s]} {s}" for s in DANGER_ORDER if counts.get(s)]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def danger_summary(warnings: Sequence[dict], top_name: str | None = None) -> str:
+    """One sentence a person reads at a glance: how many dangerous species are in play, by level,
+    naming the most dangerous (most probable within its level) and, when it is another one, the
+    most probable dangerous species. "" when no dangerous species is in play.
+
+    E.g. "2 deadly and 11 poisonous species are possible for this photo, among them the deadly
+    Amanita phalloides (3%) and the poisonous Amanita muscaria (71%)." A dangerous lookalike of
+    the top candidate (``top_name``) counts as possible and is named as one.
+    """
+    toxic = [w for w in warnings if w.get("kind") == "toxic_candidate" and w.get("edibility") in DANGEROUS]
+    if not toxic:
+        return ""
+    toxic = sorted(toxic, key=lambda w: danger_rank(w["edibility"]))  # stable: keeps probability order
+    counts: dict[str, int] = {}
+    for w in toxic:
+        counts[w["edibility"]] = counts.get(w["edibility"], 0) + 1
+
+    def named(w: dict, with_level: bool) -> str:
+        text = f"the {w['edibility']} {w['species']}" if with_level else w["species"]
+        if w.get("via") == ["lookalike"]:
+            return f"{text} (a lookalike of {top_name or 'the most likely species'})"
+        p = w.get("probability")
+        return f"{text} ({_percent(p)})" if p is not None else text
+
+    if len(toxic) == 1:
+        return f"{_count_phrase(counts)} species is possible for this photo: {named(toxic[0], False)}."
+    first = toxic[0]
+    known = [w for w in toxic if w.get("probability") is not None]
+    likeliest = max(known, key=lambda w: w["probability"]) if known else first
+    names = named(first, True)
+    if likeliest is not first:
+        names += f" and {named(likeliest, True)}"
+    return f"{_count_phrase(counts)} species are possible for this photo, among them {names}."

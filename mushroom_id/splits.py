@@ -54,3 +54,85 @@ def grouped_split(
         for i, g in enumerate(groups):
             split_of_group[g] = "test" if i < n_test else "validation" if i < n_test + n_val else "train"
     return {key: split_of_group[group] for key, _, group in items}
+
+
+def held_out_sources(group_sources: dict[str, set[str]], held_out_fraction: float, seed: int, species: str) -> set[str]:
+    """Sources of one species to hold out: whole sources, smallest first, about ``held_out_fraction`` of its
+    groups, never every source (training keeps at least one). Sources that share a duplicate group are one
+    unit, so no photo in validation or test has a copy from a training source."""
+    from .dedup import UnionFind
+
+    sources = sorted({s for ss in group_sources.values() for s in ss})
+    uf = UnionFind(sources)
+    for ss in group_sources.values():
+        first, *rest = sorted(ss)
+        for s in rest:
+            uf.union(first, s)
+    units: dict[str, set[str]] = defaultdict(set)
+    for s in sources:
+        units[uf.find(s)].add(s)
+    size = {u: sum(1 for ss in group_sources.values() if uf.find(min(ss)) == u) for u in units}
+    order = sorted(units, key=lambda u: (size[u], _rank(seed, f"source:{species}:{u}")))
+    target = max(1, round(held_out_fraction * len(group_sources)))
+    held: set[str] = set()
+    n_held = 0
+    for u in order[:-1]:  # the largest unit always trains
+        if n_held >= target:
+            break
+        held |= units[u]
+        n_held += size[u]
+    return held
+
+
+def cross_source_split(
+    items: Sequence[tuple[str, str, str, str]],
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    seed: int = 0,
+) -> dict[str, str]:
+    """Assign each item to a split so that held-out photos come from sources the species did not train on.
+
+    ``items`` are (key, species, group, source) quadruples; ``group`` keys should be content-derived
+    (e.g. the smallest sha256 of the group), so that the split does not depend on file locations.
+    For a species whose groups come from two or more sources, whole sources are held out (smallest first,
+    about ``fractions[1] + fractions[2]`` of its groups); their groups go to validation and test, one by one
+    in seeded-hash order (a species with one held-out group sends it to validation or test by a seeded hash
+    of the species). Species with a single source fall back to :func:`grouped_split`.
+    Returns {key: split}.
+    """
+    group_species: dict[str, str] = {}
+    group_sources: dict[str, set[str]] = defaultdict(set)
+    for _, species, group, source in items:
+        group_species[group] = min(species, group_species.get(group, species))
+        group_sources[group].add(source)
+    groups_of: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    for group, species in group_species.items():
+        groups_of[species][group] = group_sources[group]
+
+    split_of_group: dict[str, str] = {}
+    single_source: list[tuple[str, str, str]] = []
+    for species, groups in groups_of.items():
+        if len({s for ss in groups.values() for s in ss}) < 2:
+            single_source += [(g, species, g) for g in groups]
+            continue
+        held = held_out_sources(groups, fractions[1] + fractions[2], seed, species)
+        out = sorted((g for g, ss in groups.items() if ss & held), key=lambda g: _rank(seed, g))
+        for g in groups:
+            split_of_group[g] = "train"
+        first = "test" if len(out) > 1 or int(_rank(seed, "species:" + species), 16) % 2 else "validation"
+        second = "validation" if first == "test" else "test"
+        for i, g in enumerate(out):
+            split_of_group[g] = first if i % 2 == 0 else second
+    split_of_group.update(grouped_split(single_source, fractions, seed))
+    return {key: split_of_group[group] for key, _, group, _ in items}
+
+
+def cross_source_species(rows: Sequence[tuple[str, str, str]]) -> set[str]:
+    """Species whose held-out photos all come from sources none of its training photos come from.
+
+    ``rows`` are (species, source, split). Derived from a split, never stored beside it.
+    """
+    train: dict[str, set[str]] = defaultdict(set)
+    held: dict[str, set[str]] = defaultdict(set)
+    for species, source, split in rows:
+        (train if split == "train" else held)[species].add(source)
+    return {s for s in held if train[s] and held[s] and not (train[s] & held[s])}

@@ -2,9 +2,10 @@
 
     python -m mushroom_id measure-trust [--model SPEC] [--write] [--out reports/]
 
-Everything is fit on the validation split of the shared photos (the same duplicate-grouped
-split the embedded model was trained with) and reported on the test split, which nothing
-here looks at while choosing:
+Everything is fit on the validation photos of the cross-source species of the shared photos (the
+data pipeline's split: validation and test photos come from sources the species did not train on,
+at most 5 per species) and reported on their test photos, which nothing here looks at while choosing.
+The temperature is refit there too (one calibration for the whole model):
 
 * fungus gate: threshold = the score below which ``GATE_TARGET_FRR`` of validation
   mushroom photos fall; false rejects on test mushrooms and false accepts on the real
@@ -22,7 +23,7 @@ here looks at while choosing:
   non-toxic species), the missed-warning rate (no toxic species among the top-5 and the
   prediction set of a toxic specimen) and the FungiCLEF cost, plotted against coverage.
 
-``--write`` stores the thresholds in the model's config.json (they travel with the model).
+``--write`` stores the temperature and the thresholds in the model's config.json (they travel with the model).
 """
 
 from __future__ import annotations
@@ -40,27 +41,50 @@ from tqdm import tqdm
 from .catalog import DANGEROUS, Catalog, default_catalog
 from .metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
 from .models import load_model, resolve_spec
+from .paths import CACHE_DIR
 from .predict import Predictor
 from .safety import combine_observation, conformal_qhat, genus_of, genus_probabilities, prediction_set
 
 GATE_TARGET_FRR = 0.02
-CONFIDENT_TARGET = 0.90
-GENUS_TARGET = 0.90
+CONFIDENT_TARGET = 0.85  # "confident" must mean >= 85% top-1 on photos from unseen sources
+GENUS_TARGET = 0.85
 COVERAGE = 0.90
 MIN_ANSWERED = 10  # a threshold must keep at least this many validation photos answered
 REPORT_DIR = Path("reports")
 
 # Real photographs that are not of fungi, shipped inside installed packages (no download).
 NON_FUNGUS_FILES = (
-    "sklearn/datasets/images/china.jpg", "sklearn/datasets/images/flower.jpg",
+    "sklearn/datasets/images/china.jpg",
+    "sklearn/datasets/images/flower.jpg",
     "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
-    "gradio/media_assets/images/cheetah.jpg", "gradio/media_assets/images/cheetah1.jpg",
-    "gradio/media_assets/images/lion.jpg", "gradio/media_assets/images/tower.jpg",
+    "gradio/media_assets/images/cheetah.jpg",
+    "gradio/media_assets/images/cheetah1.jpg",
+    "gradio/media_assets/images/lion.jpg",
+    "gradio/media_assets/images/tower.jpg",
     "gradio/media_assets/images/groot.jpeg",
-    *(f"skimage/data/{n}" for n in (
-        "astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
-        "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg", "retina.jpg",
-        "page.png", "text.png", "clock_motion.png", "horse.png", "color.png")),
+    *(
+        f"skimage/data/{n}"
+        for n in (
+            "astronaut.png",
+            "brick.png",
+            "camera.png",
+            "chelsea.png",
+            "coffee.png",
+            "coins.png",
+            "grass.png",
+            "gravel.png",
+            "hubble_deep_field.jpg",
+            "moon.png",
+            "motorcycle_left.png",
+            "rocket.jpg",
+            "retina.jpg",
+            "page.png",
+            "text.png",
+            "clock_motion.png",
+            "horse.png",
+            "color.png",
+        )
+    ),
 )
 
 
@@ -118,12 +142,14 @@ def safety_curve(probs: np.ndarray, y: np.ndarray, labels: list[str], catalog: C
     for t in np.linspace(0, 1, 41):
         answered = conf >= t
         wrong_safe = toxic & answered & ~dangerous[top]
-        rows.append({
-            "threshold": float(t),
-            "coverage": float(answered.mean()),
-            "accuracy": float((top[answered] == y[answered]).mean()) if answered.any() else float("nan"),
-            "toxic_as_non_toxic": float(wrong_safe.sum() / max(1, toxic.sum())),
-        })
+        rows.append(
+            {
+                "threshold": float(t),
+                "coverage": float(answered.mean()),
+                "accuracy": float((top[answered] == y[answered]).mean()) if answered.any() else float("nan"),
+                "toxic_as_non_toxic": float(wrong_safe.sum() / max(1, toxic.sum())),
+            }
+        )
     missed = 0
     for p in probs[toxic]:
         shown = set(np.argsort(-p)[:5]) | set(prediction_set(p, qhat))
@@ -153,141 +179,219 @@ def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed:
         p = np.stack([fn(g) for g in groups])
         out[name] = {"top1": top_k_accuracy(p, labels, 1), "top5": top_k_accuracy(p, labels, 5), "nll": nll(p, labels)}
     first = np.stack([single[g[0]] for g in groups])
-    out["single_photo"] = {"top1": top_k_accuracy(first, labels, 1), "top5": top_k_accuracy(first, labels, 5),
-                           "nll": nll(first, labels)}
+    out["single_photo"] = {
+        "top1": top_k_accuracy(first, labels, 1),
+        "top5": top_k_accuracy(first, labels, 5),
+        "nll": nll(first, labels),
+    }
     return out
 
 
-def _run(predictor: Predictor, files: list[str], batch_size: int = 32):
+def _run(predictor: Predictor, ds, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(calibrated log-probabilities, fungus scores) of the predictor over a dataset or a list of files."""
     from .features import ImageFiles
 
-    loader = torch.utils.data.DataLoader(ImageFiles(files, predictor.transform), batch_size=batch_size, num_workers=2)
+    if isinstance(ds, list):
+        loader = torch.utils.data.DataLoader(ImageFiles(ds, predictor.transform), batch_size=batch_size, num_workers=2)
+    else:
+        loader = torch.utils.data.DataLoader(
+            ds.with_transform(predictor.transform), batch_size=batch_size, num_workers=2
+        )
     logps, fungus = [], []
-    for x, ok in tqdm(loader, desc="predict", unit="batch"):
-        if not ok.all():
-            raise ValueError(f"unreadable photo among {len(files)} measurement files; check ../shared")
+    for x, *rest in tqdm(loader, desc="predict", unit="batch"):
+        if isinstance(ds, list) and not rest[0].all():
+            raise ValueError(f"unreadable photo among {len(ds)} measurement files; check ../shared")
         lp, f = predictor.forward(x)
         logps.append(lp)
         fungus.append(f)
+    if not logps:
+        return np.zeros((0, len(predictor.labels))), np.zeros(0)
     return np.concatenate(logps), np.concatenate(fungus)
 
 
-def _cached_run(predictor: Predictor, spec, files, keys, neg_files):
-    """Model outputs on all photos, cached per model weights + config + photo list."""
+def _cached_run(predictor: Predictor, name: str, ds, keys: list[str]):
+    """:func:`_run`, cached per model (weights, labels, temperature) and photo list."""
     import hashlib
 
-    from .embedded import CACHE_DIR
-
-    model_dir = _model_dir(resolve_spec(spec)) if not resolve_spec(spec).startswith("hf-hub:") else None
-    h = hashlib.sha256("\n".join(keys + neg_files).encode())
-    if model_dir is not None:
-        h.update((model_dir / "model.safetensors").read_bytes())
-        h.update(json.dumps(json.loads((model_dir / "config.json").read_text())["label_names"]).encode())
+    folder = predictor.loaded.folder
+    h = hashlib.sha256("\n".join([name, *keys]).encode())
+    if folder is not None:
+        h.update((folder / "model.safetensors").read_bytes())
+        h.update(json.dumps(predictor.labels).encode())
         h.update(str(predictor.loaded.temperature).encode())
-    file = CACHE_DIR / f"trust-{h.hexdigest()[:16]}.npz"
-    if model_dir is not None and file.is_file():
+    file = CACHE_DIR / f"trust-{name}-{h.hexdigest()[:16]}.npz"
+    if folder is not None and file.is_file():
         z = np.load(file)
-        return z["logp"], z["fungus"], z["neg_fungus"]
-    logp, fungus = _run(predictor, files)
-    _, neg_fungus = _run(predictor, neg_files)
-    if model_dir is not None:
+        return z["logp"], z["fungus"]
+    logp, fungus = _run(predictor, ds)
+    if folder is not None:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp.npz")
-        np.savez(tmp, logp=logp, fungus=fungus, neg_fungus=neg_fungus)
+        np.savez(tmp, logp=logp, fungus=fungus)
         tmp.replace(file)
-    return logp, fungus, neg_fungus
+    return logp, fungus
 
 
-def measure(spec: str | None = None, write: bool = False, out_dir: Path = REPORT_DIR, seed: int = 0) -> dict:
-    from .embedded import photo_table, split_photos
+def unknown_species_photos(labels: list[str], limit: int = 300) -> list[str]:
+    """Real photos of fungi the model does not know: taxa of ../shared outside its labels (most are
+    not catalog species), a fixed sample of ``limit`` chosen by a hash of the path."""
+    import csv
+    import hashlib
+
+    from .paths import shared_photos_dir
+
+    folder = shared_photos_dir()
+    known = set(labels)
+    catalog = default_catalog()
+    with open(folder / "manifest.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if (catalog.resolve(r["species"]) or r["species"]) not in known]
+    rows.sort(key=lambda r: hashlib.sha256(r["sha256"].encode()).hexdigest())
+    files = [folder.parent / r["path"] for r in rows[:limit]]
+    return [str(p) for p in files if p.is_file()]
+
+
+def measure(
+    spec: str | None = None,
+    write: bool = False,
+    out_dir: Path = REPORT_DIR,
+    seed: int = 0,
+    data_spec: str = "shared-photos",
+) -> dict:
+    """Fit temperature and thresholds on cross-source validation photos, report them on cross-source test."""
+    from .metrics import fit_temperature, softmax
+    from .training.data import load_splits
 
     catalog = default_catalog()
     loaded = load_model(spec)
     predictor = Predictor(loaded, catalog)
     labels = loaded.labels
-    index = {n: i for i, n in enumerate(labels)}
-    rows = [r for r in photo_table(catalog) if r["species"]]  # photos of catalog species (no lichens, rusts)
-    split = split_photos(photo_table(catalog), seed=seed)
-    files = [r["file"] for r in rows]
+    data = load_splits(data_spec, labels=labels, catalog=catalog, seed=seed)
+    crossed = data.cross_source or frozenset(labels)
+    runs = {}
+    for split in ("validation", "test"):
+        ds = data[split]
+        logp, fungus = _cached_run(predictor, split, ds, list(ds.keys))
+        cross = np.array([labels[t] in crossed for t in ds.targets], dtype=bool)
+        runs[split] = {"logp": logp, "fungus": fungus, "y": ds.targets, "cross": cross}
     neg_files = non_fungus_photos()
-    logp, fungus, neg_fungus = _cached_run(predictor, spec, files, [r["sha256"] for r in rows], neg_files)
+    _, neg_fungus = _cached_run(predictor, "non-fungus", neg_files, neg_files)
+    unknown_files = unknown_species_photos(labels)
+    unknown_logp, unknown_fungus = _cached_run(predictor, "unknown-species", unknown_files, unknown_files)
 
-    part = np.array([split[f] for f in files])
-    y_all = np.array([index.get(r["species"], -1) for r in rows])
-    val = (part == "validation") & (y_all >= 0)
-    test = (part == "test") & (y_all >= 0)
-    probs = np.exp(logp)
+    # one temperature, refit here on cross-source validation (log-probs * T are the logits up to a row constant)
+    t_old = loaded.temperature
+    v, t = runs["validation"], runs["test"]
+    temperature = fit_temperature(v["logp"][v["cross"]] * t_old, v["y"][v["cross"]])
 
-    # fungus gate
-    gate_t = float(np.quantile(fungus[part == "validation"], GATE_TARGET_FRR))
+    def calibrated(logp):
+        return softmax(logp * t_old, temperature) if len(logp) else logp
+
+    pv_all, pt_all = calibrated(v["logp"]), calibrated(t["logp"])
+    pv, yv = pv_all[v["cross"]], v["y"][v["cross"]]
+    tp, yt = pt_all[t["cross"]], t["y"][t["cross"]]
+    p_unknown = calibrated(unknown_logp)
+
+    # fungus gate: all validation photos (the score does not depend on the species model)
+    gate_t = float(np.quantile(v["fungus"], GATE_TARGET_FRR))
+    all_fungus = np.concatenate([v["fungus"], t["fungus"]])
     gate = {
         "threshold": gate_t,
         "target_false_reject": GATE_TARGET_FRR,
-        "false_reject_test": float((fungus[part == "test"] < gate_t).mean()),
-        "false_reject_all_mushroom_photos": float((fungus < gate_t).mean()),
-        "mushroom_photos": len(files),
+        "false_reject_test": float((t["fungus"] < gate_t).mean()),
+        "false_reject_held_out_photos": float((all_fungus < gate_t).mean()),
+        "mushroom_photos": int(len(all_fungus)),
         "false_accept_non_fungus": float((neg_fungus >= gate_t).mean()),
         "non_fungus_photos": len(neg_files),
-        "accepted_non_fungus": [Path(f).name for f, s in zip(neg_files, neg_fungus, strict=True) if s >= gate_t],
+        "accepted_non_fungus": [Path(f).name for f, sc in zip(neg_files, neg_fungus, strict=True) if sc >= gate_t],
     }
 
     # confidence
-    correct_val = probs[val].argmax(1) == y_all[val]
-    scores_val = confidence_scores(probs[val])
-    aurocs = {k: auroc(v, correct_val) for k, v in scores_val.items()}
-    conf_t, conf_cov, conf_acc = lowest_threshold(scores_val["max_prob"], correct_val, CONFIDENT_TARGET)
+    correct_val = pv.argmax(1) == yv
+    scores_val = confidence_scores(pv)
+    aurocs = {k: auroc(s_, correct_val) for k, s_ in scores_val.items()}
+    conf_t, conf_cov, conf_acc = lowest_threshold(
+        scores_val["max_prob"], correct_val, CONFIDENT_TARGET, min_answered=MIN_ANSWERED
+    )
     conf_t = 1.0 if conf_t is None else conf_t
-    tp = probs[test]
-    correct_test = tp.argmax(1) == y_all[test]
+    correct_test = tp.argmax(1) == yt
     answered = tp.max(1) >= conf_t
+    unknown_confident = (p_unknown.max(1) >= conf_t) & (unknown_fungus >= gate_t) if len(p_unknown) else np.zeros(0)
     confidence = {
-        "score": "max_prob", "auroc_validation": aurocs, "threshold": conf_t, "target_accuracy": CONFIDENT_TARGET,
-        "validation": {"answered": conf_cov, "accuracy": conf_acc},
-        "test": {"answered": float(answered.mean()),
-                 "accuracy": float(correct_test[answered].mean()) if answered.any() else None},
+        "score": "max_prob",
+        "auroc_validation": aurocs,
+        "threshold": conf_t,
+        "target_accuracy": CONFIDENT_TARGET,
+        "validation": {"answered": conf_cov, "accuracy": conf_acc, "photos": int(len(yv))},
+        "test": {
+            "answered": float(answered.mean()),
+            "answered_photos": int(answered.sum()),
+            "accuracy": float(correct_test[answered].mean()) if answered.any() else None,
+        },
+        "unknown_species": {
+            "photos": len(unknown_files),
+            "confident": float(unknown_confident.mean()) if len(unknown_files) else None,
+            "rejected_by_gate": float((unknown_fungus < gate_t).mean()) if len(unknown_files) else None,
+        },
     }
 
     # genus fallback on photos that are not confident
-    def genus_mass(p):
-        gp = genus_probabilities(p, labels)
-        g = max(gp, key=gp.get)
-        return g, gp[g]
+    def genus_stats(p, y):
+        m = p.max(1) < conf_t
+        out = []
+        for i in np.flatnonzero(m):
+            gp = genus_probabilities(p[i], labels)
+            g = max(gp, key=gp.get)
+            out.append((gp[g], g == genus_of(labels[y[i]])))
+        return np.array([a for a, _ in out]), np.array([b for _, b in out], dtype=bool)
 
-    def genus_stats(mask):
-        m = mask & (probs.max(1) < conf_t)
-        out = [(genus_mass(probs[i]), genus_of(labels[y_all[i]])) for i in np.flatnonzero(m)]
-        return np.array([mass for (_, mass), _ in out]), np.array([g == true for (g, _), true in out])
-
-    gm_val, gc_val = genus_stats(val)
+    gm_val, gc_val = genus_stats(pv, yv)
     genus_t, g_cov, g_acc = (
         lowest_threshold(gm_val, gc_val, GENUS_TARGET, min_answered=5) if len(gm_val) else (None, 0.0, float("nan"))
     )
+    best_genus_acc = float(gc_val.mean()) if len(gc_val) else None
     genus_t = 1.0 if genus_t is None else genus_t
-    gm_test, gc_test = genus_stats(test)
+    gm_test, gc_test = genus_stats(tp, yt)
     g_ans = gm_test >= genus_t
     genus = {
-        "threshold": genus_t, "target_accuracy": GENUS_TARGET,
-        "validation": {"answered_of_not_confident": g_cov, "genus_accuracy": g_acc},
-        "test": {"answered_of_not_confident": float(g_ans.mean()) if len(g_ans) else None,
-                 "genus_accuracy": float(gc_test[g_ans].mean()) if g_ans.any() else None},
+        "threshold": genus_t,
+        "target_accuracy": GENUS_TARGET,
+        "on": genus_t < 1.0,
+        "validation": {
+            "answered_of_not_confident": g_cov,
+            "genus_accuracy": g_acc,
+            "genus_accuracy_of_all_not_confident": best_genus_acc,
+        },
+        "test": {
+            "answered_of_not_confident": float(g_ans.mean()) if len(g_ans) else None,
+            "genus_accuracy": float(gc_test[g_ans].mean()) if g_ans.any() else None,
+        },
     }
 
-    # conformal set
-    qhat = conformal_qhat(probs[val], y_all[val], COVERAGE)
+    # conformal set (split-conformal LAC on cross-source validation)
+    qhat = conformal_qhat(pv, yv, COVERAGE)
     sets = [prediction_set(p, qhat) for p in tp]
+    single_sets = [prediction_set(p, qhat) for p in pt_all[~t["cross"]]]
     conformal = {
-        "target_coverage": COVERAGE, "qhat": qhat,
-        "validation_photos": int(val.sum()), "test_photos": int(test.sum()),
-        "test_coverage": float(np.mean([yi in s for yi, s in zip(y_all[test], sets, strict=True)])),
-        "test_mean_set_size": float(np.mean([len(s) for s in sets])),
-        "test_median_set_size": float(np.median([len(s) for s in sets])),
+        "method": "split-conformal LAC",
+        "target_coverage": COVERAGE,
+        "qhat": qhat,
+        "validation_photos": int(len(yv)),
+        "test_photos": int(len(yt)),
+        "test_coverage": float(np.mean([yi in s_ for yi, s_ in zip(yt, sets, strict=True)])),
+        "test_coverage_species_balanced": _species_mean([yi in s_ for yi, s_ in zip(yt, sets, strict=True)], yt),
+        "test_mean_set_size": float(np.mean([len(s_) for s_ in sets])),
+        "test_median_set_size": float(np.median([len(s_) for s_ in sets])),
+        "single_source_test_coverage": float(
+            np.mean([yi in s_ for yi, s_ in zip(t["y"][~t["cross"]], single_sets, strict=True)])
+        )
+        if single_sets
+        else None,
     }
 
     # safety at the chosen thresholds + curve against coverage
-    curve, missed, n_toxic = safety_curve(tp, y_all[test], labels, catalog, qhat)
+    curve, missed, n_toxic = safety_curve(tp, yt, labels, catalog, qhat)
     dangerous = np.array([catalog.edibility(n) in DANGEROUS for n in labels])
     edible = np.array([catalog.edibility(n) in ("edible", "choice") for n in labels])
-    yt = y_all[test]
     pred = tp.argmax(1)
     at_t = dangerous[yt] & answered & ~dangerous[pred]
     safety = {
@@ -299,38 +403,55 @@ def measure(spec: str | None = None, write: bool = False, out_dir: Path = REPORT
     }
 
     # observations: held-out photos (validation + test) of species with several of them
-    held = val | test
-    observations = observation_comparison(logp[held], y_all[held], seed=seed)
+    held_logp = np.log(np.clip(np.concatenate([pv_all, pt_all]), 1e-12, 1.0))
+    observations = observation_comparison(held_logp, np.concatenate([v["y"], t["y"]]), seed=seed)
 
     report = {
-        "model": loaded.model_id, "spec": resolve_spec(spec), "temperature": loaded.temperature,
+        "model": loaded.model_id,
+        "spec": resolve_spec(spec),
+        "data": data.source,
+        "fit_on": "validation photos of cross-source species (sources the species did not train on)",
+        "reported_on": "test photos of cross-source species",
+        "temperature": temperature,
+        "temperature_before": t_old,
         "test_ece": expected_calibration_error(tp, yt),
-        "test_top1": top_k_accuracy(tp, yt, 1), "test_top5": top_k_accuracy(tp, yt, 5),
-        "fungus_gate": gate, "confidence": confidence, "genus": genus, "conformal": conformal,
-        "safety": safety, "observations": observations,
+        "test_top1_species_mean": _species_mean(correct_test, yt),
+        "test_top5_species_mean": _species_mean([yi in np.argsort(-p)[:5] for p, yi in zip(tp, yt, strict=True)], yt),
+        "test_photos": int(len(yt)),
+        "test_species": int(len(np.unique(yt))),
+        "fungus_gate": gate,
+        "confidence": confidence,
+        "genus": genus,
+        "conformal": conformal,
+        "safety": safety,
+        "observations": observations,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "trust.json").write_text(json.dumps(report, indent=2) + "\n")
-    _plot(curve, conf_t, fungus, neg_fungus, gate_t, out_dir)
+    _plot(curve, conf_t, all_fungus, neg_fungus, gate_t, out_dir)
 
     if write:
-        thresholds = {"fungus": gate_t, "confident": conf_t, "genus": genus_t,
-                      "conformal_qhat": qhat, "conformal_coverage": COVERAGE}
-        model_dir = _model_dir(resolve_spec(spec))
-        config = json.loads((model_dir / "config.json").read_text())
-        config["thresholds"] = thresholds
-        (model_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        report["written_to"] = str(model_dir / "config.json")
+        from .models import update_model_config
+
+        thresholds = {
+            "fungus": gate_t,
+            "confident": conf_t,
+            "genus": genus_t,
+            "conformal_qhat": qhat,
+            "conformal_coverage": COVERAGE,
+        }
+        folder = loaded.folder if loaded.folder is not None and not resolve_spec(spec).startswith("hf-hub:") else None
+        if folder is None:
+            raise ValueError("--write needs a local model (embedded or local-dir:)")
+        update_model_config(folder, temperature=temperature, thresholds=thresholds)
+        report["written_to"] = str(folder / "config.json")
     return report
 
 
-def _model_dir(spec: str) -> Path:
-    from .models import _spec_to_dir
-
-    if spec.startswith("hf-hub:"):
-        raise ValueError("--write needs a local model (embedded or local-dir:)")
-    return _spec_to_dir(spec)
+def _species_mean(hits, y) -> float | None:
+    hits, y = np.asarray(hits, dtype=float), np.asarray(y)
+    return float(np.mean([hits[y == c].mean() for c in np.unique(y)])) if len(y) else None
 
 
 def _plot(curve, conf_t, fungus, neg_fungus, gate_t, out_dir: Path) -> None:
@@ -343,8 +464,12 @@ def _plot(curve, conf_t, fungus, neg_fungus, gate_t, out_dir: Path) -> None:
     cov = [r["coverage"] for r in curve]
     a.plot(cov, [r["toxic_as_non_toxic"] for r in curve], label="toxic specimen answered as non-toxic")
     a.plot(cov, [r["accuracy"] for r in curve], label="top-1 accuracy of answered photos")
-    a.axvline(next(r["coverage"] for r in curve if r["threshold"] >= conf_t), ls="--", c="grey",
-              label=f"chosen threshold {conf_t:.2f}")
+    a.axvline(
+        next(r["coverage"] for r in curve if r["threshold"] >= conf_t),
+        ls="--",
+        c="grey",
+        label=f"chosen threshold {conf_t:.2f}",
+    )
     a.set_xlabel("coverage (fraction of test photos answered confidently)")
     a.set_title("Safety vs coverage (test split)")
     a.legend(fontsize=8)

@@ -25,7 +25,7 @@ from .images import MAX_FILE_BYTES, ImageError
 from .models import MODEL_ENV, ModelLoadError, load_model, resolve_spec
 from .paths import REPO_DIR, shared_photos_dir
 from .predict import Predictor
-from .safety import DISCLAIMER, EDIBILITY_TEXT
+from .safety import DISCLAIMER, EDIBILITY_TEXT, danger_rank
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ CSS = """
 .notice-box {border: 2px solid #f9a825; background: #fffde7; color: #4e342e; padding: 10px 14px;
   border-radius: 8px; margin-bottom: 8px;}
 .result-message {font-size: 1.1em; font-weight: 600; margin: 4px 0 8px 0;}
+.danger-summary {font-size: 1.05em; margin: 6px 0;}
+.warning-box li.danger-deadly {font-weight: 800;}
+.warning-box details summary {cursor: pointer; text-decoration: underline;}
 .badge {color: #fff; padding: 1px 8px; border-radius: 10px; font-size: 0.85em; font-weight: 600;
   display: inline-block; line-height: 1.35; margin: 1px 0;}
 .candidates-wrap {overflow-x: auto;}
@@ -217,14 +220,35 @@ def _is_danger(warning: dict) -> bool:
     return warning.get("kind") != "lookalike" and warning.get("edibility") in DANGEROUS
 
 
+DANGER_SHOWN = 3  # danger items visible at once; the rest fold behind "show all N"
+
+
+def _danger_items(warnings: list[dict]) -> str:
+    return "".join(
+        f'<li class="danger-{html.escape(str(w.get("edibility") or "other"))}">{html.escape(w["message"])}</li>'
+        for w in warnings
+    )
+
+
 def warnings_html(result: dict) -> str:
-    """The answer's message, then dangers (red) and other notices (yellow)."""
+    """The answer's message; then the dangers (red): the summary, the deadly first, at most
+    DANGER_SHOWN visible and the rest behind "show all N"; then the other notices (yellow)."""
     out = f'<div class="result-message" id="result-message">{html.escape(result.get("message", ""))}</div>'
     danger = [w for w in result["warnings"] if _is_danger(w)]
+    danger.sort(key=lambda w: danger_rank(w.get("edibility")) if w.get("edibility") else -1)  # stable
     notices = [w for w in result["warnings"] if not _is_danger(w)]
     if danger:
-        items = "".join(f"<li>{html.escape(w['message'])}</li>" for w in danger)
-        out += f'<div class="warning-box" id="danger-warnings">⚠ WARNING<ul>{items}</ul></div>'
+        summary = result.get("summary") or ""
+        box = '<div class="warning-box" id="danger-warnings">⚠ WARNING'
+        if summary:
+            box += f'<p class="danger-summary" id="danger-summary">{html.escape(summary)}</p>'
+        box += f"<ul>{_danger_items(danger[:DANGER_SHOWN])}</ul>"
+        if len(danger) > DANGER_SHOWN:
+            box += (
+                f'<details class="more-dangers" id="more-dangers"><summary>show all {len(danger)}</summary>'
+                f"<ul>{_danger_items(danger[DANGER_SHOWN:])}</ul></details>"
+            )
+        out += box + "</div>"
     if notices:
         items = "".join(f"<li>{html.escape(w['message'])}</li>" for w in notices)
         out += f'<div class="notice-box" id="notices"><ul>{items}</ul></div>'

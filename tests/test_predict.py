@@ -80,8 +80,12 @@ def test_confident_answer_with_lookalike_warning(predictor, catalog):
     top = r["candidates"][0]
     assert top["species"] == "Cantharellus cibarius" and r["confident"]
     assert top["edibility"] == catalog.edibility("Cantharellus cibarius") == "edible"
-    looks = [w for w in r["warnings"] if w["kind"] == "lookalike"]
-    assert any(w["species"] == "Hygrophoropsis aurantiaca" and w["edibility"] == "poisonous" for w in looks)
+    # a poisonous lookalike of the top is a danger warning (one per species), not a mild lookalike note
+    looks = [w for w in r["warnings"] if w["species"] == "Hygrophoropsis aurantiaca"]
+    assert len(looks) == 1 and looks[0]["kind"] == "toxic_candidate" and looks[0]["edibility"] == "poisonous"
+    assert "lookalike" in looks[0]["via"] and "Cantharellus cibarius" in looks[0]["message"]
+    assert [w for w in r["warnings"] if w["kind"] == "lookalike"]  # the edible lookalike stays a notice
+    assert r["message"] == "Most likely Cantharellus cibarius (90%)."
     assert {"species": "Hygrophoropsis aurantiaca", "edibility": "poisonous"} in top["lookalikes"]
     assert r["genus_answer"] is None
     assert "not_confident" not in kinds(r)
@@ -93,8 +97,10 @@ def test_deadly_species_in_top5_raises_a_warning_naming_it(predictor):
     assert "Amanita phalloides" in [w["species"] for w in toxic]
     msg = next(w["message"] for w in toxic if w["species"] == "Amanita phalloides")
     assert "Amanita phalloides" in msg and "DEADLY" in msg and "10% probability" in msg
-    # the most probable toxic candidate comes first
+    # the deadly species comes first, before the poisonous lookalike Agaricus xanthodermus
     assert [w["species"] for w in toxic][0] == "Amanita phalloides"
+    assert "Agaricus xanthodermus" in [w["species"] for w in toxic]
+    assert r["summary"].endswith("among them the deadly Amanita phalloides (10%).")
 
 
 def test_toxic_species_only_in_the_prediction_set_still_warns(predictor):
@@ -108,7 +114,13 @@ def test_toxic_species_only_in_the_prediction_set_still_warns(predictor):
 def test_no_toxic_warning_when_none_is_plausible(predictor):
     p = np.array([0.0, 0.0, 0.0, 0.02, 0.0, 0.96, 0.0, 0.02])
     r = predictor.answer(p, fungus_score=0.9, top_k=3)
-    assert "toxic_candidate" not in kinds(r)
+    toxic = [w for w in r["warnings"] if w["kind"] == "toxic_candidate"]
+    # no plausible species is toxic; only the catalog lookalike of the top (Agaricus campestris) is
+    assert [(w["species"], w["via"]) for w in toxic] == [("Agaricus xanthodermus", ["lookalike"])]
+    # a top without dangerous lookalikes: no danger at all, no summary
+    p = np.array([0.0, 0.0, 0.0, 0.02, 0.0, 0.02, 0.96, 0.0])
+    r = predictor.answer(p, fungus_score=0.9, top_k=3)
+    assert "toxic_candidate" not in kinds(r) and r["summary"] == ""
 
 
 def test_genus_fallback_when_one_genus_holds_the_mass(predictor):
@@ -129,6 +141,7 @@ def test_not_a_fungus_gets_no_species(predictor):
     r = predictor.answer(vec(i3=0.99), fungus_score=0.01)
     assert r["is_fungus"] is False and r["candidates"] == [] and r["prediction_set"]["species"] == []
     assert kinds(r) == ["not_fungus"]
+    assert r["summary"] == ""
     assert r["disclaimer"] == DISCLAIMER
 
 

@@ -1,7 +1,9 @@
 """Datasets for training and evaluation, from any of four sources:
 
-``shared-photos``         the real photos in ../shared/data/photos with the embedded model's split
-                          (``mushroom_id.embedded.split_photos``: duplicate groups never span splits)
+``shared-photos``         the real photos in ../shared/data/photos, taken in by the data pipeline
+                          (``data_prep.pipeline.prepare_folder``: ingest, dedup, normalize, cross-source
+                          split; once, into ``artifacts/shared-photos``), then read as a work folder
+``<data_prep work folder>`` a folder holding ``manifest.csv`` (``python -m data_prep ...``): its split
 ``<folder in Hub layout>`` what ``data_prep publish`` writes (``data/<split>-*.parquet``): read with
                           ``datasets.load_dataset(folder)``, columns ``image``, ``label`` (ClassLabel)
 ``<org/name>``            the same on the Hugging Face Hub (needs the network)
@@ -13,6 +15,7 @@ Every source becomes :class:`LabeledImages`: an image loader plus integer labels
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from PIL import Image
 
 from ..catalog import Catalog, default_catalog
 from ..images import load_image
+from ..paths import REPO_DIR, shared_photos_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SPLIT_ALIASES = {"validation": ("validation", "val", "valid"), "train": ("train",), "test": ("test",)}
@@ -52,8 +56,9 @@ class LabeledImages(torch.utils.data.Dataset):
 
     def subset(self, indices: Sequence[int]) -> LabeledImages:
         indices = list(indices)
-        return LabeledImages(_Reindexed(self._load, indices), self.targets[indices], [self.keys[i] for i in indices],
-                             self.transform)
+        return LabeledImages(
+            _Reindexed(self._load, indices), self.targets[indices], [self.keys[i] for i in indices], self.transform
+        )
 
     def __getitem__(self, i: int):
         img = self._load(i)
@@ -66,6 +71,9 @@ class DataSplits:
     splits: dict[str, LabeledImages]
     source: str
     dropped: dict[str, int]  # held-out samples whose species is outside the label space
+    # species whose validation/test photos come only from sources their training photos do not come from
+    # (None: the data carries no source information)
+    cross_source: frozenset[str] | None = None
 
     def __getitem__(self, split: str) -> LabeledImages:
         for name in SPLIT_ALIASES.get(split, (split,)):
@@ -133,32 +141,78 @@ def _labelled(
     return DataSplits(labels=list(labels), splits=splits, source=source, dropped=dropped)
 
 
-def shared_photo_splits(labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0) -> DataSplits:
-    """The shared photos with exactly the embedded model's split (same held-out photos)."""
-    from ..embedded import photo_table, split_photos
+SHARED_WORK_DIR = REPO_DIR / "artifacts" / "shared-photos"
+HELD_OUT_CAP = 5  # photos per species in validation and test: no species outweighs the others
 
-    catalog = catalog or default_catalog()
-    rows = photo_table(catalog)
-    split = split_photos(rows, seed=seed)
+
+def manifest_splits(
+    work_dir: str | Path,
+    labels: list[str] | None = None,
+    catalog: Catalog | None = None,
+    held_out_cap: int | None = HELD_OUT_CAP,
+    source: str | None = None,
+) -> DataSplits:
+    """The kept, split images of a data_prep work folder (its ``manifest.csv``): THE manifest reader.
+
+    Validation and test keep at most ``held_out_cap`` photos per species (chosen by a hash of their
+    content, so always the same ones); ``cross_source`` names the species whose held-out photos come from
+    sources they did not train on.
+    """
+    from ..splits import cross_source_species
+
+    work_dir = Path(work_dir)
+    file = work_dir / "manifest.csv"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} not found: run the data pipeline first (python -m data_prep ...)")
+    with open(file, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["status"] == "ok" and r["split"] and r["path"]]
+    if not rows:
+        raise ValueError(f"{file}: no split images (run `python -m data_prep split`)")
+    crossed = cross_source_species([(r["species"], r.get("source") or r["crawler"], r["split"]) for r in rows])
     per_split: dict[str, tuple] = {}
     for name in ("train", "validation", "test"):
-        chosen = [r for r in rows if split[r["file"]] == name and r["species"]]
-        files = [r["file"] for r in chosen]
-        per_split[name] = (_file_loader(files), [r["species"] for r in chosen], [r["sha256"] for r in chosen])
-    return _labelled(per_split, labels, "shared-photos")
+        chosen = sorted(
+            (r for r in rows if r["split"] == name),
+            key=lambda r: (r["species"], hashlib.sha256(r["raw_sha256"].encode()).hexdigest()),
+        )
+        if name != "train" and held_out_cap:
+            seen: dict[str, int] = {}
+            chosen = [
+                r
+                for r in chosen
+                if (seen.__setitem__(r["species"], seen.get(r["species"], 0) + 1) or seen[r["species"]] <= held_out_cap)
+            ]
+        files = [str(work_dir / r["path"]) for r in chosen]
+        names = [species_name(r["species"], catalog) for r in chosen]
+        per_split[name] = (_file_loader(files), names, [r["raw_sha256"] for r in chosen])
+    data = _labelled(per_split, labels, source or str(work_dir))
+    data.cross_source = frozenset(crossed)
+    return data
+
+
+def shared_photo_splits(
+    labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0, work_dir: Path | None = None
+) -> DataSplits:
+    """The shared photos through the data pipeline (prepared once; the split depends only on content)."""
+    from data_prep.pipeline import prepare_folder
+
+    folder = prepare_folder(shared_photos_dir(), work_dir or SHARED_WORK_DIR, seed=seed)
+    return manifest_splits(folder, labels, catalog or default_catalog(), source="shared-photos")
 
 
 def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def image_folder_splits(root: Path, labels: list[str] | None = None, catalog: Catalog | None = None,
-                        seed: int = 0) -> DataSplits:
+def image_folder_splits(
+    root: Path, labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0
+) -> DataSplits:
     """``root/<split>/<Genus_species>/*`` as given, or ``root/<Genus_species>/*`` split here
     (grouped by exact and near duplicates, 70/15/15 per species)."""
     catalog = catalog or default_catalog()
-    split_dirs = {s: root / alias for s, aliases in SPLIT_ALIASES.items() for alias in aliases
-                  if (root / alias).is_dir()}
+    split_dirs = {
+        s: root / alias for s, aliases in SPLIT_ALIASES.items() for alias in aliases if (root / alias).is_dir()
+    }
     per_split: dict[str, tuple] = {}
     if split_dirs:
         for split, folder in split_dirs.items():
@@ -208,16 +262,20 @@ def hub_dataset_splits(spec: str, labels: list[str] | None = None, catalog: Cata
     return _labelled(per_split, labels, spec)
 
 
-def load_splits(spec: str, labels: list[str] | None = None, catalog: Catalog | None = None,
-                seed: int = 0) -> DataSplits:
+def load_splits(
+    spec: str, labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0
+) -> DataSplits:
     """Dispatch on the data spec (see module doc). ``labels``: map onto this label space
     (samples of other species are dropped and counted in ``dropped``)."""
     if spec == "shared-photos":
         return shared_photo_splits(labels, catalog, seed=seed)
     path = Path(spec).expanduser()
+    if path.is_dir() and (path / "manifest.csv").is_file():
+        return manifest_splits(path, labels, catalog or default_catalog())
     if path.is_dir():
-        is_hub_layout = ((path / "README.md").is_file() or any(path.glob("data/*.parquet"))
-                         or any(path.glob("*.parquet")))
+        is_hub_layout = (
+            (path / "README.md").is_file() or any(path.glob("data/*.parquet")) or any(path.glob("*.parquet"))
+        )
         if is_hub_layout:
             return hub_dataset_splits(str(path), labels, catalog)
         return image_folder_splits(path, labels, catalog, seed=seed)
@@ -229,7 +287,10 @@ def load_splits(spec: str, labels: list[str] | None = None, catalog: Catalog | N
 
 
 def class_weights(
-    targets: np.ndarray, labels: Sequence[str], balance: float = 0.0, toxic_weight: float = 1.0,
+    targets: np.ndarray,
+    labels: Sequence[str],
+    balance: float = 0.0,
+    toxic_weight: float = 1.0,
     catalog: Catalog | None = None,
 ) -> np.ndarray:
     """Per-class loss weights: ``1 / count**balance``, times ``toxic_weight`` for dangerous species,
@@ -270,4 +331,6 @@ def remap(splits: DataSplits, labels: list[str]) -> DataSplits:
         sub = ds.subset(keep)
         sub.targets = np.array([index[splits.labels[t]] for t in sub.targets], dtype=np.int64)
         new[name] = sub
-    return DataSplits(labels=list(labels), splits=new, source=splits.source, dropped=dropped)
+    return DataSplits(
+        labels=list(labels), splits=new, source=splits.source, dropped=dropped, cross_source=splits.cross_source
+    )

@@ -34,8 +34,9 @@ from .data import dangerous_mask, edible_mask
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, loader, accelerator=None,
-            desc: str = "eval") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, loader, accelerator=None, desc: str = "eval"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits (N, C) float32, labels (N,), sample indices (N,)) over the whole loader.
 
     With an Accelerator and a prepared loader each process sees its shard; the results
@@ -76,12 +77,30 @@ def species_mean_accuracy(probs: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def genus_top1_species_mean(probs: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> float:
+    """Species-balanced accuracy of the top-1 species' genus (each species counts once)."""
+    genera = np.array([name.split(" ", 1)[0] for name in labels])
+    hit = genera[probs.argmax(1)] == genera[y]
+    values = [hit[y == c].mean() for c in np.unique(y)]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def report(
-    logits: np.ndarray, y: np.ndarray, labels: Sequence[str], temperature: float = 1.0,
-    catalog: Catalog | None = None, top_confused: int = 10,
+    logits: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    temperature: float = 1.0,
+    catalog: Catalog | None = None,
+    top_confused: int = 10,
 ) -> dict:
-    """All evaluation metrics of one split; probabilities use ``temperature`` (1.0: uncalibrated)."""
+    """All evaluation metrics of one split; probabilities use ``temperature`` (1.0: uncalibrated).
+
+    The headline numbers are species-balanced (``*_species_mean``: the mean over species of each
+    species' accuracy); ``top1``/``top5`` weigh every photo equally and flatter species with many photos.
+    """
     catalog = catalog or default_catalog()
+    if len(y) == 0:
+        return {"images": 0, "species": 0}
     probs = softmax(logits, temperature)
     raw = softmax(logits, 1.0)
     pred = probs.argmax(1)
@@ -93,6 +112,7 @@ def report(
         "top5": top_k_accuracy(probs, y, 5),
         "top1_species_mean": species_mean_accuracy(probs, y, 1),
         "top5_species_mean": species_mean_accuracy(probs, y, 5),
+        "genus_top1_species_mean": genus_top1_species_mean(probs, y, labels),
         "macro_f1": macro_f1(y, pred, len(labels)),
         "loss": nll(probs, y),
         "loss_uncalibrated": nll(raw, y),
@@ -106,8 +126,9 @@ def report(
     }
 
 
-def per_species_rows(logits: np.ndarray, y: np.ndarray, labels: Sequence[str], catalog: Catalog | None = None,
-                     temperature: float = 1.0) -> list[dict]:
+def per_species_rows(
+    logits: np.ndarray, y: np.ndarray, labels: Sequence[str], catalog: Catalog | None = None, temperature: float = 1.0
+) -> list[dict]:
     """One row per species with evaluation samples or predictions: precision, recall, F1, support."""
     catalog = catalog or default_catalog()
     probs = softmax(logits, temperature)
@@ -119,16 +140,18 @@ def per_species_rows(logits: np.ndarray, y: np.ndarray, labels: Sequence[str], c
         if prf["support"][c] == 0 and predicted[c] == 0:
             continue
         m = y == c
-        rows.append({
-            "species": name,
-            "edibility": catalog.edibility(name),
-            "support": int(prf["support"][c]),
-            "predicted": int(predicted[c]),
-            "precision": round(float(prf["precision"][c]), 4),
-            "recall": round(float(prf["recall"][c]), 4),
-            "f1": round(float(prf["f1"][c]), 4),
-            "top5": round(top_k_accuracy(probs[m], y[m], 5), 4) if m.any() else "",
-        })
+        rows.append(
+            {
+                "species": name,
+                "edibility": catalog.edibility(name),
+                "support": int(prf["support"][c]),
+                "predicted": int(predicted[c]),
+                "precision": round(float(prf["precision"][c]), 4),
+                "recall": round(float(prf["recall"][c]), 4),
+                "f1": round(float(prf["f1"][c]), 4),
+                "top5": round(top_k_accuracy(probs[m], y[m], 5), 4) if m.any() else "",
+            }
+        )
     return rows
 
 
@@ -143,5 +166,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
 
 def reliability(logits: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, list]:
-    return {"uncalibrated": reliability_bins(softmax(logits, 1.0), y),
-            "calibrated": reliability_bins(softmax(logits, temperature), y)}
+    return {
+        "uncalibrated": reliability_bins(softmax(logits, 1.0), y),
+        "calibrated": reliability_bins(softmax(logits, temperature), y),
+    }

@@ -1,0 +1,212 @@
+"""ingest: take in a local folder of photos (e.g. ../shared/data/photos), like a crawl that needs no network.
+
+    python -m data_prep ingest --from ../shared/data/photos      # then dedup, normalize, split, publish
+
+The folder holds ``manifest.csv`` (columns ``species``, ``path`` and optionally ``source``, ``origin``,
+``license``; ``path`` relative to the folder or to its parent, as in ../shared) or, without a manifest,
+``<Genus_species>/*.jpg``. Each photo becomes a manifest row like a crawled one: its bytes are copied
+to ``raw/<Genus_species>/<image_id>.<ext>``; ``source`` (the collection: ``inat``, ``kaggle215``, ...),
+``origin`` (observation URL, Commons page...) and ``license`` are kept, so the split can hold sources
+out and group photos of one observation. Names are resolved through the catalog (synonyms merge);
+photos of taxa outside it are kept as dropped rows with the reason.
+
+Ids depend only on the species and the path *inside* the folder, never on where the folder is, so
+the same photos give the same ids, the same dedup groups and the same split on every machine.
+The rows of each folder are also kept in ``local/<folder name>.csv``: ``crawl`` rewrites the manifest
+from its own journals and takes these rows along.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+from pathlib import Path
+
+from .common import (
+    MANIFEST_COLUMNS,
+    Manifest,
+    add_common_arguments,
+    atomic_write_bytes,
+    print_summary,
+    read_csv,
+    species_dir_name,
+    write_csv,
+    write_summary,
+)
+from .crawl import image_id
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+CRAWLER = "local"
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("ingest")
+    g.add_argument(
+        "--from",
+        dest="source_dir",
+        type=Path,
+        default=None,
+        help="folder of photos: manifest.csv (species,path[,source,origin,license]) or <Genus_species>/*",
+    )
+    g.add_argument(
+        "--source-name",
+        default=None,
+        help="source of every photo when the folder has no manifest with a source column (default: the folder's name)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    add_stage_arguments(parser)
+
+
+def folder_entries(folder: Path, source_name: str | None = None) -> list[dict]:
+    """(species as written, file, path inside the folder, source, origin, license) of every photo."""
+    folder = folder.resolve()
+    default_source = source_name or folder.name
+    manifest = folder / "manifest.csv"
+    entries = []
+    if manifest.is_file():
+        for row in read_csv(manifest):
+            rel = (row.get("path") or "").strip()
+            if not rel:
+                continue
+            file = folder / rel if (folder / rel).is_file() else folder.parent / rel
+            inside = file.resolve().relative_to(folder).as_posix() if file.resolve().is_relative_to(folder) else rel
+            entries.append(
+                {
+                    "name": (row.get("species") or "").strip(),
+                    "file": file,
+                    "rel": inside,
+                    "source": (row.get("source") or "").strip() or default_source,
+                    "origin": (row.get("origin") or "").strip(),
+                    "license": (row.get("license") or "").strip() or "unknown",
+                }
+            )
+    else:
+        for species_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
+            for file in sorted(species_dir.iterdir()):
+                if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
+                    entries.append(
+                        {
+                            "name": species_dir.name.replace("_", " "),
+                            "file": file,
+                            "rel": file.relative_to(folder).as_posix(),
+                            "source": default_source,
+                            "origin": "",
+                            "license": "unknown",
+                        }
+                    )
+    if not entries:
+        raise FileNotFoundError(f"{folder}: no photos (expected manifest.csv or <Genus_species>/ folders of images)")
+    return entries
+
+
+def _inspect(data: bytes) -> tuple[int, int, str] | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.width, im.height, im.format or ""
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
+def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None = None) -> list[dict]:
+    """Copy the folder's photos into ``raw/`` and return their manifest rows (also in ``local/<name>.csv``)."""
+    from tqdm import tqdm
+
+    rows = []
+    for e in tqdm(folder_entries(folder, source_name), desc="ingest", unit="img", disable=None):
+        accepted = catalog.resolve(e["name"]) if e["name"] else None
+        species = accepted or e["name"]
+        url = f"{CRAWLER}:{folder.resolve().name}/{e['rel']}"
+        row = dict.fromkeys(MANIFEST_COLUMNS, "")
+        row.update(
+            {
+                "image_id": image_id(species, url),
+                "species": species,
+                "query": f"{CRAWLER}:{folder.name}",
+                "crawler": CRAWLER,
+                "source": e["source"],
+                "source_url": url,
+                "license": e["license"],
+                "origin": e["origin"],
+                "status": "ok",
+            }
+        )
+        rows.append(row)
+        if accepted is None:
+            row.update(status="dropped", drop_stage="crawl", drop_reason=f"not a catalog species: {e['name']}")
+            continue
+        try:
+            data = e["file"].read_bytes()
+        except OSError as err:
+            row.update(status="dropped", drop_stage="crawl", drop_reason=f"unreadable file ({err.strerror})")
+            continue
+        info = _inspect(data)
+        if info is None:
+            row.update(status="dropped", drop_stage="crawl", drop_reason="not an image")
+            continue
+        ext = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}.get(info[2], e["file"].suffix.lower())
+        raw_path = f"raw/{species_dir_name(species)}/{row['image_id']}{ext}"
+        target = work_dir / raw_path
+        if not (target.is_file() and target.stat().st_size == len(data)):
+            atomic_write_bytes(target, data)
+        row.update(
+            raw_path=raw_path,
+            raw_sha256=hashlib.sha256(data).hexdigest(),
+            raw_width=info[0],
+            raw_height=info[1],
+            raw_format=info[2],
+        )
+    write_csv(work_dir / "local" / f"{folder.resolve().name}.csv", rows, MANIFEST_COLUMNS)
+    return rows
+
+
+def ingested_rows(work_dir: Path) -> list[dict]:
+    """Every row ``ingest`` took in, with the later stages' columns empty (fresh for dedup/normalize/split)."""
+    rows = []
+    for file in sorted((Path(work_dir) / "local").glob("*.csv")):
+        rows += [{c: row.get(c) or "" for c in MANIFEST_COLUMNS} for row in read_csv(file)]
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from mushroom_id.catalog import default_catalog
+
+    if args.source_dir is None:
+        raise SystemExit("ingest needs --from FOLDER (e.g. --from ../shared/data/photos)")
+    if not args.source_dir.is_dir():
+        raise FileNotFoundError(f"{args.source_dir}: no such folder")
+    work_dir: Path = args.work_dir
+    new = ingest_folder(work_dir, args.source_dir, default_catalog(), args.source_name)
+    manifest = Manifest(work_dir)
+    taken = {r["image_id"] for r in new}
+    others = [r for r in manifest.rows() if r["image_id"] not in taken] if manifest.exists() else []
+    manifest.write(others + new)
+    kept = [r for r in new if r["status"] == "ok"]
+    reasons = Counter(r["drop_reason"].split(":")[0] for r in new if r["status"] != "ok")
+    summary = {
+        "folder": str(args.source_dir),
+        "photos": len(new),
+        "kept": len(kept),
+        "species": len({r["species"] for r in kept}),
+        "sources": dict(Counter(r["source"] for r in kept)),
+        "dropped": dict(reasons),
+    }
+    write_summary(work_dir, "ingest", summary)
+    print_summary(
+        "ingest",
+        [
+            ("photos", len(new)),
+            ("kept (catalog species)", len(kept)),
+            ("species", summary["species"]),
+            *[(f"  source {k}", v) for k, v in sorted(summary["sources"].items())],
+            *[(f"dropped: {k}", v) for k, v in sorted(reasons.items())],
+        ],
+    )
+    return 0

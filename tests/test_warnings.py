@@ -1,0 +1,420 @@
+"""Warnings a person reads: one danger warning per species, the deadliest first, a summary sentence,
+a headline that names the danger, and a page that shows the summary and folds long lists.
+
+Probability vectors are built by hand over a small label list; edibility and lookalikes come from
+the real default catalog (the test checks the catalog facts it relies on first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import timm
+
+from mushroom_id.catalog import DANGEROUS, default_catalog
+from mushroom_id.models import LoadedModel
+from mushroom_id.predict import Predictor
+from mushroom_id.safety import BANNED_PHRASES, EDIBILITY_TEXT, danger_rank, danger_summary, species_warnings
+from mushroom_id.ui import warnings_html
+
+LABELS = [
+    "Amanita phalloides",  # 0 deadly; lookalikes A. citrina, A. strobiliformis (poisonous)
+    "Amanita virosa",  # 1 deadly
+    "Amanita muscaria",  # 2 poisonous; lookalikes A. gemmata, A. pantherina (poisonous), A. excelsa, A. rubescens
+    "Amanita pantherina",  # 3 poisonous
+    "Morchella esculenta",  # 4 edible; lookalike Gyromitra esculenta (deadly)
+    "Gyromitra esculenta",  # 5 deadly
+    "Psilocybe cubensis",  # 6 psychoactive, no lookalikes
+    "Cantharellus cibarius",  # 7 edible
+    "Agaricus benesii",  # 8 unknown, no lookalikes
+    "Amanita rubescens",  # 9 inedible
+    "Boletus edulis",  # 10 edible
+]
+IDX = {name: i for i, name in enumerate(LABELS)}
+# No conformal quantile: the plausible species are exactly the top-k, so each case is exact.
+THRESHOLDS = {"confident": 0.5, "genus": 0.6, "fungus": 0.05}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    c = default_catalog()
+    facts = {
+        "Amanita phalloides": "deadly",
+        "Amanita virosa": "deadly",
+        "Amanita muscaria": "poisonous",
+        "Amanita pantherina": "poisonous",
+        "Morchella esculenta": "edible",
+        "Gyromitra esculenta": "deadly",
+        "Psilocybe cubensis": "psychoactive",
+        "Cantharellus cibarius": "edible",
+        "Agaricus benesii": "unknown",
+        "Amanita rubescens": "inedible",
+        "Boletus edulis": "edible",
+    }
+    assert {n: c.edibility(n) for n in facts} == facts
+    assert [(s.name, s.edibility) for s in c.lookalikes("Amanita muscaria")] == [
+        ("Amanita excelsa", "inedible"),
+        ("Amanita gemmata", "poisonous"),
+        ("Amanita pantherina", "poisonous"),
+        ("Amanita rubescens", "inedible"),
+    ]
+    assert [(s.name, s.edibility) for s in c.lookalikes("Morchella esculenta")] == [
+        ("Gyromitra esculenta", "deadly"),
+        ("Morchella importuna", "edible"),
+        ("Morchella vulgaris", "edible"),
+    ]
+    assert [(s.name, s.edibility) for s in c.lookalikes("Amanita phalloides")] == [
+        ("Amanita citrina", "poisonous"),
+        ("Amanita strobiliformis", "poisonous"),
+        ("Rhodocollybia maculata", "inedible"),
+    ]
+    assert c.lookalikes("Psilocybe cubensis") == [] and c.lookalikes("Agaricus benesii") == []
+    return c
+
+
+@pytest.fixture(scope="module")
+def predictor(catalog):
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(LABELS)).eval()
+    loaded = LoadedModel(
+        model=model,
+        labels=LABELS,
+        data_config={
+            "input_size": (3, 32, 32),
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+        },
+        model_id="hand-made",
+        config={"thresholds": THRESHOLDS},
+    )
+    return Predictor(loaded, catalog, use_gate=False)
+
+
+def probs(**named: float) -> np.ndarray:
+    """{"Amanita_muscaria": 0.6, ...} -> a vector; the rest of the mass spread evenly (and small)."""
+    p = np.zeros(len(LABELS))
+    for key, value in named.items():
+        p[IDX[key.replace("_", " ")]] = value
+    free = p == 0
+    p[free] = (1 - p.sum()) / free.sum()
+    return p
+
+
+def danger(result: dict) -> list[dict]:
+    return [w for w in result["warnings"] if w["kind"] == "toxic_candidate"]
+
+
+def species(ws: list[dict]) -> list[str]:
+    return [w["species"] for w in ws]
+
+
+# ---- ordering and one warning per species ---------------------------------------------------------
+
+
+def test_deadly_before_poisonous_even_when_less_probable(predictor):
+    r = predictor.answer(
+        probs(Amanita_muscaria=0.6, Amanita_pantherina=0.25, Amanita_phalloides=0.1), fungus_score=0.9, top_k=3
+    )
+    assert species(r["candidates"]) == ["Amanita muscaria", "Amanita pantherina", "Amanita phalloides"]
+    # deadly (10%) first; then poisonous by probability; the lookalike the model gives no probability last
+    assert species(danger(r)) == ["Amanita phalloides", "Amanita muscaria", "Amanita pantherina", "Amanita gemmata"]
+    assert [w["edibility"] for w in danger(r)] == ["deadly", "poisonous", "poisonous", "poisonous"]
+    assert [w["probability"] for w in danger(r)] == [0.1, 0.6, 0.25, None]
+    # all danger warnings come before every other warning
+    kinds = [w["kind"] for w in r["warnings"]]
+    assert kinds == ["toxic_candidate"] * 4 + ["lookalike"] * 2
+    assert species(r["warnings"][4:]) == ["Amanita excelsa", "Amanita rubescens"]  # inedible: notices
+
+
+def test_one_warning_per_species_that_is_both_candidate_and_lookalike(predictor):
+    r = predictor.answer(
+        probs(Amanita_muscaria=0.6, Amanita_pantherina=0.25, Amanita_phalloides=0.1), fungus_score=0.9, top_k=3
+    )
+    named = [w["species"] for w in r["warnings"] if w["species"]]
+    assert len(named) == len(set(named))
+    (panther,) = [w for w in r["warnings"] if w["species"] == "Amanita pantherina"]
+    assert panther["kind"] == "toxic_candidate" and panther["via"] == ["candidate", "lookalike"]
+    assert panther["message"] == (
+        "Amanita pantherina (POISONOUS, 25% probability) is among the plausible species and can be confused "
+        "with Amanita muscaria, the most likely species."
+    )
+    (gemmata,) = [w for w in r["warnings"] if w["species"] == "Amanita gemmata"]
+    assert gemmata["via"] == ["lookalike"]
+    assert (
+        gemmata["message"]
+        == "Amanita gemmata (POISONOUS) can be confused with Amanita muscaria, the most likely species."
+    )
+    (phalloides,) = [w for w in r["warnings"] if w["species"] == "Amanita phalloides"]
+    assert phalloides["via"] == ["candidate"]
+    assert (
+        phalloides["message"]
+        == "Amanita phalloides (DEADLY POISONOUS, 10% probability) is among the plausible species."
+    )
+
+
+def test_deadly_lookalike_of_the_top_is_a_danger_warning(predictor):
+    """Morchella esculenta on top: the deadly false morel is a danger, not a footnote."""
+    r = predictor.answer(
+        probs(Morchella_esculenta=0.9, Cantharellus_cibarius=0.05, Boletus_edulis=0.03), fungus_score=0.9, top_k=3
+    )
+    assert r["confident"] and r["candidates"][0]["species"] == "Morchella esculenta"
+    (gyro,) = danger(r)
+    assert gyro["species"] == "Gyromitra esculenta" and gyro["edibility"] == "deadly"
+    assert gyro["via"] == ["lookalike"]
+    assert gyro["probability"] == pytest.approx(0.02 / 8, abs=1e-4)  # the model knows it: its share is kept
+    assert "DEADLY POISONOUS" in gyro["message"] and "Morchella esculenta" in gyro["message"]
+    assert r["warnings"][0] is gyro  # first, before the mild lookalike notes
+    assert [w["species"] for w in r["warnings"] if w["kind"] == "lookalike"] == [
+        "Morchella importuna",
+        "Morchella vulgaris",
+    ]
+    assert r["summary"] == (
+        "1 deadly species is possible for this photo: Gyromitra esculenta (a lookalike of Morchella esculenta)."
+    )
+    assert r["message"] == "Most likely Morchella esculenta (90%)."
+    page = warnings_html(r)
+    red, _, yellow = page.partition('id="notices"')
+    assert "Gyromitra esculenta (DEADLY POISONOUS)" in red and 'id="danger-warnings"' in red
+    assert "Gyromitra" not in yellow
+
+
+def test_deadly_lookalike_comes_before_poisonous_candidates(predictor):
+    r = predictor.answer(
+        probs(Morchella_esculenta=0.7, Amanita_muscaria=0.2, Amanita_pantherina=0.05), fungus_score=0.9, top_k=3
+    )
+    assert species(danger(r)) == ["Gyromitra esculenta", "Amanita muscaria", "Amanita pantherina"]
+    assert r["summary"] == (
+        "1 deadly and 2 poisonous species are possible for this photo, among them the deadly Gyromitra esculenta "
+        "(a lookalike of Morchella esculenta) and the poisonous Amanita muscaria (20%)."
+    )
+
+
+def test_psychoactive_comes_after_poisonous(predictor):
+    r = predictor.answer(
+        probs(Psilocybe_cubensis=0.5, Amanita_pantherina=0.3, Boletus_edulis=0.15), fungus_score=0.9, top_k=3
+    )
+    assert [(w["species"], w["edibility"]) for w in danger(r)] == [
+        ("Amanita pantherina", "poisonous"),
+        ("Psilocybe cubensis", "psychoactive"),
+    ]
+
+
+# ---- the summary sentence -------------------------------------------------------------------------
+
+
+def test_summary_none_when_no_danger_is_in_play(predictor):
+    r = predictor.answer(
+        probs(Agaricus_benesii=0.9, Cantharellus_cibarius=0.05, Boletus_edulis=0.03), fungus_score=0.9, top_k=3
+    )
+    assert danger(r) == [] and r["summary"] == ""
+    assert r["message"] == "Most likely Agaricus benesii — edibility unknown — 90%."
+    assert 'id="danger-warnings"' not in warnings_html(r)
+    not_fungus = predictor.answer(probs(Amanita_phalloides=0.9), fungus_score=0.01)
+    assert not_fungus["summary"] == "" and not_fungus["candidates"] == []
+
+
+def test_summary_singular(predictor):
+    r = predictor.answer(
+        probs(Psilocybe_cubensis=0.8, Boletus_edulis=0.1, Agaricus_benesii=0.05), fungus_score=0.9, top_k=3
+    )
+    assert r["summary"] == "1 psychoactive species is possible for this photo: Psilocybe cubensis (80%)."
+    assert r["message"] == "Most likely Psilocybe cubensis — psychoactive / toxic — 80%."
+
+
+def test_summary_counts_every_level(predictor):
+    p = probs(
+        Amanita_muscaria=0.55,
+        Amanita_phalloides=0.2,
+        Amanita_virosa=0.1,
+        Psilocybe_cubensis=0.08,
+        Amanita_pantherina=0.05,
+    )
+    r = predictor.answer(p, fungus_score=0.9, top_k=5)
+    # 2 deadly candidates; muscaria, pantherina (candidates) + gemmata (lookalike); 1 psychoactive
+    assert species(danger(r)) == [
+        "Amanita phalloides",
+        "Amanita virosa",
+        "Amanita muscaria",
+        "Amanita pantherina",
+        "Amanita gemmata",
+        "Psilocybe cubensis",
+    ]
+    assert r["summary"] == (
+        "2 deadly, 3 poisonous and 1 psychoactive species are possible for this photo, among them the deadly "
+        "Amanita phalloides (20%) and the poisonous Amanita muscaria (55%)."
+    )
+
+
+def test_summary_names_one_species_when_the_deadliest_is_the_likeliest(predictor):
+    r = predictor.answer(
+        probs(Amanita_phalloides=0.6, Amanita_virosa=0.3, Boletus_edulis=0.05), fungus_score=0.9, top_k=3
+    )
+    # A. citrina and A. strobiliformis are poisonous lookalikes of the death cap
+    assert species(danger(r)) == ["Amanita phalloides", "Amanita virosa", "Amanita citrina", "Amanita strobiliformis"]
+    assert r["summary"] == (
+        "2 deadly and 2 poisonous species are possible for this photo, among them the deadly Amanita phalloides (60%)."
+    )
+    assert r["message"] == "Most likely Amanita phalloides — DEADLY POISONOUS — 60%."
+
+
+def test_summary_by_hand_with_many_species():
+    """The sentence from hand-built warnings: 2 deadly and 11 poisonous."""
+
+    def w(name, status, p):
+        return {"kind": "toxic_candidate", "species": name, "edibility": status, "probability": p, "via": ["candidate"]}
+
+    warnings = [w("Amanita phalloides", "deadly", 0.04), w("Amanita virosa", "deadly", 0.01)]
+    warnings += [w(f"Poison {i}", "poisonous", 0.3 - i / 100) for i in range(11)]
+    warnings += [{"kind": "lookalike", "species": "Amanita excelsa", "edibility": "inedible", "message": "m"}]
+    assert danger_summary(warnings) == (
+        "2 deadly and 11 poisonous species are possible for this photo, among them the deadly "
+        "Amanita phalloides (4%) and the poisonous Poison 0 (30%)."
+    )
+    assert danger_summary(warnings[:2]) == (
+        "2 deadly species are possible for this photo, among them the deadly Amanita phalloides (4%)."
+    )
+    assert danger_summary(warnings[1:2]) == "1 deadly species is possible for this photo: Amanita virosa (1%)."
+    assert danger_summary(warnings[-1:]) == "" and danger_summary([]) == ""
+
+
+def test_species_warnings_without_probabilities(catalog):
+    """The pure function alone: no probabilities -> order by danger, then the order given."""
+    ws = species_warnings(["Amanita muscaria", "Amanita phalloides"], catalog, "Amanita muscaria")
+    assert [(w["species"], w["via"]) for w in ws if w["kind"] == "toxic_candidate"] == [
+        ("Amanita phalloides", ["candidate"]),
+        ("Amanita muscaria", ["candidate"]),
+        ("Amanita gemmata", ["lookalike"]),
+        ("Amanita pantherina", ["lookalike"]),
+    ]
+
+
+# ---- the headline ---------------------------------------------------------------------------------
+
+
+def test_headline_names_the_danger_of_the_most_likely_species(predictor):
+    r = predictor.answer(probs(Amanita_muscaria=0.71, Boletus_edulis=0.2), fungus_score=0.9)
+    assert r["message"] == "Most likely Amanita muscaria — POISONOUS — 71%."
+    assert EDIBILITY_TEXT["poisonous"] in r["message"]
+
+    unsure = predictor.answer(probs(Amanita_muscaria=0.3, Boletus_edulis=0.25, Cantharellus_cibarius=0.2), 0.9)
+    assert unsure["genus_answer"] is None and not unsure["confident"]
+    assert unsure["message"].startswith("Not confident: the best guess, Amanita muscaria — POISONOUS — has only 30%.")
+    assert "may not be one of the species" in unsure["message"]
+
+    genus = predictor.answer(probs(Amanita_phalloides=0.35, Amanita_virosa=0.3), fungus_score=0.9)
+    assert genus["genus_answer"]["name"] == "Amanita sp."
+    assert genus["message"].endswith(
+        "answering at genus level, Amanita sp. The best guess, Amanita phalloides — DEADLY POISONOUS — has 35%."
+    )
+
+    edible_unsure = predictor.answer(probs(Boletus_edulis=0.3, Cantharellus_cibarius=0.25), fungus_score=0.9)
+    assert edible_unsure["message"].startswith("Not confident: the best guess, Boletus edulis, has only 30%.")
+
+    inedible = predictor.answer(probs(Amanita_rubescens=0.8), fungus_score=0.9)
+    assert inedible["message"] == "Most likely Amanita rubescens — inedible — 80%."
+
+
+def _random_results(predictor, n=60):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        p = rng.dirichlet(np.full(len(LABELS), 0.3 if i % 2 else 2.0))
+        yield predictor.answer(p, fungus_score=0.9 if i % 7 else 0.01, top_k=1 + i % 5)
+
+
+def test_never_safe_to_eat_and_never_edible_unqualified(predictor):
+    for r in _random_results(predictor):
+        text = (json.dumps(r, ensure_ascii=False) + warnings_html(r)).lower()
+        for phrase in BANNED_PHRASES:
+            assert phrase not in text
+        for sentence in (r["message"], r["summary"]):
+            # "edible" only inside "inedible" or with the catalog's caveat
+            assert not re.search(r"(?<!in)edible(?! \(per sources)", sentence), sentence
+
+
+def test_invariants_on_random_answers(predictor, catalog):
+    for r in _random_results(predictor):
+        assert isinstance(r["summary"], str)
+        if not r["is_fungus"]:
+            assert r["summary"] == ""
+            continue
+        toxic = danger(r)
+        assert len(species(toxic)) == len(set(species(toxic)))
+        assert r["warnings"][: len(toxic)] == toxic  # the dangers come first
+        keys = [
+            (danger_rank(w["edibility"]), -(w["probability"] if w["probability"] is not None else -1)) for w in toxic
+        ]
+        assert keys == sorted(keys)
+        plausible = set(species(r["candidates"])) | set(r["prediction_set"]["species"])
+        top = r["candidates"][0]["species"]
+        expected = {n for n in plausible if catalog.edibility(n) in DANGEROUS}
+        expected |= {s.name for s in catalog.lookalikes(top) if s.edibility in DANGEROUS}
+        assert set(species(toxic)) == expected
+        assert not any(w["kind"] == "lookalike" and w["edibility"] in DANGEROUS for w in r["warnings"])
+        assert bool(r["summary"]) == bool(toxic)
+        if toxic:
+            counted = {s: sum(w["edibility"] == s for w in toxic) for s in ("deadly", "poisonous", "psychoactive")}
+            for status, count in counted.items():
+                assert (f"{count} {status}" in r["summary"]) == (count > 0)
+            assert toxic[0]["species"] in r["summary"]
+        if r["candidates"][0]["edibility"] in DANGEROUS:
+            assert EDIBILITY_TEXT[r["candidates"][0]["edibility"]] in r["message"]
+
+
+def test_observation_results_have_the_summary(predictor):
+    from PIL import Image
+
+    photos = [Image.new("RGB", (40, 40), c) for c in ("red", "white")]
+    r = predictor.predict_observation(photos)
+    assert r["photos"] == 2 and isinstance(r["summary"], str)
+    assert bool(r["summary"]) == bool(danger(r))
+
+
+# ---- the page -------------------------------------------------------------------------------------
+
+
+def test_page_shows_summary_first_deadly_first_and_folds_the_rest():
+    def w(name, status, p):
+        return {
+            "kind": "toxic_candidate",
+            "species": name,
+            "edibility": status,
+            "probability": p,
+            "via": ["candidate"],
+            "message": f"{name} ({EDIBILITY_TEXT[status]}) is among the plausible species.",
+        }
+
+    # deliberately out of order: the page still shows the deadly one first
+    warnings = [w(f"Poison {i}", "poisonous", 0.3) for i in range(4)] + [w("Amanita <b>virosa", "deadly", 0.01)]
+    warnings += [{"kind": "lookalike", "species": "X y", "edibility": "edible", "message": "mild note"}]
+    result = {
+        "message": "Most likely Poison 0 — POISONOUS — 30%.",
+        "summary": "5 <species> summary",
+        "warnings": warnings,
+    }
+    page = warnings_html(result)
+    assert page.index('id="result-message"') < page.index('id="danger-warnings"') < page.index('id="notices"')
+    box = page[page.index('id="danger-warnings"') : page.index('id="notices"')]
+    assert 'class="warning-box"' in page and "WARNING" in box
+    assert "5 &lt;species&gt; summary" in box and "<species>" not in page  # escaped
+    visible, _, folded = box.partition("<details")
+    assert box.index("summary</p>") < box.index("<li")  # the summary before the items
+    assert visible.count("<li") == 3
+    assert visible.index("Amanita &lt;b&gt;virosa") < visible.index("Poison 0")
+    assert "<summary>show all 5</summary>" in folded and folded.count("<li") == 2
+    assert "Poison 2" in folded and "Poison 3" in folded
+    assert "mild note" in page[page.index('id="notices"') :]
+
+
+def test_page_without_folding_or_summary():
+    result = {
+        "message": "m",
+        "warnings": [
+            {"kind": "toxic_candidate", "species": "A b", "edibility": "deadly", "message": "A b (DEADLY POISONOUS)"}
+        ],
+    }
+    page = warnings_html(result)
+    assert "<details" not in page and "danger-summary" not in page and "A b (DEADLY POISONOUS)" in page
