@@ -43,13 +43,30 @@ Decisions (copied to the README):
   ``allergic``/``allergenic``/``caution`` -> poisonous (adverse reactions reported: safety first),
   ``unknown`` -> none; Wild Food UK's plain ``edibility`` field Edible/Inedible/Poisonous (never its
   derived ``edibility_detail.status``). Source names are matched through the synonym groups (a
-  variety's status counts for its species). The merge is ``mushroom_id.catalog.merge_statuses``: the
-  most dangerous known status wins (deadly > poisonous > psychoactive > inedible > edible > choice);
-  with no status the species is ``unknown``, never edible. An unmapped source value is an error.
+  variety's status counts for its species). An unmapped source value is an error.
+* **Fine sources before the coarse one** (``decide_status``). The original's seed list is binary:
+  its ``toxic`` means "not edible", not "poisonous". Wikipedia's mycomorphbox and Wild Food UK name a
+  specific status. So: when a fine source knows the species, its status is the merge of the fine
+  sources (``mushroom_id.catalog.merge_statuses``: the most dangerous known status wins, deadly >
+  poisonous > psychoactive > inedible > edible > choice), and the seed word does not change it
+  (Trametes versicolor: seed toxic, Wikipedia "too hard to eat", Wild Food UK Inedible -> inedible).
+  Wikipedia's "not recommended" next to an edible or choice word of the same row is advice that
+  qualifies it, not a second verdict (Amanita caesarea: Wikipedia "choice, not recommended", seed
+  edible -> choice; the app shows both words); alone it means inedible. Only when no fine source
+  knows the species does the seed word decide, safety first: ``toxic`` -> poisonous (nothing
+  contradicts it), ``edible`` -> edible. With no status at all the species is ``unknown``, never
+  edible. A real poisonous report (Wikipedia poisonous/deadly/allergenic, Wild Food UK Poisonous)
+  always wins over an edible word.
+* **Sources disagree** (``sources_disagree``) when the words of the sources (all of them, the seed
+  included, and several words of one source) do not fit one verdict: an eat word (edible, choice)
+  next to a do-not-eat word (deadly, poisonous, psychoactive, inedible, seed toxic), or a toxic word
+  (deadly, poisonous, psychoactive) next to a fine source's plain inedible. The seed's ``toxic`` fits
+  both inedible and poisonous. The app shows "sources disagree" with each source's word.
 * **Family / common name.** Family from the iNaturalist row of the species, else the family of its
   genus in the iNaturalist table, else ``GENUS_FAMILIES`` (left empty where the placement is
   unsettled). Common name from Wild Food UK, else iNaturalist, else the first
-  Wikipedia common name.
+  Wikipedia common name; placeholders ("none", "None", "-") are no name. ``url``: the species'
+  Wikipedia page from the mycomorphbox table, else its Wild Food UK page.
 * **Lookalikes.** "(Genus species)" mentions in Wild Food UK's ``possible_confusion``, resolved
   through the catalog, kept only when they are catalog species, and made symmetric.
 * The output is deterministic (rows sorted by name) so rebuilding reproduces the committed file.
@@ -66,7 +83,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mushroom_id.catalog import CSV_COLUMNS, EDIBILITY_LEVELS, LIST_SEP, merge_statuses, normalize_name
+from mushroom_id.catalog import EDIBILITY_LEVELS, LIST_SEP, WRITTEN_COLUMNS, merge_statuses, normalize_name
 
 SYNONYMS_CSV = Path(__file__).resolve().parent / "synonyms.csv"
 
@@ -176,6 +193,75 @@ WIKIPEDIA_STATUS = {
     "caution": "poisonous",
 }
 WILDFOODUK_STATUS = {"edible": "edible", "inedible": "inedible", "poisonous": "poisonous"}
+SOURCE_STATUS = {"seed": SEED_STATUS, "wikipedia": WIKIPEDIA_STATUS, "wildfooduk": WILDFOODUK_STATUS}
+FINE_SOURCES = frozenset({"wikipedia", "wildfooduk"})  # name a specific status
+COARSE_SOURCES = frozenset({"seed"})  # the original's binary list: "toxic" means "not edible"
+
+# Verdict of one source word, for the "sources disagree" flag.
+_EAT, _TOXIC, _INEDIBLE, _NOT_EDIBLE = "eat", "toxic", "inedible", "not edible"
+_VERDICT = {
+    "choice": _EAT,
+    "edible": _EAT,
+    "deadly": _TOXIC,
+    "poisonous": _TOXIC,
+    "psychoactive": _TOXIC,
+    "inedible": _INEDIBLE,
+}
+_NO_NAME = frozenset({"", "none", "-", "n/a", "unknown"})
+
+
+def source_status(source: str, value: str) -> str | None:
+    """The catalog status one source word maps to (None: the word carries no status)."""
+    mapping = SOURCE_STATUS[source]
+    key = value.strip().lower()
+    if key not in mapping:
+        raise ValueError(f"{source}: unmapped edibility value {value!r}")
+    return mapping[key]
+
+
+# Advice words that qualify an edible word of the same source instead of contradicting it
+# (Wikipedia's "choice, not recommended": edible, but the source advises against picking it).
+QUALIFIERS = frozenset({("wikipedia", "not recommended")})
+
+
+def _fine_statuses(evidence: list[tuple[str, str]]) -> list[str]:
+    words: dict[str, list[str]] = defaultdict(list)
+    for source, value in evidence:
+        if source in FINE_SOURCES:
+            words[source].append(value.strip().lower())
+    out = []
+    for source, values in words.items():
+        statuses = [source_status(source, v) or "" for v in values]
+        eats = any(st in ("edible", "choice") for st in statuses)
+        out += [st for v, st in zip(values, statuses, strict=True) if not (eats and (source, v) in QUALIFIERS)]
+    return out
+
+
+def decide_status(evidence: Iterable[tuple[str, str]]) -> str:
+    """The species' status from ``(source, word)`` pairs: the fine sources' safety-first merge when
+    any fine source knows the species, else the seed word's (toxic -> poisonous), else unknown."""
+    evidence = list(evidence)
+    status = merge_statuses(_fine_statuses(evidence))
+    if status != "unknown":
+        return status
+    return merge_statuses(source_status(s, v) or "" for s, v in evidence if s in COARSE_SOURCES)
+
+
+def sources_disagree(evidence: Iterable[tuple[str, str]]) -> bool:
+    """True when the source words do not fit one verdict (see the module docstring)."""
+    verdicts = set()
+    for source, value in evidence:
+        status = source_status(source, value)
+        if status is None:
+            continue
+        if source in COARSE_SOURCES and status == "poisonous":
+            verdicts.add(_NOT_EDIBLE)  # the seed's "toxic": not edible, of whatever kind
+        else:
+            verdicts.add(_VERDICT[status])
+    if _EAT in verdicts and verdicts - {_EAT}:
+        return True
+    return _TOXIC in verdicts and _INEDIBLE in verdicts
+
 
 _BINOMIAL = re.compile(r"^[A-Z][a-z]+ [a-z][a-z-]*[a-z]$")
 _INFRA = re.compile(r"\b(var|f|subsp|ssp|forma)\.?\s")
@@ -306,6 +392,12 @@ def in_macrofungi_scope(row: dict) -> bool:
 # --------------------------------------------------------------------------- build
 
 
+class _ListDict(defaultdict):
+    def update(self, other: dict[str, list[str]]) -> None:  # extend the lists instead of replacing
+        for key, names in other.items():
+            self[key].extend(names)
+
+
 @dataclass
 class BuildReport:
     labels: int = 0
@@ -319,6 +411,8 @@ class BuildReport:
     lookalike_pairs: int = 0
     label_species: int = 0  # accepted species the species labels map to
     status_counts: Counter = field(default_factory=Counter)
+    disagree: list[str] = field(default_factory=list)  # species whose sources disagree
+    rule_changes: _ListDict = field(default_factory=lambda: _ListDict(list))  # what decide_status changed
 
     def summary(self) -> str:
         rows = sum(self.status_counts.values())
@@ -336,6 +430,9 @@ class BuildReport:
             f"status: {len(self.out_of_scope_known)}",
             "  source names matching no catalog species: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.unmatched_source_names.items())),
+            f"  sources disagree: {len(self.disagree)} species; the rule (fine sources first, 'not recommended' as "
+            "advice) vs merging every word alike: "
+            + ", ".join(f"{k}: {len(v)}" for k, v in sorted(self.rule_changes.items())),
         ]
         return "\n".join(lines)
 
@@ -346,6 +443,11 @@ class BuildReport:
         lines += [f"  {n}" for n in self.added]
         lines.append("Wild Food UK synonyms not applied (iNaturalist keeps both species):")
         lines += [f"  {n}" for n in self.kept_apart]
+        for change, names in sorted(self.rule_changes.items()):
+            lines.append(f"{change} ({len(names)}):")
+            lines += [f"  {n}" for n in sorted(names)]
+        lines.append(f"sources disagree ({len(self.disagree)}):")
+        lines += [f"  {n}" for n in sorted(self.disagree)]
         if self.out_of_scope_known:
             lines.append("left out (not macrofungi) despite a status:")
             lines += [f"  {n}" for n in self.out_of_scope_known]
@@ -497,10 +599,11 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
     for entry in src.wildfooduk:
         add_status("wildfooduk", entry["scientific_name"], entry["edibility"], WILDFOODUK_STATUS)
 
-    mappings = {"seed": SEED_STATUS, "wikipedia": WIKIPEDIA_STATUS, "wildfooduk": WILDFOODUK_STATUS}
-
     def status_of(root: str) -> str:
-        return merge_statuses(mappings[s][v.lower()] or "" for s, v, _ in evidence_by_root.get(root, ()))
+        return decide_status((s, v) for s, v, _ in evidence_by_root.get(root, ()))
+
+    def disagree(root: str) -> bool:
+        return sources_disagree((s, v) for s, v, _ in evidence_by_root.get(root, ()))
 
     # 5. which groups are catalog species
     species_roots: set[str] = {uf.find(key) for key in label_keys}
@@ -561,12 +664,18 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
 
     # 7. rows
     genus_family = _genus_families(src.taxonomy)
-    wiki_common = {}
+    wiki_common, wiki_url = {}, {}
     for row in src.wikipedia:
         parsed = parse_name(row["scientific name"])
-        first = (row.get("common names") or "").split(",")[0].strip()
-        if parsed and first:
-            wiki_common.setdefault(uf.find(normalize_name(parsed.species)), first)
+        if not parsed:
+            continue
+        root = uf.find(normalize_name(parsed.species))
+        first = _name_or_empty((row.get("common names") or "").split(",")[0])
+        if first:
+            wiki_common.setdefault(root, first)
+        url = (row.get("URL") or "").strip()
+        if url.startswith("https://") and not parsed.infraspecific:
+            wiki_url.setdefault(root, url)
 
     rows = []
     for root in species_roots:
@@ -579,22 +688,19 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
             (e for k in members if k in wf_heads for e in wf_heads[k]),
             key=lambda e: (parse_name(e["scientific_name"]).infraspecific, e["scientific_name"]),
         )
-        family = (
-            inat_rows[0]["family"] if inat_rows else genus_family.get(genus, GENUS_FAMILIES.get(genus, ""))
-        )
+        family = inat_rows[0]["family"] if inat_rows else genus_family.get(genus, GENUS_FAMILIES.get(genus, ""))
         wf_species = [e for e in wf_entries if not parse_name(e["scientific_name"]).infraspecific]
         common = (
-            (wf_species[0]["name"] if wf_species else "")
-            or (inat_rows[0].get("commonName") or "" if inat_rows else "")
-            or (wf_entries[0]["name"] if wf_entries else "")
+            _name_or_empty(wf_species[0]["name"] if wf_species else "")
+            or _name_or_empty(inat_rows[0].get("commonName") if inat_rows else "")
+            or _name_or_empty(wf_entries[0]["name"] if wf_entries else "")
             or wiki_common.get(root, "")
         )
+        url = wiki_url.get(root) or next(
+            (e["source_url"] for e in wf_species if str(e.get("source_url") or "").startswith("https://")), ""
+        )
         synonyms = sorted(
-            {
-                spelling[k]
-                for k in members
-                if k != accepted_key and normalize_name(spelling[k]) != accepted_key
-            }
+            {spelling[k] for k in members if k != accepted_key and normalize_name(spelling[k]) != accepted_key}
         )
         sources = sorted(
             f"{s}:{v}" + ("" if normalize_name(n) == accepted_key else f" (as {n})")
@@ -602,6 +708,9 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
         )
         status = status_of(root)
         report.status_counts[status] += 1
+        if disagree(root):
+            report.disagree.append(name)
+        report.rule_changes.update(_rule_change(evidence_by_root.get(root, ()), status, name))
         rows.append(
             {
                 "name": name,
@@ -613,6 +722,8 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
                 "edibility_sources": LIST_SEP.join(sources),
                 "lookalikes": LIST_SEP.join(sorted(lookalikes.get(name, ()))),
                 "in_original": "true" if any(k in label_keys for k in members) else "false",
+                "sources_disagree": "true" if disagree(root) else "false",
+                "url": url,
             }
         )
     rows.sort(key=lambda r: r["name"])
@@ -653,6 +764,23 @@ def _genus_families(taxonomy: Iterable[dict]) -> dict[str, str]:
     return {g: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for g, c in counts.items()}
 
 
+def _name_or_empty(text: str | None) -> str:
+    """A common name, or "" for the sources' placeholders ("none", "None", "-")."""
+    text = " ".join(str(text or "").split())
+    return "" if text.lower() in _NO_NAME else text
+
+
+def _rule_change(evidence: Iterable[tuple[str, str, str]], status: str, name: str) -> dict[str, list[str]]:
+    """What the fine-before-coarse rule changed for one species (for the build report)."""
+    pairs = [(s, v) for s, v, _ in evidence]
+    old = merge_statuses(source_status(s, v) or "" for s, v in pairs)  # every source alike
+    if old == status:
+        if old == "poisonous" and not any(s in FINE_SOURCES and source_status(s, v) for s, v in pairs):
+            return {"poisonous from the seed list alone": [name]}
+        return {}
+    return {f"{old} -> {status}": [name]}
+
+
 def _sentence_case(text: str) -> str:
     text = " ".join(text.split())
     return text[:1].upper() + text[1:]
@@ -665,15 +793,11 @@ def _check_hand_table(rows: list[dict], resolve) -> None:
         if row["kind"] == "not_synonym":
             a, b = resolve(row["name"]), resolve(row["accepted"])
             if a is not None and a == b:
-                raise ValueError(
-                    f"synonyms.csv keeps {row['name']!r} and {row['accepted']!r} apart, but they merged"
-                )
+                raise ValueError(f"synonyms.csv keeps {row['name']!r} and {row['accepted']!r} apart, but they merged")
             continue
         got = resolve(row["name"])
         if got != display(row["accepted"]):
-            raise ValueError(
-                f"synonyms.csv says {row['name']!r} -> {row['accepted']!r} but the groups give {got!r}"
-            )
+            raise ValueError(f"synonyms.csv says {row['name']!r} -> {row['accepted']!r} but the groups give {got!r}")
 
 
 def write_catalog(rows: list[dict], out: Path) -> None:
@@ -681,7 +805,7 @@ def write_catalog(rows: list[dict], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, fieldnames=WRITTEN_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(out)

@@ -47,18 +47,27 @@ def run(args: argparse.Namespace, stages: tuple[str, ...] | None = None) -> int:
     return 0
 
 
-def prepare_folder(folder: Path, work_dir: Path, seed: int = 0, workers: int | None = None) -> Path:
+def prepare_folder(
+    folder: Path, work_dir: Path, seed: int = 0, workers: int | None = None, quiet: bool = False
+) -> Path:
     """Ingest, dedup, normalize and split a local photo folder into ``work_dir`` (no publish), once.
 
-    Reused while the folder's manifest and :data:`PREPARE_VERSION` are unchanged; rebuilt otherwise.
+    Reused while the folder's manifest (or file listing) and :data:`PREPARE_VERSION` are unchanged;
+    rebuilt otherwise.
     This is how ``shared-photos`` (the data spec of training, evaluation, trust fitting and benchmarks)
     becomes one manifest with one split.
     """
     folder, work_dir = Path(folder), Path(work_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found (the shared photos live in ../shared/data/photos)")
     manifest = folder / "manifest.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest} not found: put the shared data folder at ../shared")
-    key = hashlib.sha256(manifest.read_bytes() + f"|{PREPARE_VERSION}|{seed}".encode()).hexdigest()
+    if manifest.is_file():
+        listing = manifest.read_bytes()
+    else:  # <Genus_species>/* folders: names and sizes stand for the content
+        listing = "\n".join(
+            f"{p.relative_to(folder).as_posix()}:{p.stat().st_size}" for p in sorted(folder.glob("*/*")) if p.is_file()
+        ).encode()
+    key = hashlib.sha256(listing + f"|{PREPARE_VERSION}|{seed}".encode()).hexdigest()
     stamp = work_dir / "prepared.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key and (work_dir / "manifest.csv").is_file():
         return work_dir
@@ -79,7 +88,14 @@ def prepare_folder(folder: Path, work_dir: Path, seed: int = 0, workers: int | N
         ]
     )
     print(f"preparing {folder} -> {work_dir} (ingest, dedup, normalize, split; once)", file=sys.stderr, flush=True)
-    code = run(args, stages=LOCAL_CHAIN[:-1])
+    if quiet:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = run(args, stages=LOCAL_CHAIN[:-1])
+    else:
+        code = run(args, stages=LOCAL_CHAIN[:-1])
     if code:
         raise RuntimeError(f"preparing {folder} failed (exit code {code})")
     atomic_write_text(stamp, json.dumps({"key": key, "folder": str(folder), "version": PREPARE_VERSION}))

@@ -10,7 +10,7 @@ exactly as researchers load the Hub repo::
 
 Features: ``image`` (Image), ``label`` (ClassLabel whose names are ALL catalog accepted species,
 sorted, so label ids are the same for every build), ``species``, ``edibility`` and ``dangerous``
-(from the catalog), ``source_url``, ``license``, ``origin``, ``crawler``, ``query``, ``sha256``
+(from the catalog), ``source_url``, ``license``, ``origin``, ``crawler``, ``source``, ``query``, ``sha256``
 (of the published JPEG), ``image_id``, ``width``, ``height``.
 
 Streaming: rows are read from disk and written in row groups of 100, one shard at a time. The folder
@@ -64,6 +64,7 @@ def dataset_features(names: list[str]):
             "license": datasets.Value("string"),
             "origin": datasets.Value("string"),
             "crawler": datasets.Value("string"),
+            "source": datasets.Value("string"),
             "query": datasets.Value("string"),
             "sha256": datasets.Value("string"),
             "image_id": datasets.Value("string"),
@@ -85,6 +86,7 @@ def _example(row: dict, work_dir: Path, label_of: dict[str, int], catalog) -> di
         "license": row["license"] or "unknown",
         "origin": row["origin"],
         "crawler": row["crawler"],
+        "source": row.get("source") or row["crawler"],
         "query": row["query"],
         "sha256": row["sha256"],
         "image_id": row["image_id"],

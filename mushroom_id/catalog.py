@@ -4,8 +4,11 @@ The table ``mushroom_id/data/catalog.csv`` is built by ``python -m data_prep cat
 read-only source tables; this module only reads it (stdlib ``csv``, no pandas), so the app, training
 and data preparation all see the same names and statuses.
 
-Edibility is safety-first: when sources disagree the most dangerous *known* status wins, and a
-species no source knows is ``"unknown"``, never edible.
+Edibility is safety-first: among the specific sources (Wikipedia, Wild Food UK) the most dangerous
+*known* status wins; the original project's coarse "toxic" (= not edible) decides only when no
+specific source knows the species; a species no source knows is ``"unknown"``, never edible.
+``Species.sources_disagree`` marks species whose sources' words do not fit one verdict; the app shows
+each source's word (``Species.source_words``). The rule is in ``data_prep/catalog.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ CSV_COLUMNS = (
     "lookalikes",
     "in_original",
 )
+# Written by ``python -m data_prep catalog`` and read when present (older tables load without them).
+OPTIONAL_COLUMNS = ("sources_disagree", "url")
+WRITTEN_COLUMNS = CSV_COLUMNS + OPTIONAL_COLUMNS
+# How each source is named to people, and what its words mean.
+SOURCE_LABELS = {
+    "wikipedia": "Wikipedia",
+    "wildfooduk": "Wild Food UK",
+    "seed": "original project's list",
+}
+SOURCE_NOTES = {("seed", "toxic"): "toxic (= not edible)"}
 
 
 def merge_statuses(statuses: Iterable[str]) -> str:
@@ -80,10 +93,26 @@ class Species:
     synonyms: tuple[str, ...]
     lookalikes: tuple[str, ...]  # accepted names of catalog species
     in_original: bool  # one of the original project's 933 labels maps to it
+    sources_disagree: bool = False  # the sources' words do not fit one verdict (data_prep.catalog)
+    url: str = ""  # the species' page (Wikipedia, else Wild Food UK); "" when none is known
 
     @property
     def dangerous(self) -> bool:
         return is_dangerous(self.edibility)
+
+    def source_words(self) -> list[tuple[str, str]]:
+        """``[(source as people name it, its word), ...]``: the fine sources first, one entry per
+        source with its words joined ("Wikipedia", "deadly, choice")."""
+        words: dict[str, list[str]] = {}
+        for entry in self.sources:
+            source, _, value = entry.split(" (as ")[0].partition(":")
+            text = SOURCE_NOTES.get((source, value.lower()), value.lower())
+            words.setdefault(source, [])
+            if text not in words[source]:
+                words[source].append(text)
+        order = list(SOURCE_LABELS)
+        ranked = sorted(words, key=lambda s: order.index(s) if s in order else len(order))
+        return [(SOURCE_LABELS.get(s, s), ", ".join(words[s])) for s in ranked]
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> Species:
@@ -97,6 +126,8 @@ class Species:
             synonyms=_split_list(row["synonyms"]),
             lookalikes=_split_list(row["lookalikes"]),
             in_original=row["in_original"].strip().lower() in ("1", "true", "yes"),
+            sources_disagree=(row.get("sources_disagree") or "").strip().lower() in ("1", "true", "yes"),
+            url=(row.get("url") or "").strip(),
         )
 
 

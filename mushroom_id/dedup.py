@@ -1,13 +1,12 @@
-"""Exact and near-duplicate grouping of image files.
+"""Near-duplicate search primitives for the data pipeline's dedup stage (``data_prep.dedup``).
 
-Exact duplicates share a sha256 of their bytes; near duplicates are found with
-imagededup's perceptual hash (PHash, offline). Both kinds are merged into groups
-with union-find so that a split can keep every group on one side.
+Perceptual hashes come from imagededup's PHash (offline); :func:`phash_pairs` is the exact all-pairs
+search the stage uses, :func:`near_duplicate_pairs` imagededup's own search (the reference it is
+tested against); groups are merged with :class:`UnionFind`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
@@ -16,14 +15,6 @@ from pathlib import Path
 # Hamming distance over 64 bits; measured on ../shared: <= 8 were all true duplicates, 10 already
 # paired unrelated photos.
 DEFAULT_PHASH_THRESHOLD = 8
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class UnionFind:
@@ -61,9 +52,7 @@ def phash_encodings(paths: Sequence[str | Path]) -> dict[str, str]:
     return out
 
 
-def near_duplicate_pairs(
-    encodings: dict[str, str], threshold: int = DEFAULT_PHASH_THRESHOLD
-) -> set[tuple[str, str]]:
+def near_duplicate_pairs(encodings: dict[str, str], threshold: int = DEFAULT_PHASH_THRESHOLD) -> set[tuple[str, str]]:
     """Unordered pairs (a < b) of images whose PHash distance is at most ``threshold``."""
     from imagededup.methods import PHash
 
@@ -78,24 +67,6 @@ def near_duplicate_pairs(
             a_, b_ = str(a), str(b)  # imagededup returns np.str_
             pairs.add((min(a_, b_), max(a_, b_)))
     return pairs
-
-
-def duplicate_groups(
-    paths: Sequence[str | Path], threshold: int = DEFAULT_PHASH_THRESHOLD
-) -> dict[str, str]:
-    """Map every path to a group id (the group's smallest path); exact and near duplicates share one."""
-    keys = [str(p) for p in paths]
-    uf = UnionFind(keys)
-    by_hash: dict[str, str] = {}
-    for k in keys:
-        digest = sha256_file(k)
-        if digest in by_hash:
-            uf.union(by_hash[digest], k)
-        else:
-            by_hash[digest] = k
-    for a, b in near_duplicate_pairs(phash_encodings(keys), threshold):
-        uf.union(a, b)
-    return {k: uf.find(k) for k in keys}
 
 
 def hamming(a: str, b: str) -> int:

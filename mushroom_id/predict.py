@@ -18,7 +18,7 @@ import torch
 
 from .catalog import DANGEROUS, Catalog, default_catalog
 from .images import ImageSource, load_image
-from .models import LITE0_PIP, LoadedModel, imagenet_backbone
+from .models import LITE0_PIP, LITE_PIP, LoadedModel, imagenet_backbone
 from .onnx_runtime import THREADS_ENV, ServedNetwork, resolve_runtime, shared_trunk_blocks
 from .safety import (
     DISCLAIMER,
@@ -38,12 +38,20 @@ from .safety import (
 IMAGENET_FUNGUS_CLASSES = (947, 991, 992, 993, 994, 995, 996, 997)
 
 
-class FungusGate:
-    """Is there a fungus in the photo? Probability mass of ImageNet's fungus classes
-    under the offline ImageNet-pretrained EfficientNet-Lite0."""
+# What helps an unsure answer (the photos a mycologist asks for); the several-photos tab combines them.
+MORE_PHOTOS_HINT = (
+    "More photos of the same mushroom would help: the gills or pores under the cap, the stem down to its base "
+    "(dig it out), and the whole mushroom where it grows."
+)
 
-    def __init__(self):
-        self.model = imagenet_backbone()
+
+class FungusGate:
+    """Is there a fungus in the photo? Probability mass of ImageNet's fungus classes under an
+    offline ImageNet-pretrained EfficientNet-Lite (Lite0 unless the species model is a frozen
+    Lite of another size: then its own backbone, so one forward serves both)."""
+
+    def __init__(self, package: str = LITE0_PIP):
+        self.model = imagenet_backbone(package=package)
 
     def score_from_logits(self, imagenet_logits: torch.Tensor) -> np.ndarray:
         probs = imagenet_logits.float().softmax(dim=-1)
@@ -74,11 +82,10 @@ class Predictor:
         self.catalog = catalog or default_catalog()
         self.transform = loaded.transform()
         self.thresholds = Thresholds.from_config(loaded.config)
-        self.gate = FungusGate() if use_gate else None
-        # A frozen Lite0 backbone computes the same features the gate needs: one forward, two heads.
-        self._shared_backbone = bool(
-            self.gate and loaded.config.get("base_weights") == LITE0_PIP and loaded.config.get("frozen_backbone")
-        )
+        base = loaded.config.get("base_weights")
+        # A frozen pip Lite backbone computes the same features the gate needs: one forward, two heads.
+        self._shared_backbone = bool(use_gate and base in LITE_PIP and loaded.config.get("frozen_backbone"))
+        self.gate = FungusGate(base if self._shared_backbone else LITE0_PIP) if use_gate else None
         # A partially fine-tuned Lite0 shares its first blocks with the gate: run them once per photo.
         self._trunk_blocks = 0
         if self.gate and not self._shared_backbone:
@@ -195,7 +202,8 @@ class Predictor:
         else:
             result["message"] = (
                 f"Not confident: the best guess, {top['species']}{danger or ','} has only "
-                f"{top['probability']:.0%}. The mushroom may not be one of the species this model knows."
+                f"{top['probability']:.0%}. The mushroom may not be one of the species this model knows. "
+                f"{MORE_PHOTOS_HINT}"
             )
             result["warnings"].append(
                 {"kind": "not_confident", "species": None, "edibility": None, "message": result["message"]}

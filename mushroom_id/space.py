@@ -8,21 +8,28 @@
 
 The folder holds ``app.py``, the core package ``mushroom_id/`` (with the species catalog and the
 embedded model), ``README.md`` (the Space configuration, from ``space_config/README.md``),
-``requirements.txt`` (from ``space_config/``), ``.gitattributes`` (binary files through LFS) and,
-if given, ``examples/``. Nothing is edited by hand in the output: rebuild it.
+``requirements.txt`` (from ``space_config/``), ``.gitattributes`` (binary files through LFS),
+``reference_photos/`` (small thumbnails of the licence-clean reference photos and the captioned
+example photos, made from ``../shared/data/photos`` at build time, with their credits in
+``index.json``; left out with ``--no-photos`` or when ``../shared`` is absent) and, if given,
+``examples/`` (your own example photos; they replace the default ones). Nothing is edited by hand in
+the output: rebuild it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
-from .paths import CATALOG_CSV, EMBEDDED_MODEL_DIR, PACKAGE_DIR, REPO_DIR
+from .paths import CATALOG_CSV, EMBEDDED_MODEL_DIR, PACKAGE_DIR, REPO_DIR, shared_photos_dir
+from .reference_photos import BUNDLE_DIR, ReferencePhotos, export
 
 SPACE_CONFIG_DIR = REPO_DIR / "space_config"
 APP_FILE = "app.py"
+REFERENCE_DIR = BUNDLE_DIR.name  # reference_photos/, beside app.py
 MARKER = ".mushroom-space"  # marks a folder this builder made (and may replace with --force)
 PYTHON_VERSION = "3.11"
 REQUIRED_KEYS = (
@@ -115,6 +122,7 @@ def build_space(
     examples: str | Path | None = None,
     force: bool = False,
     config_dir: Path = SPACE_CONFIG_DIR,
+    photos: bool = True,
 ) -> Path:
     """Write a deployable Space folder to ``out_dir`` and return its path."""
     problems = check_space_config(config_dir)
@@ -152,8 +160,20 @@ def build_space(
         for photo in sorted(examples_dir.iterdir()):
             if photo.suffix.lower() in EXAMPLE_SUFFIXES and photo.is_file():
                 shutil.copy2(photo, out / "examples" / photo.name)
+    if photos:
+        refs = _shared_reference_photos()
+        if refs:
+            export(refs, out / REFERENCE_DIR)
     (out / MARKER).write_text("built by python -m mushroom_id.space build; safe to replace with --force\n")
     return out
+
+
+def _shared_reference_photos() -> ReferencePhotos:
+    """The licence-clean photos of ``../shared`` (read in place), or none when it is absent."""
+    photos_dir = shared_photos_dir()
+    if not (photos_dir / "manifest.csv").is_file():
+        return ReferencePhotos.none(f"{photos_dir} not found")
+    return ReferencePhotos.from_manifest(photos_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("out_dir")
     build.add_argument("--examples", help="a folder of example photos to ship (you must hold their rights)")
     build.add_argument("--force", action="store_true", help="replace an earlier build in out_dir")
+    build.add_argument(
+        "--no-photos", action="store_true", help="leave out the reference and example photos made from ../shared"
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         problems = check_space_config()
@@ -172,11 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         print("space_config OK" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
     try:
-        out = build_space(args.out_dir, examples=args.examples, force=args.force)
+        out = build_space(args.out_dir, examples=args.examples, force=args.force, photos=not args.no_photos)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    index = out / REFERENCE_DIR / "index.json"
+    if index.is_file():
+        made = json.loads(index.read_text(encoding="utf-8"))
+        print(f"reference photos: {len(made['photos'])} species, {len(made['examples'])} example photos (with credits)")
+    elif not args.no_photos:
+        print(f"no reference photos: {shared_photos_dir()} not found (the app runs without them)")
     print(f"Space folder ready: {out} ({size / 1e6:.1f} MB). Try it: cd {out} && python app.py")
     return 0
 

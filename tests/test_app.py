@@ -11,6 +11,7 @@ import io
 import json
 import re
 import shutil
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from mushroom_id.catalog import DANGEROUS, default_catalog
+from mushroom_id.flags import FlagStore
 from mushroom_id.models import ModelLoadError
 from mushroom_id.paths import EMBEDDED_MODEL_DIR, REPO_DIR
 from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER, EDIBILITY_TEXT
@@ -194,6 +196,11 @@ def test_species_endpoint(client, service):
     known = client.predict("", True, api_name="/species")["data"]
     assert {r[0] for r in known} == set(service.predictor(None).labels) & set(catalog.names)
     assert all(r[5] == "yes" for r in known)
+    assert table["headers"][6] == "sources disagree"
+    (caesar,) = client.predict("Amanita caesarea", api_name="/species")["data"]
+    assert caesar[4] == EDIBILITY_TEXT["choice"]
+    assert caesar[6] == "Wikipedia: choice, not recommended; original project's list: edible"
+    assert rows["Amanita phalloides"][6] == ""
     deadly = client.predict("deadly", api_name="/species")["data"]
     assert deadly and all(catalog.edibility(r[0]) == "deadly" or "deadly" in " ".join(r).lower() for r in deadly)
 
@@ -298,21 +305,37 @@ def test_env_selects_models(monkeypatch):
 def test_examples_only_when_their_folder_exists(monkeypatch, tmp_path, service, photo_of):
     from mushroom_id.ui import build_demo, example_photos
 
-    def has_examples(demo) -> bool:
-        return any(c["type"] == "dataset" for c in demo.config["components"])
+    def examples_of(demo) -> list:
+        return [c for c in demo.config["components"] if c["props"].get("elem_id") == "examples"]
 
     monkeypatch.setenv("MUSHROOM_EXAMPLES", str(tmp_path / "missing"))
-    assert example_photos() == []
-    assert not has_examples(build_demo(service=service))
+    assert example_photos(service) == []
+    assert not examples_of(build_demo(service=service, flag_store=FlagStore(tmp_path / "flags")))
     folder = tmp_path / "examples"
     folder.mkdir()
-    (folder / "a.jpg").symlink_to(photo_of("Amanita muscaria", "seed"))  # read in place, not copied
+    (folder / "fly_agaric.jpg").symlink_to(photo_of("Amanita muscaria", "seed"))  # read in place, not copied
     (folder / "readme.txt").write_text("not a photo")
     monkeypatch.setenv("MUSHROOM_EXAMPLES", str(folder))
-    assert example_photos() == [str(folder / "a.jpg")]
-    assert has_examples(build_demo(service=service))
+    assert example_photos(service) == [(str(folder / "fly_agaric.jpg"), "fly agaric")]
+    (folder / "captions.json").write_text(json.dumps({"fly_agaric.jpg": "Fly agaric, my photo"}))
+    assert example_photos(service) == [(str(folder / "fly_agaric.jpg"), "Fly agaric, my photo")]
+    (gallery,) = examples_of(build_demo(service=service, flag_store=FlagStore(tmp_path / "flags")))
+    assert [item["caption"] for item in gallery["props"]["value"]] == ["Fly agaric, my photo"]
     monkeypatch.setenv("MUSHROOM_EXAMPLES", "")
-    assert example_photos() == []
+    assert example_photos(service) == []
+
+
+def test_default_examples_are_licence_clean_with_captions(monkeypatch, service):
+    """Without a folder, the examples are the Commons photos of the reference set, credited."""
+    from mushroom_id.reference_photos import EXAMPLE_SPECIES
+    from mushroom_id.ui import example_photos
+
+    monkeypatch.delenv("MUSHROOM_EXAMPLES", raising=False)
+    examples = example_photos(service)
+    assert len(examples) == len(EXAMPLE_SPECIES)
+    for (path, caption), photo, name in zip(examples, service.refs.examples(), EXAMPLE_SPECIES, strict=True):
+        assert photo.source == "commons" and photo.licence and photo.page.startswith("https://commons.wikimedia.org/")
+        assert path == photo.path and name in caption and photo.species == name
 
 
 # ---------------------------------------------------------------- rendering (pure)
@@ -351,6 +374,7 @@ def _result(**kw) -> dict:
 
 
 def test_render_toxic_and_lookalike_warnings():
+    from mushroom_id.reference_photos import ReferencePhotos
     from mushroom_id.ui import render
 
     cands = [_candidate("Amanita phalloides", 0.4), _candidate("Agaricus campestris", 0.3)]
@@ -375,38 +399,118 @@ def test_render_toxic_and_lookalike_warnings():
         prediction_set={"species": ["Amanita phalloides", "Agaricus campestris"], "coverage": 0.9},
         genus_answer={"genus": "Amanita", "name": "Amanita sp.", "probability": 0.7},
     )
-    labels, warn, table = render(result)
-    assert labels == {"Amanita phalloides": 0.4, "Agaricus campestris": 0.3}
+    page = render(result, ReferencePhotos.none("test"))
+    warn, _, rest = page.partition('id="candidates"')
     danger, _, notices = warn.partition('id="notices"')
     assert "is among the plausible species" in danger and 'class="warning-box"' in danger
     assert "can be confused with" in notices and "Not confident &lt;script&gt;" in notices
-    assert "<script>" not in warn and "<b>x</b>" not in table  # user-visible text is escaped
-    assert table.count('class="badge') >= 2
-    assert 'data-edibility="deadly"' in table and EDIBILITY_TEXT["deadly"] in table
-    assert "Amanita sp." in table and "Prediction set (2 species" in table and "90%" in table
+    assert "<script>" not in page and "<b>x</b>" not in page  # user-visible text is escaped
+    assert page.count('<li class="card') == 2 and page.count('class="badge') >= 2
+    assert 'data-edibility="deadly"' in rest and ">DEADLY<" in rest and 'title="DEADLY POISONOUS"' in rest
+    assert "40%" in rest and "30%" in rest  # the same rounding as the warning texts
+    assert "Amanita sp." in rest and "Prediction set (2 species" in rest and "90%" in rest
+    assert 'id="lookalike-compare"' in rest  # the death cap's dangerous lookalikes, side by side
+    assert "no reference photo" in rest and 'id="no-reference"' in rest
+    assert "https://en.wikipedia.org/wiki/Amanita_phalloides" in rest
+    assert 'id="edible-footnote"' in rest  # Agaricus campestris is edible: the caveat is there
+
+
+def test_render_cards_show_reference_photos_and_disagreeing_sources(photos_dir):
+    from mushroom_id.catalog import default_catalog
+    from mushroom_id.reference_photos import ReferencePhotos
+    from mushroom_id.ui import render
+
+    refs = ReferencePhotos.from_manifest(photos_dir)
+    page = render(
+        _result(candidates=[_candidate("Amanita caesarea", 0.6), _candidate("Trametes versicolor", 0.2)]), refs
+    )
+    caesar, trametes = page.split('<li class="card')[1:3]
+    assert "Sources disagree" in caesar and "Wikipedia: choice, not recommended" in caesar
+    assert "original project&#x27;s list: edible" in caesar
+    assert 'data-edibility="choice"' in caesar
+    photo = refs.get("Trametes versicolor")
+    assert photo.source == "commons" and photo.licence == "CC BY-SA 3.0"
+    assert 'src="data:image/jpeg;base64,' in trametes and photo.page in trametes and "CC BY-SA 3.0" in trametes
+    sp = default_catalog().get("Trametes versicolor")
+    assert 'data-edibility="inedible"' in trametes and sp.sources_disagree is False
 
 
 def test_render_not_fungus_and_empty():
-    from mushroom_id.ui import render
+    from mushroom_id.ui import PLACEHOLDER, render
 
     msg = "This does not look like a mushroom or other fungus."
-    labels, warn, table = render(
+    page = render(
         _result(
             is_fungus=False,
             message=msg,
             warnings=[{"kind": "not_fungus", "species": None, "edibility": None, "message": msg}],
         )
     )
-    assert labels is None and table == ""
-    assert 'class="warning-box"' in warn and msg in warn
-    assert render(None) == (None, "", "")
+    assert 'id="candidates"' not in page
+    assert 'class="warning-box"' in page and msg in page
+    assert PLACEHOLDER in render(None) and 'data-state="placeholder"' in render(None)
 
 
-def test_badges_never_say_safe():
-    from mushroom_id.ui import badge
+def test_badges_are_short_and_never_say_safe():
+    from mushroom_id.ui import BADGE_TEXT, badge
 
     for status in EDIBILITY_TEXT:
         html_badge = badge(status)
-        assert EDIBILITY_TEXT[status] in html_badge
+        assert EDIBILITY_TEXT[status] in html_badge  # the full wording is the tooltip
+        assert f">{BADGE_TEXT[status]}<" in html_badge and len(BADGE_TEXT[status].split()) <= 2
         assert all(p not in html_badge.lower() for p in BANNED_PHRASES)
-    assert EDIBILITY_TEXT["unknown"] in badge("something new")  # unknown status: never shown as edible
+    assert BADGE_TEXT["unknown"] in badge("something new")  # unknown status: never shown as edible
+
+
+def test_flag_store_writes_a_loadable_dataset(tmp_path, photo_of, monkeypatch):
+    """Reports are JSON lines in the Hub dataset layout; the photo only with consent."""
+    from datasets import load_dataset
+
+    from mushroom_id.flags import FlagStore, sha256_file
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    photo = photo_of("Boletus edulis", "seed")
+    result = _result(candidates=[_candidate("Boletus edulis", 0.7), _candidate("Imleria badia", 0.2)])
+    store = FlagStore(tmp_path / "flags")
+    first = store.add(result, [str(photo)], "Imleria badia", in_catalog=True, note="pores  bruise blue")
+    assert first["photo_files"] == [] and not (tmp_path / "flags" / "photos").exists()  # no consent, no photo
+    FlagStore(tmp_path / "flags").add(result, [str(photo)], "no idea", in_catalog=False, store_photo=True)
+    rows = load_dataset(str(tmp_path / "flags"), cache_dir=str(tmp_path / "cache"))["train"]
+    assert rows.num_rows == 2
+    by_species = {r["user_species"]: r for r in rows}
+    report = by_species["Imleria badia"]
+    assert report["photo_sha256"] == [sha256_file(photo)]
+    assert report["model_answer"] == "Boletus edulis" and report["model_probability"] == pytest.approx(0.7)
+    assert report["model_candidates"] == ["Boletus edulis", "Imleria badia"]
+    assert report["user_species_in_catalog"] is True and report["user_note"] == "pores bruise blue"
+    assert report["photo_stored"] is False and report["photo_files"] == []
+    assert abs((datetime.now(UTC) - report["time"]).total_seconds()) < 600  # a UTC timestamp
+    other = by_species["no idea"]
+    assert other["photo_stored"] is True and other["user_species_in_catalog"] is False
+    assert (tmp_path / "flags" / other["photo_files"][0]).read_bytes() == photo.read_bytes()
+    assert len(list((tmp_path / "flags" / "photos").iterdir())) == 1  # only the consented photo
+
+
+def test_flag_store_without_hub_repo_stays_local(tmp_path, monkeypatch):
+    from mushroom_id import flags
+
+    monkeypatch.setenv(flags.FLAGS_DIR_ENV, str(tmp_path / "f"))
+    monkeypatch.delenv(flags.FLAGS_REPO_ENV, raising=False)
+    store = flags.FlagStore.from_env()
+    assert store.folder == tmp_path / "f" and store.scheduler is None
+
+    made = {}
+
+    class FakeScheduler:  # huggingface_hub.CommitScheduler's signature; no network here
+        def __init__(self, **kwargs):
+            made.update(kwargs)
+            self.lock = __import__("threading").Lock()
+
+    monkeypatch.setattr("huggingface_hub.CommitScheduler", FakeScheduler)
+    monkeypatch.setenv(flags.FLAGS_REPO_ENV, "org/mushroom-flags")
+    store = flags.FlagStore.from_env()
+    assert isinstance(store.scheduler, FakeScheduler)
+    assert made["repo_id"] == "org/mushroom-flags" and made["repo_type"] == "dataset"
+    assert made["folder_path"] == tmp_path / "f"
+    store.add(_result(), [], "Amanita muscaria", in_catalog=True)  # writes under the scheduler's lock
+    assert (tmp_path / "f" / "README.md").is_file()

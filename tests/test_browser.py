@@ -1,6 +1,14 @@
 """The app in a real browser: Debian's Chromium driven by Playwright (no `playwright install`).
 
-Screenshots go to $PYTEST_ARTIFACTS (default tests/artifacts/, gitignored).
+At 390 px (a phone) and 1280 px (a desktop), in the light and the dark colour scheme: the answer's top
+is on the first screen after an upload, warning/disclaimer/answer text has a contrast of at least
+4.5:1 (WCAG AA) computed from the rendered styles, no word is broken inside the candidate cards,
+text renders in one font (no glyphs borrowed from a fallback), and the previous answer disappears
+after an error, a tab switch or a new photo.
+
+Screenshots go to $PYTEST_ARTIFACTS (default tests/artifacts/, gitignored). With
+``MUSHROOM_README_SCREENSHOTS=docs/screenshots`` the four first-screen screenshots of a licence-clean
+photo (iNaturalist via GBIF) are also written there for the README.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mushroom_id.paths import REPO_DIR
-from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER, EDIBILITY_TEXT
+from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +37,55 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 TIMEOUT_MS = 60_000
+DEVICES = {"phone": (390, 844), "desktop": (1280, 900)}
+SCHEMES = ("light", "dark")
+MIN_CONTRAST = 4.5  # WCAG AA for normal text
+README_SHOTS_ENV = "MUSHROOM_README_SCREENSHOTS"
+# A licence-clean photo for the README screenshots (iNaturalist via GBIF occurrence 4846733986):
+# a morel, whose deadly lookalike (the false morel) is shown beside it.
+README_PHOTO = "photos/Morchella_esculenta/inat_4846733986_0.jpg"
+
+# Text contrast of every visible text node under the selectors: the text colour against the
+# background actually behind it (semi-transparent layers composited up to the first opaque one).
+CONTRAST_JS = """(sel) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const behind = (el) => { const layers = [];
+    for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) { layers.push(c); if (c[3] >= 1) break; } }
+    let r = [255, 255, 255];
+    for (const c of layers.reverse()) r = [0, 1, 2].map((i) => c[i] * c[3] + r[i] * (1 - c[3]));
+    return r; };
+  const out = [];
+  for (const root of document.querySelectorAll(sel)) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); let n;
+    while ((n = walker.nextNode())) {
+      if (!n.textContent.trim()) continue;
+      const el = n.parentElement, st = getComputedStyle(el);
+      if (!el.getClientRects().length || st.visibility === 'hidden' || el.closest('[aria-hidden="true"]')) continue;
+      const fg = parse(st.color), bg = behind(el), f = [0, 1, 2].map((i) => fg[i] * fg[3] + bg[i] * (1 - fg[3]));
+      const a = lum(f), b = lum(bg);
+      out.push({text: n.textContent.trim().slice(0, 60), ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)});
+    }
+  }
+  return out; }"""
+
+# Words split over two lines: a word whose characters land on more than one line box.
+BROKEN_WORDS_JS = """(sel) => {
+  const out = []; const root = document.querySelector(sel); if (!root) return ['missing ' + sel];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT); let n;
+  while ((n = walker.nextNode())) {
+    const re = /\\S+/g; let m;
+    while ((m = re.exec(n.textContent))) {
+      const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+      const tops = new Set([...r.getClientRects()].filter((x) => x.width > 0).map((x) => Math.round(x.top)));
+      if (tops.size > 1) out.push(m[0]);
+    }
+  }
+  return out; }"""
 
 
 def _require(ok: bool, why: str) -> None:
@@ -53,10 +110,16 @@ def service():
 
 
 @pytest.fixture(scope="module")
-def app(service, photos_dir):
+def flags_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("flags")
+
+
+@pytest.fixture(scope="module")
+def app(service, photos_dir, flags_dir):
+    from mushroom_id.flags import FlagStore
     from mushroom_id.ui import build_demo, launch
 
-    demo = build_demo(service=service)
+    demo = build_demo(service=service, flag_store=FlagStore(flags_dir))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -82,17 +145,31 @@ def browser():
             browser.close()
 
 
-@pytest.fixture
-def page(browser, app):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+def open_page(browser, url: str, device: str = "desktop", scheme: str = "light"):
+    width, height = DEVICES[device]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    page.goto(app)
+    page.goto(url)
     page.locator("#disclaimer").wait_for(state="visible")
+    return page
+
+
+@pytest.fixture
+def page(browser, app):
+    page = open_page(browser, app)
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
+
+
+def upload(page, photo) -> None:
+    page.locator("#photo input[type=file]").set_input_files(str(photo))
+
+
+def wait_answer(page) -> None:
+    page.locator('#answer[data-state="answer"] #result-message').wait_for(state="visible")
 
 
 def assert_never_safe(page) -> None:
@@ -101,51 +178,181 @@ def assert_never_safe(page) -> None:
         assert phrase not in text
 
 
-def test_upload_shows_species_badge_and_warning(page, service, photo_of, artifacts):
-    photo = photo_of("Amanita phalloides", "seed")
-    expected = service.predictor(None).predict(photo)  # what the page must show
-    top = expected["candidates"][0]
-    toxic = [w for w in expected["warnings"] if w["kind"] == "toxic_candidate"]
-    assert toxic, "the death cap photo must raise a toxic warning"
-
-    assert DISCLAIMER[:60] in page.locator("#disclaimer").inner_text()
-    page.locator('input[type="file"]').first.set_input_files(str(photo))
-
-    first_badge = page.locator("#candidates .badge").first
-    first_badge.wait_for(state="visible")
-    assert first_badge.inner_text().strip() == EDIBILITY_TEXT[top["edibility"]]
-    assert top["species"] in page.locator("#candidates").inner_text()
-    page.locator("#top5").get_by_text(top["species"]).first.wait_for(state="visible")
-    danger = page.locator("#danger-warnings")
-    assert danger.is_visible()
-    assert "WARNING" in danger.inner_text()
-    assert toxic[0]["message"] in danger.inner_text()
-    assert page.locator("#disclaimer").is_visible()  # still there next to the answer
-    assert_never_safe(page)
-    page.screenshot(path=str(artifacts / "browser_one_photo.png"), full_page=True)
+def assert_readable(page, where: str) -> None:
+    measured = page.evaluate(CONTRAST_JS, "#disclaimer, #answer-panel")
+    assert len(measured) > 20, measured  # the disclaimer and a whole answer were measured
+    low = [(m["text"], round(m["ratio"], 2)) for m in measured if m["ratio"] < MIN_CONTRAST]
+    assert not low, f"{where}: text below {MIN_CONTRAST}:1 contrast: {low}"
+    warning = page.evaluate(CONTRAST_JS, "#danger-warnings, #disclaimer")
+    assert warning and min(m["ratio"] for m in warning) >= MIN_CONTRAST
 
 
-def test_observation_tab(page, service, photo_of, artifacts):
+def assert_one_font(page, selectors: list[str]) -> None:
+    """Each element's own text is drawn with ONE platform font (Chromium's own report)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    for sel in selectors:
+        node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": sel})["nodeId"]
+        assert node, f"no element {sel}"
+        fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+        families = {f["familyName"] for f in fonts if f["glyphCount"] > 0}
+        assert len(families) == 1, f"{sel} mixes fonts: {fonts}"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_answer_first_readable_unbroken(browser, app, service, photo_of, photos_dir, artifacts, device, scheme):
+    page = open_page(browser, app, device, scheme)
+    try:
+        width, height = DEVICES[device]
+        before = page.evaluate("document.documentElement.scrollHeight")
+        photo = photo_of("Amanita phalloides", "seed")
+        expected = service.predictor(None).predict(photo)
+        upload(page, photo)
+        wait_answer(page)
+        page.wait_for_timeout(400)  # the phone's scroll to the answer
+
+        # answer first: the answer's top is on the screen the user is looking at
+        top = page.evaluate("document.getElementById('answer-panel').getBoundingClientRect().top")
+        assert -4 <= top < height * 0.5, f"{device}: answer top at {top:.0f}px of a {height}px screen"
+        if device == "desktop":  # beside the photo, no scrolling
+            assert page.evaluate("window.scrollY") == 0
+            photo_box = page.locator("#photo").bounding_box()
+            answer_box = page.locator("#answer-panel").bounding_box()
+            assert answer_box["x"] > photo_box["x"] + photo_box["width"] - 1
+
+        # the danger panel: summary first, deadly first, at most 3 items visible, the rest folded
+        danger = page.locator("#danger-warnings")
+        assert expected["summary"] in danger.inner_text()
+        visible_items = page.locator("#danger-warnings > ul > li")
+        assert visible_items.count() == min(3, sum(w["kind"] == "toxic_candidate" for w in expected["warnings"]))
+        assert "DEADLY" in visible_items.first.inner_text()
+        assert page.locator("#more-dangers").count() == 1 and not page.locator("#more-dangers li").first.is_visible()
+
+        # cards: one per candidate, probabilities rounded as in the warnings, no word broken
+        cards = page.locator("#candidates > li.card")
+        assert cards.count() == len(expected["candidates"])
+        assert expected["candidates"][0]["species"] in cards.first.inner_text()
+        assert page.locator("#candidates img").count() >= 1  # reference photos from ../shared
+        assert page.evaluate(BROKEN_WORDS_JS, "#candidates") == []
+        assert_readable(page, f"{device}/{scheme}")
+        assert_one_font(page, ["#result-message", ".warning-title", "#candidates .card .name i", ".badge-deadly"])
+        assert DISCLAIMER[:60] in page.locator("#disclaimer").inner_text()
+        assert_never_safe(page)
+        page.screenshot(path=str(artifacts / f"{device}_{scheme}_death_cap.png"))
+        page.screenshot(path=str(artifacts / f"{device}_{scheme}_death_cap_full.png"), full_page=True)
+        after = page.evaluate("document.documentElement.scrollHeight")
+        assert after < (6000 if device == "phone" else 3500), f"page {after}px tall (was {before}px before the answer)"
+
+        # a licence-clean photo with a deadly lookalike: side-by-side photos, the edible footnote
+        upload(page, photos_dir.parent / README_PHOTO)
+        page.locator('#answer[data-state="answer"] #lookalike-compare').wait_for(state="visible")
+        page.wait_for_timeout(400)
+        assert "Gyromitra esculenta" in page.locator("#lookalike-compare").inner_text()
+        assert page.locator("#lookalike-compare img").count() >= 2
+        assert page.locator("#edible-footnote").is_visible()
+        assert page.evaluate(BROKEN_WORDS_JS, "#candidates") == []
+        assert_readable(page, f"{device}/{scheme} (morel)")
+        top = page.evaluate("document.getElementById('answer-panel').getBoundingClientRect().top")
+        assert -4 <= top < height * 0.5
+        shot = artifacts / f"{device}_{scheme}.png"
+        page.screenshot(path=str(shot))
+        page.screenshot(path=str(artifacts / f"{device}_{scheme}_full.png"), full_page=True)
+        readme = os.environ.get(README_SHOTS_ENV)
+        if readme:
+            Path(readme).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, Path(readme) / f"{device}-{scheme}.png")
+            if device == "desktop" and scheme == "light":
+                page.locator("#lookalike-compare").screenshot(path=str(Path(readme) / f"lookalikes-{scheme}.png"))
+    finally:
+        page.context.close()
+
+
+def test_error_and_tab_switch_clear_the_answer(page, photo_of, tmp_path, artifacts):
+    upload(page, photo_of("Amanita muscaria", "seed"))
+    wait_answer(page)
+    assert page.locator("#candidates > li").count() > 0
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("a shopping list, not a photo")
+    upload(page, bad)
+    error = page.locator("#answer-error")
+    error.wait_for(state="visible")
+    assert "notes.jpg is not an image file" in error.inner_text()
+    assert page.locator("#candidates").count() == 0  # the old answer is gone
+    assert page.locator("#photo img").count() == 0  # no broken-image icon left in the input
+    page.wait_for_timeout(11_000)  # the message stays (a toast would have faded)
+    assert error.is_visible()
+    page.screenshot(path=str(artifacts / "browser_not_an_image.png"))
+
+    upload(page, photo_of("Boletus edulis", "seed"))
+    wait_answer(page)
+    page.get_by_role("tab", name="Several photos").click()
+    page.locator('#answer[data-state="placeholder"]').wait_for()
+    assert page.locator("#candidates").count() == 0
+
+
+def test_observation_tab(page, service, photo_of, photo_manifest, photos_dir, artifacts):
+    page.get_by_role("tab", name="Several photos").click()
+    files = page.locator("#observation-photos input[type=file]")
+    many = [photos_dir.parent / r["path"] for r in photo_manifest if r["species"] == "Amanita muscaria"][:9]
+    files.set_input_files([str(p) for p in many])
+    page.get_by_text("You chose 9 photos").wait_for(state="visible")  # before any click
+    assert page.locator("#identify-specimen").is_disabled()
+
     photos = [photo_of("Amanita muscaria", "seed"), photo_of("Amanita muscaria", "inat")]
     expected = service.predictor(None).predict_observation(photos)
-    page.get_by_role("tab", name="Several photos of one specimen").click()
-    page.locator("#observation-photos input[type=file]").set_input_files([str(p) for p in photos])
-    page.locator("#identify-specimen").click()
-    page.locator("#candidates .badge").first.wait_for(state="visible")
-    panel = page.locator("#candidates-panel").inner_text()
+    page.locator("#observation-photos button[aria-label='Clear']").first.click()
+    files.set_input_files([str(p) for p in photos])
+    page.locator("#identify-specimen:not([disabled])").click()
+    wait_answer(page)
+    panel = page.locator("#answer-panel").inner_text()
     assert "2 photo(s)" in panel
     assert expected["candidates"][0]["species"] in panel
     page.screenshot(path=str(artifacts / "browser_observation.png"), full_page=True)
 
 
-def test_non_image_shows_clear_error(page, tmp_path, artifacts):
-    bad = tmp_path / "notes.jpg"
-    bad.write_text("a shopping list, not a photo")
-    page.locator('input[type="file"]').first.set_input_files(str(bad))
-    page.get_by_text("notes.jpg is not an image file").first.wait_for(state="visible")
-    assert page.locator("#candidates .badge").count() == 0
-    page.wait_for_timeout(600)  # let the error toast finish fading in for the screenshot
-    page.screenshot(path=str(artifacts / "browser_not_an_image.png"), full_page=True)
+def test_example_photo_with_caption_runs(page, service):
+    gallery = page.locator("#examples")
+    first = gallery.locator("button.thumbnail-item").first
+    caption = first.inner_text()
+    photo = service.refs.examples()[0]
+    assert photo.species in caption  # e.g. "Funeral Bell (Galerina marginata)"
+    assert photo.species in page.locator("#examples-credits").inner_text()
+    first.click()
+    wait_answer(page)
+    assert page.locator("#candidates > li").count() > 0
+
+
+def test_flag_wrong_answer_is_stored_as_a_dataset(page, photo_of, flags_dir, artifacts, monkeypatch):
+    from datasets import load_dataset
+
+    monkeypatch.setenv("HF_HOME", str(flags_dir.parent / "hf-home"))
+    from mushroom_id.flags import sha256_file
+
+    photo = photo_of("Boletus edulis", "seed")
+    upload(page, photo)
+    wait_answer(page)
+    page.locator("#flag-panel").get_by_text("This answer is wrong?").click()
+    species = page.locator("#flag-species input")
+    species.fill("Imleria badia")
+    species.press("Enter")
+    page.locator("#flag-send").click()
+    page.get_by_text("your report (Imleria badia) was saved, without your photo").wait_for(state="visible")
+    page.locator("#flag-photo input").check()
+    page.locator("#flag-send").click()
+    page.get_by_text("was saved, with your photo").wait_for(state="visible")
+    page.screenshot(path=str(artifacts / "browser_flag.png"), full_page=True)
+
+    rows = load_dataset(str(flags_dir), cache_dir=str(flags_dir.parent / "hf-cache"))["train"]
+    assert rows.num_rows == 2
+    assert rows["user_species"] == ["Imleria badia", "Imleria badia"]
+    assert rows["photo_sha256"][0] == [sha256_file(photo)]
+    assert rows["photo_stored"] == [False, True]
+    assert rows["photo_files"][0] == [] and len(rows["photo_files"][1]) == 1
+    assert (flags_dir / rows["photo_files"][1][0]).read_bytes() == photo.read_bytes()
 
 
 def test_species_table_search(page, artifacts):
@@ -153,5 +360,13 @@ def test_species_table_search(page, artifacts):
     page.locator("#species-search textarea, #species-search input").first.fill("phalloides")
     table = page.locator("#species-table")
     table.get_by_text("Amanita phalloides").first.wait_for(state="visible")
-    assert EDIBILITY_TEXT["deadly"] in table.inner_text()
+    assert "DEADLY POISONOUS" in table.inner_text()
+    page.locator("#species-search textarea, #species-search input").first.fill("caesarea")
+    table.get_by_text("Wikipedia: choice, not recommended").filter(visible=True).first.wait_for()  # sources disagree
+    clipped = page.evaluate(
+        """() => [...document.querySelectorAll('#species-table td, #species-table th')]
+             .filter((c) => c.getClientRects().length && getComputedStyle(c).visibility === 'visible')
+             .filter((c) => c.scrollWidth > c.clientWidth + 1).length"""
+    )
+    assert clipped == 0, "a table cell is cut off at 1280 px"
     page.screenshot(path=str(artifacts / "browser_species_table.png"), full_page=True)

@@ -9,6 +9,7 @@ import pytest
 
 from data_prep import catalog as builder
 from mushroom_id.catalog import (
+    CSV_COLUMNS,
     DANGEROUS,
     EDIBILITY_LEVELS,
     Catalog,
@@ -74,9 +75,7 @@ def test_is_dangerous():
 # --------------------------------------------------------------------------- facts
 
 
-@pytest.mark.parametrize(
-    "name", ["Amanita phalloides", "Amanita virosa", "Amanita bisporigera", "Galerina marginata"]
-)
+@pytest.mark.parametrize("name", ["Amanita phalloides", "Amanita virosa", "Amanita bisporigera", "Galerina marginata"])
 def test_deadly_species(catalog, name):
     assert catalog.edibility(name) == "deadly"
     assert catalog.get(name).dangerous
@@ -192,15 +191,123 @@ def test_rows_are_valid(catalog):
             assert other != sp.name
 
 
-def test_status_is_the_safety_first_merge_of_its_sources(catalog):
-    mappings = {"seed": builder.SEED_STATUS, "wikipedia": builder.WIKIPEDIA_STATUS}
-    mappings["wildfooduk"] = builder.WILDFOODUK_STATUS
+def _evidence(sp) -> list[tuple[str, str]]:
+    return [tuple(entry.split(" (as ")[0].split(":", 1)) for entry in sp.sources]
+
+
+def test_status_follows_the_rule_from_its_sources(catalog):
     for sp in catalog:
-        mapped = []
-        for source in sp.sources:
-            name, _, value = source.split(" (as ")[0].partition(":")
-            mapped.append(mappings[name][value.lower()] or "")
-        assert merge_statuses(mapped) == sp.edibility, sp
+        evidence = _evidence(sp)
+        assert builder.decide_status(evidence) == sp.edibility, sp
+        assert builder.sources_disagree(evidence) == sp.sources_disagree, sp
+
+
+def test_decide_status_rule():
+    d = builder.decide_status
+    assert d([]) == "unknown"
+    assert d([("seed", "toxic")]) == "poisonous"  # nothing finer: the coarse word, safety first
+    assert d([("seed", "edible")]) == "edible"
+    assert d([("seed", "toxic"), ("wikipedia", "too hard to eat"), ("wildfooduk", "Inedible")]) == "inedible"
+    assert d([("seed", "toxic"), ("wikipedia", "choice")]) == "choice"  # "toxic" only meant "not edible"
+    assert d([("seed", "edible"), ("wildfooduk", "Poisonous")]) == "poisonous"  # a real poisonous report wins
+    assert d([("wikipedia", "edible"), ("wildfooduk", "Poisonous")]) == "poisonous"
+    assert d([("wikipedia", "deadly"), ("wikipedia", "choice")]) == "deadly"
+    assert d([("wikipedia", "choice"), ("wikipedia", "not recommended")]) == "choice"  # advice, not a verdict
+    assert d([("wikipedia", "not recommended")]) == "inedible"
+    assert d([("wikipedia", "not recommended"), ("wildfooduk", "Edible")]) == "inedible"  # other source's word
+    assert d([("wikipedia", "edible"), ("wikipedia", "allergenic")]) == "poisonous"
+    with pytest.raises(ValueError, match="unmapped"):
+        d([("wikipedia", "tasty")])
+
+
+def test_sources_disagree_rule():
+    s = builder.sources_disagree
+    assert not s([("seed", "toxic"), ("wikipedia", "inedible")])  # "not edible" fits "inedible"
+    assert not s([("seed", "toxic"), ("wikipedia", "poisonous"), ("wildfooduk", "Poisonous")])
+    assert not s([("wikipedia", "deadly"), ("wildfooduk", "Poisonous")])
+    assert not s([("seed", "edible"), ("wikipedia", "choice")])
+    assert s([("seed", "toxic"), ("wikipedia", "edible")])
+    assert s([("wikipedia", "deadly"), ("wikipedia", "choice")])
+    assert s([("wikipedia", "choice"), ("wikipedia", "not recommended")])
+    assert s([("wikipedia", "inedible"), ("wildfooduk", "Poisonous")])
+
+
+@pytest.mark.parametrize(
+    ("name", "statuses", "disagree"),
+    [
+        ("Trametes versicolor", {"inedible"}, False),  # seed "toxic", Wikipedia/Wild Food UK inedible
+        ("Amanita caesarea", {"choice"}, True),  # Wikipedia "choice, not recommended", seed edible
+        ("Amanita phalloides", {"deadly"}, False),
+        ("Amanita muscaria", {"poisonous"}, False),
+        ("Gyromitra esculenta", {"deadly"}, True),  # Wikipedia "deadly, choice"
+        ("Amanita ocreata", {"deadly"}, False),
+        ("Galerina marginata", {"deadly"}, False),
+        ("Cantharellus cibarius", {"edible", "choice"}, None),
+        ("Boletus edulis", {"edible", "choice"}, None),
+        ("Psilocybe semilanceata", {"psychoactive"}, None),  # seed "toxic" does not hide the finer word
+        ("Meripilus giganteus", {"edible"}, True),  # seed toxic; Wikipedia and Wild Food UK edible
+        ("Amanita roseotincta", {"poisonous"}, False),  # seed "toxic" is its only source: stays a warning
+    ],
+)
+def test_famous_cases(catalog, name, statuses, disagree):
+    sp = catalog.get(name)
+    assert sp.edibility in statuses, (sp.edibility, sp.sources)
+    if disagree is not None:
+        assert sp.sources_disagree is disagree
+
+
+def test_a_dangerous_status_has_a_dangerous_word_behind_it(catalog):
+    """Never poisonous only because of the seed list when a finer source names another status."""
+    for sp in catalog:
+        if not sp.dangerous:
+            continue
+        fine = [(s, v) for s, v in _evidence(sp) if s in builder.FINE_SOURCES]
+        if fine:
+            assert any(builder.source_status(s, v) in DANGEROUS for s, v in fine), sp
+        else:
+            assert {s for s, _ in _evidence(sp)} == {"seed"}, sp
+
+
+def test_rule_counts(shared_catalog):
+    """The numbers the README gives for the rule."""
+    _, report = builder.build_catalog(shared_catalog)
+    changes = {k: len(v) for k, v in report.rule_changes.items()}
+    assert changes["poisonous from the seed list alone"] == 63
+    assert (
+        sum(n for k, n in changes.items() if k.startswith("poisonous -> "))
+        - changes.get("poisonous -> psychoactive", 0)
+        == 50
+    )  # no longer "poisonous" because finer sources say inedible or edible
+    assert len(report.disagree) == 102
+
+
+def test_source_words_for_people(catalog):
+    assert catalog.get("Amanita caesarea").source_words() == [
+        ("Wikipedia", "choice, not recommended"),
+        ("original project's list", "edible"),
+    ]
+    words = dict(catalog.get("Trametes versicolor").source_words())
+    assert words["original project's list"] == "toxic (= not edible)"
+
+
+def test_common_names_and_pages(catalog):
+    assert not [sp.name for sp in catalog if sp.common_name.strip().lower() in ("none", "-", "n/a")]
+    assert catalog.get("Agaricus excellens").common_name == ""
+    assert catalog.get("Amanita phalloides").url == "https://en.wikipedia.org/wiki/Amanita_phalloides"
+    assert sum(bool(sp.url) for sp in catalog) > 500
+    assert all(sp.url.startswith("https://") for sp in catalog if sp.url)
+
+
+def test_loads_a_table_without_the_optional_columns(tmp_path):
+    with open(CATALOG_CSV, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:2]
+    path = tmp_path / "old.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    old = Catalog.load(path)
+    assert all(sp.url == "" and sp.sources_disagree is False for sp in old)
 
 
 def test_species_in_genus(catalog):

@@ -48,11 +48,52 @@ def test_confused_species_ranks_classes_by_errors():
 
 
 def test_comparison_table_formats_rows():
-    table = comparison_table([{"model": "a", "images": 10, "top1": 0.5, "top5": 0.9, "top1_species_mean": 0.25,
-                               "top5_species_mean": 0.5, "macro_f1": 0.1, "toxic_as_non_toxic": float("nan"),
-                               "fungiclef_cost": 1.5, "ece": 0.05}])
+    table = comparison_table(
+        [
+            {
+                "model": "a",
+                "images": 10,
+                "species": 4,
+                "top1": 0.5,
+                "top5": 0.9,
+                "top1_species_mean": 0.25,
+                "top5_species_mean": 0.5,
+                "genus_top1_species_mean": 0.375,
+                "macro_f1": 0.1,
+                "toxic_as_non_toxic": float("nan"),
+                "fungiclef_cost": 1.5,
+                "ece": 0.05,
+            }
+        ]
+    )
     lines = table.splitlines()
-    assert len(lines) == 3 and "| a | 10 | 50.0% | 90.0% | 25.0%" in lines[2] and "n/a" in lines[2]
+    assert len(lines) == 3
+    # species-balanced numbers lead; the photo-weighted top-1 comes last
+    assert lines[2] == "| a | 10 | 4 | 25.0% | 50.0% | 37.5% | 10.0% | n/a | 1.500 | 0.050 | 50.0% |"
+
+
+def test_genus_top1_is_species_balanced():
+    labels = ["Amanita muscaria", "Amanita virosa", "Boletus edulis"]
+    y = np.array([0, 0, 0, 0, 2])
+    pred = [1, 1, 2, 2, 2]  # Amanita photos: 2 of 4 in the right genus; the one Boletus photo right
+    r = report(_logits(pred), y, labels)
+    assert r["genus_top1_species_mean"] == pytest.approx((2 / 4 + 1) / 2)
+    assert r["top1_species_mean"] == pytest.approx((0 + 1) / 2)
+
+
+def test_tables_split_cross_source_from_single_source_and_flag_leaks():
+    from mushroom_id.evaluate import comparison_tables
+
+    row = {"images": 3, "species": 2, "top1_species_mean": 0.5}
+    results = [
+        {"model": "floor", "subsets": {"cross_source": row, "single_source": {**row, "images": 1}}},
+        {"model": "old", "leak": 7, "subsets": {"cross_source": row, "single_source": row}},
+    ]
+    text = comparison_tables(results)
+    cross, single = text.split("single-source")
+    assert "cross-source" in cross and "| floor | 3 | 2 | 50.0%" in cross
+    assert "| floor | 1 | 2 |" in single
+    assert "old (TRAINED ON THESE PHOTOS)" in cross
 
 
 @pytest.mark.slow
@@ -64,16 +105,42 @@ def test_evaluate_cli_writes_metrics_csv_and_plots(tmp_path, photos_dir):
     data = write_hub_dataset(tmp_path / "ds", photos_dir)
     models = []
     for i in range(2):
-        model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(SPECIES) - i,
-                                  pretrained_cfg_overlay={"input_size": (3, 40, 40)})
+        model = timm.create_model(
+            "test_efficientnet",
+            pretrained=False,
+            num_classes=len(SPECIES) - i,
+            pretrained_cfg_overlay={"input_size": (3, 40, 40)},
+        )
         save_model(model, tmp_path / f"m{i}", sorted(SPECIES)[i:], temperature=1.5, extra={"model_id": f"m{i}"})
         models += ["--model", f"local-dir:{tmp_path / f'm{i}'}"]
     history = tmp_path / "metrics.json"
-    history.write_text(json.dumps([{"epoch": 1, "train_loss": 2.0, "val_loss": 1.9, "val_top1": 0.3},
-                                   {"epoch": 2, "train_loss": 1.5, "val_loss": 1.7, "val_top1": 0.4}]))
+    history.write_text(
+        json.dumps(
+            [
+                {"epoch": 1, "train_loss": 2.0, "val_loss": 1.9, "val_top1": 0.3},
+                {"epoch": 2, "train_loss": 1.5, "val_loss": 1.7, "val_top1": 0.4},
+            ]
+        )
+    )
     out = tmp_path / "eval"
-    assert main([*models, "--data", str(data), "--split", "test", "--out", str(out), "--history", str(history),
-                 "--workers", "0"]) == 0
+    assert (
+        main(
+            [
+                *models,
+                "--data",
+                str(data),
+                "--split",
+                "test",
+                "--out",
+                str(out),
+                "--history",
+                str(history),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "comparison.json").read_text())
     n_test = PER_SPLIT["test"] * len(SPECIES)
     assert [r["images"] for r in results] == [n_test, n_test - PER_SPLIT["test"]]  # m1 lacks one species

@@ -135,6 +135,7 @@ def test_not_confident_and_no_genus(predictor):
     assert not r["confident"] and r["genus_answer"] is None
     assert "not_confident" in kinds(r)
     assert "may not be one of the species" in r["message"]
+    assert "gills or pores" in r["message"] and "stem" in r["message"]  # what would help
 
 
 def test_not_a_fungus_gets_no_species(predictor):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -139,9 +140,36 @@ def test_bundle_contents(bundle):
     assert not list(bundle.rglob("__pycache__"))
     assert (bundle / "README.md").read_text() == (SPACE_CONFIG_DIR / "README.md").read_text()
     assert "*.safetensors filter=lfs" in (bundle / ".gitattributes").read_text()
-    assert not (bundle / "examples").exists()  # none given: the app runs without them
+    assert not (bundle / "examples").exists()  # none given: the default (credited) examples are used
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file())
     assert size < 20e6
+
+
+def test_bundle_reference_photos_are_licence_clean_thumbnails(bundle, photo_manifest):
+    """Made at build time from ../shared: re-encoded thumbnails with credits, never copies."""
+    from mushroom_id.reference_photos import EXAMPLE_SPECIES, ReferencePhotos
+
+    index = json.loads((bundle / "reference_photos" / "index.json").read_text())
+    assert len(index["photos"]) >= 400
+    assert [e["species"] for e in index["examples"]] == list(EXAMPLE_SPECIES)
+    for entry in index["photos"] + index["examples"]:
+        assert entry["source"] in ("commons", "inat")
+        assert entry["page"].startswith(
+            ("https://commons.wikimedia.org/wiki/File:", "https://www.gbif.org/occurrence/")
+        )
+        assert entry["source"] == "inat" or entry["licence"]
+    shared_hashes = {r["sha256"] for r in photo_manifest}
+    for f in (bundle / "reference_photos").rglob("*.jpg"):
+        assert hashlib.sha256(f.read_bytes()).hexdigest() not in shared_hashes, f
+    refs = ReferencePhotos.from_folder(bundle / "reference_photos")
+    photo = refs.get("Trametes versicolor")
+    assert photo.licence == "CC BY-SA 3.0" and Path(photo.path).is_file()
+    assert refs.data_uri(photo).startswith("data:image/jpeg;base64,")
+
+
+def test_build_without_photos(tmp_path):
+    out = build_space(tmp_path / "space", photos=False)
+    assert not (out / "reference_photos").exists()
 
 
 def test_build_refuses_to_clobber(tmp_path, photo_of):
@@ -219,6 +247,7 @@ def test_assembled_space_answers_offline(bundle, tmp_path, photo_of):
         result = Client(url, verbose=False).predict(
             handle_file(str(photo_of("Amanita phalloides", "seed"))), api_name="/classify"
         )
+        config = httpx.get(f"{url}config", timeout=10).json()
     finally:
         proc.terminate()
         try:
@@ -229,3 +258,7 @@ def test_assembled_space_answers_offline(bundle, tmp_path, photo_of):
     assert result["model"]["id"] == model_id
     assert result["candidates"] and result["disclaimer"]
     assert any(w["kind"] == "toxic_candidate" for w in result["warnings"])
+    # without ../shared, the bundle's own reference photos and captioned examples are used
+    (gallery,) = [c for c in config["components"] if c["props"].get("elem_id") == "examples"]
+    assert "Funeral Bell (Galerina marginata)" in [item["caption"] for item in gallery["props"]["value"]]
+    assert "Reference photos:** 4" in json.dumps(config)

@@ -1,6 +1,12 @@
 from collections import Counter
 
-from mushroom_id.dedup import UnionFind, duplicate_groups, near_duplicate_pairs, phash_encodings
+from mushroom_id.dedup import (
+    DEFAULT_PHASH_THRESHOLD,
+    UnionFind,
+    hamming,
+    near_duplicate_pairs,
+    phash_encodings,
+)
 from mushroom_id.splits import grouped_split
 
 # Pairs checked by eye in ../shared/data/photos (web-scraped thumbnails re-used across sets).
@@ -15,13 +21,15 @@ KNOWN_NEAR = (
 DISTINCT = ("Amanita_vaginata/webthumb_train_amanita_vaginata_170.jpg", "Rhodocollybia_butyracea/inat_4527999512_0.jpg")
 
 
-def test_known_duplicates_grouped_and_distinct_photos_not(photos_dir):
+def test_known_duplicates_close_and_distinct_photos_not(photos_dir):
+    import hashlib
+
     files = [str(photos_dir / p) for pair in (KNOWN_EXACT, KNOWN_NEAR, DISTINCT) for p in pair]
-    groups = duplicate_groups(files)
-    assert groups[files[0]] == groups[files[1]]  # exact
-    assert groups[files[2]] == groups[files[3]]  # near
-    assert groups[files[4]] != groups[files[5]]  # look alike in PHash only at distance 10
-    assert len(set(groups.values())) == 4
+    codes = phash_encodings(files)
+    digest = [hashlib.sha256(open(f, "rb").read()).hexdigest() for f in files]
+    assert digest[0] == digest[1]  # exact: the same bytes filed under two species
+    assert hamming(codes[files[2]], codes[files[3]]) <= DEFAULT_PHASH_THRESHOLD  # near
+    assert hamming(codes[files[4]], codes[files[5]]) > DEFAULT_PHASH_THRESHOLD  # look alike in PHash only at 10
 
 
 def test_near_duplicate_search_finds_known_pair(photos_dir):
@@ -55,8 +63,14 @@ def test_grouped_split_keeps_groups_together_and_is_deterministic():
 
 
 def test_grouped_split_small_species_rule():
-    items = [("a1", "A", "ga"), ("b1", "B", "gb1"), ("b2", "B", "gb2"), ("c1", "C", "gc1"), ("c2", "C", "gc2"),
-             ("c3", "C", "gc3")]
+    items = [
+        ("a1", "A", "ga"),
+        ("b1", "B", "gb1"),
+        ("b2", "B", "gb2"),
+        ("c1", "C", "gc1"),
+        ("c2", "C", "gc2"),
+        ("c3", "C", "gc3"),
+    ]
     split = grouped_split(items)
     assert split["a1"] == "train"
     assert sorted(split[k] for k in ("b1", "b2")) in (["test", "train"], ["train", "validation"])

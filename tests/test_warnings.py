@@ -30,7 +30,7 @@ LABELS = [
     "Psilocybe cubensis",  # 6 psychoactive, no lookalikes
     "Cantharellus cibarius",  # 7 edible
     "Agaricus benesii",  # 8 unknown, no lookalikes
-    "Amanita rubescens",  # 9 inedible
+    "Amanita rubescens",  # 9 edible (Wikipedia: edible, not recommended)
     "Boletus edulis",  # 10 edible
 ]
 IDX = {name: i for i, name in enumerate(LABELS)}
@@ -51,7 +51,7 @@ def catalog():
         "Psilocybe cubensis": "psychoactive",
         "Cantharellus cibarius": "edible",
         "Agaricus benesii": "unknown",
-        "Amanita rubescens": "inedible",
+        "Amanita rubescens": "edible",  # Wikipedia "edible, not recommended", Wild Food UK Edible
         "Boletus edulis": "edible",
     }
     assert {n: c.edibility(n) for n in facts} == facts
@@ -59,7 +59,7 @@ def catalog():
         ("Amanita excelsa", "inedible"),
         ("Amanita gemmata", "poisonous"),
         ("Amanita pantherina", "poisonous"),
-        ("Amanita rubescens", "inedible"),
+        ("Amanita rubescens", "edible"),
     ]
     assert [(s.name, s.edibility) for s in c.lookalikes("Morchella esculenta")] == [
         ("Gyromitra esculenta", "deadly"),
@@ -314,8 +314,8 @@ def test_headline_names_the_danger_of_the_most_likely_species(predictor):
     edible_unsure = predictor.answer(probs(Boletus_edulis=0.3, Cantharellus_cibarius=0.25), fungus_score=0.9)
     assert edible_unsure["message"].startswith("Not confident: the best guess, Boletus edulis, has only 30%.")
 
-    inedible = predictor.answer(probs(Amanita_rubescens=0.8), fungus_score=0.9)
-    assert inedible["message"] == "Most likely Amanita rubescens — inedible — 80%."
+    blusher = predictor.answer(probs(Amanita_rubescens=0.8), fungus_score=0.9)
+    assert blusher["message"] == "Most likely Amanita rubescens (80%)."
 
 
 def _random_results(predictor, n=60):

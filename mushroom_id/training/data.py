@@ -207,8 +207,8 @@ def _image_files(folder: Path) -> list[Path]:
 def image_folder_splits(
     root: Path, labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0
 ) -> DataSplits:
-    """``root/<split>/<Genus_species>/*`` as given, or ``root/<Genus_species>/*`` split here
-    (grouped by exact and near duplicates, 70/15/15 per species)."""
+    """``root/<split>/<Genus_species>/*`` as given, or ``root/<Genus_species>/*`` taken in and split by the
+    data pipeline (``data_prep.pipeline.prepare_folder``: duplicate-grouped, 70/15/15 per species)."""
     catalog = catalog or default_catalog()
     split_dirs = {
         s: root / alias for s, aliases in SPLIT_ALIASES.items() for alias in aliases if (root / alias).is_dir()
@@ -222,23 +222,14 @@ def image_folder_splits(
                     files.append(str(f))
                     names.append(species_name(species_dir.name, catalog))
             per_split[split] = (_file_loader(files), names, files)
-    else:
-        from ..dedup import duplicate_groups
-        from ..splits import grouped_split
+    else:  # through the data pipeline, like every other photo folder: one dedup, one split
+        from data_prep.pipeline import prepare_folder
 
-        files, names = [], []
-        for species_dir in sorted(d for d in root.iterdir() if d.is_dir()):
-            for f in _image_files(species_dir):
-                files.append(str(f))
-                names.append(species_name(species_dir.name, catalog))
-        if not files:
-            raise ValueError(f"{root}: no images in <root>/<Genus_species>/ folders")
-        groups = duplicate_groups(files)
-        assigned = grouped_split([(f, n, groups[f]) for f, n in zip(files, names, strict=True)], seed=seed)
-        for split in ("train", "validation", "test"):
-            chosen = [i for i, f in enumerate(files) if assigned[f] == split]
-            sel = [files[i] for i in chosen]
-            per_split[split] = (_file_loader(sel), [names[i] for i in chosen], sel)
+        from ..paths import CACHE_DIR
+
+        where = CACHE_DIR / "folders" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+        work = prepare_folder(root, where, seed=seed, quiet=True)
+        return manifest_splits(work, labels, catalog, held_out_cap=None, source=str(root))
     return _labelled(per_split, labels, str(root))
 
 

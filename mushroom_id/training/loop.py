@@ -70,8 +70,9 @@ def lr_at(step: int, total: int, warmup: int, base: float, minimum: float) -> fl
     return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * progress))
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
-                       weights: torch.Tensor | None = None) -> torch.Tensor:
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy with soft targets (label smoothing, mixup) and per-class weights.
 
     A sample weighs ``targets @ weights``; with one-hot targets this is exactly
@@ -140,8 +141,13 @@ def _transforms(model, config: TrainConfig):
     data_config = resolve_data_config(model=model)
     aa = None if config.auto_augment in (None, "", "none") else config.auto_augment
     train_tf = create_transform(
-        **data_config, is_training=True, scale=tuple(config.scale), hflip=config.hflip, vflip=config.vflip,
-        color_jitter=config.color_jitter, auto_augment=aa,
+        **data_config,
+        is_training=True,
+        scale=tuple(config.scale),
+        hflip=config.hflip,
+        vflip=config.vflip,
+        color_jitter=config.color_jitter,
+        auto_augment=aa,
     )
     return data_config, train_tf, create_transform(**data_config, is_training=False)
 
@@ -159,16 +165,34 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
     plain = T.Compose([T.Resize(big, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(big), T.ToTensor(), norm])
     aa = None if config.auto_augment in (None, "", "none") else config.auto_augment
     augmented = create_transform(
-        input_size=(3, big, big), is_training=True, scale=tuple(config.scale), hflip=config.hflip,
-        color_jitter=config.color_jitter, auto_augment=aa, mean=data_config["mean"], std=data_config["std"],
+        input_size=(3, big, big),
+        is_training=True,
+        scale=tuple(config.scale),
+        hflip=config.hflip,
+        color_jitter=config.color_jitter,
+        auto_augment=aa,
+        mean=data_config["mean"],
+        std=data_config["std"],
         interpolation=data_config.get("interpolation", "bicubic"),
     )
     views = [plain] + [augmented] * (config.cache_views - 1)
     with torch.no_grad():
         probe = trunk.eval()(torch.zeros(1, 3, size, size))
     crop = probe.shape[-1]
-    key = cache_key(config.model, config.pretrained, config.init_from, k, big, config.cache_views, config.seed,
-                    config.scale, config.auto_augment, config.color_jitter, data_source, *train_ds.keys)
+    key = cache_key(
+        config.model,
+        config.pretrained,
+        config.init_from,
+        k,
+        big,
+        config.cache_views,
+        config.seed,
+        config.scale,
+        config.auto_augment,
+        config.color_jitter,
+        data_source,
+        *train_ds.keys,
+    )
     path = CACHE_DIR / f"trunk-{config.model}-{key}.pt"
     with accelerator.main_process_first():
         if path.is_file():
@@ -241,27 +265,42 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
     else:
         train_set, net = train_ds.with_transform(train_tf), model
     train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, num_workers=workers,
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=workers,
         drop_last=len(train_set) > config.batch_size,  # no batch of one through BatchNorm
     )
     val_loader = torch.utils.data.DataLoader(
-        val_ds.with_transform(eval_tf), batch_size=config.eval_batch_size or config.batch_size * 2,
-        shuffle=False, num_workers=config.num_workers,
+        val_ds.with_transform(eval_tf),
+        batch_size=config.eval_batch_size or config.batch_size * 2,
+        shuffle=False,
+        num_workers=config.num_workers,
     )
     weights = torch.tensor(
-        class_weights(train_ds.targets, labels, config.class_balance, config.toxic_weight), dtype=torch.float32,
+        class_weights(train_ds.targets, labels, config.class_balance, config.toxic_weight),
+        dtype=torch.float32,
     ).to(accelerator.device)
 
     params = [p for p in model.parameters() if p.requires_grad]
     adamw = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    sgd = torch.optim.SGD(params, lr=config.sgd_lr, momentum=config.sgd_momentum, nesterov=True,
-                          weight_decay=config.weight_decay if config.optimizer == "sgd" else 0.0)
+    sgd = torch.optim.SGD(
+        params,
+        lr=config.sgd_lr,
+        momentum=config.sgd_momentum,
+        nesterov=True,
+        weight_decay=config.weight_decay if config.optimizer == "sgd" else 0.0,
+    )
     mixup = None
     if config.mixup > 0 or config.cutmix > 0:
         from timm.data import Mixup
 
-        mixup = Mixup(mixup_alpha=config.mixup, cutmix_alpha=config.cutmix, label_smoothing=config.label_smoothing,
-                      num_classes=len(labels))
+        mixup = Mixup(
+            mixup_alpha=config.mixup,
+            cutmix_alpha=config.cutmix,
+            label_smoothing=config.label_smoothing,
+            num_classes=len(labels),
+        )
     net, adamw, sgd, train_loader, val_loader = accelerator.prepare(net, adamw, sgd, train_loader, val_loader)
     ema = None
     if config.ema_decay:
@@ -284,8 +323,10 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
-    use_sgd = lambda epoch: config.optimizer == "sgd" or (  # noqa: E731
-        config.sgd_switch_epoch is not None and epoch >= config.sgd_switch_epoch)
+
+    def use_sgd(epoch: int) -> bool:
+        return config.optimizer == "sgd" or (config.sgd_switch_epoch is not None and epoch >= config.sgd_switch_epoch)
+
     head = classifier_prefixes(model)
     eval_model = ema.module if ema is not None else model
     epochs_this_call = 0
@@ -304,8 +345,9 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         optimizer = sgd if use_sgd(epoch) else adamw
         base_lr = config.sgd_lr if optimizer is sgd else config.lr
         seen, loss_sum, correct, tic = 0, 0.0, 0, time.time()
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not accelerator.is_local_main_process)
+        bar = tqdm(
+            train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_local_main_process
+        )
         steps_this_epoch = 0
         for x, y, _ in bar:
             if config.channels_last and x.dim() == 4:
@@ -343,9 +385,13 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         val_logits, val_y, val_idx = predict(eval_model, val_loader, accelerator, desc="validation")
         val = quick_metrics(val_logits, val_y, len(labels))
         row = {
-            "epoch": epoch + 1, "step": state.step, "optimizer": "sgd" if optimizer is sgd else "adamw",
-            "frozen_backbone": frozen, "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
+            "epoch": epoch + 1,
+            "step": state.step,
+            "optimizer": "sgd" if optimizer is sgd else "adamw",
+            "frozen_backbone": frozen,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+            "train_top1": correct / max(seen, 1),
             "train_images_per_s": seen * accelerator.num_processes / max(train_seconds, 1e-9),
             **{f"val_{k}": v for k, v in val.items()},
             "val_unique_images": int(len(np.unique(val_idx))),
@@ -364,8 +410,12 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         if accelerator.is_main_process:
             _write_history(out, state.history)
             if improved:
-                save_model(accelerator.unwrap_model(eval_model), out / "best", labels,
-                           extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1})
+                save_model(
+                    accelerator.unwrap_model(eval_model),
+                    out / "best",
+                    labels,
+                    extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1},
+                )
         _save_checkpoint(accelerator, out, epoch + 1, config.keep_checkpoints)
         accelerator.print(
             f"epoch {epoch + 1}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.3f} | "
@@ -379,26 +429,50 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
 
     accelerator.wait_for_everyone()
     finished = state.epoch >= config.epochs or (
-        config.early_stopping_patience is not None and state.bad_epochs >= config.early_stopping_patience)
-    result = {"epochs_done": state.epoch, "steps": state.step, "best_epoch": state.best_epoch,
-              config.monitor: state.best, "history": state.history, "finished": finished,
-              "train_minutes": (time.time() - started) / 60}
+        config.early_stopping_patience is not None and state.bad_epochs >= config.early_stopping_patience
+    )
+    result = {
+        "epochs_done": state.epoch,
+        "steps": state.step,
+        "best_epoch": state.best_epoch,
+        config.monitor: state.best,
+        "history": state.history,
+        "finished": finished,
+        "train_minutes": (time.time() - started) / 60,
+    }
     if not finished:
         accelerator.end_training()
         return result
 
-    final = finish(config, data, accelerator, base=base if config.save_trainable_only else None,
-                   keep_keys=trained_keys if config.save_trainable_only else None, history=state.history)
+    final = finish(
+        config,
+        data,
+        accelerator,
+        base=base if config.save_trainable_only else None,
+        keep_keys=trained_keys if config.save_trainable_only else None,
+        history=state.history,
+    )
     result.update(final)
     if accelerator.is_main_process:
-        (out / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2,
-                                                    default=str) + "\n")
+        (out / "result.json").write_text(
+            json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str) + "\n"
+        )
     accelerator.end_training()
     return result
 
 
-def finish(config: TrainConfig, data: DataSplits, accelerator, base: str | None, keep_keys: list[str] | None,
-           history: list[dict]) -> dict:
+def _is_content_hash(key: str) -> bool:
+    return len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+
+
+def finish(
+    config: TrainConfig,
+    data: DataSplits,
+    accelerator,
+    base: str | None,
+    keep_keys: list[str] | None,
+    history: list[dict],
+) -> dict:
     """Best model -> temperature + conformal threshold on validation -> ``model/`` -> test evaluation."""
     from timm.data import create_transform
 
@@ -410,16 +484,23 @@ def finish(config: TrainConfig, data: DataSplits, accelerator, base: str | None,
     out = config.out_dir()
     best = load_model(f"local-dir:{out / 'best'}")
     eval_tf = create_transform(**best.data_config, is_training=False)
-    loader = torch.utils.data.DataLoader(data[config.val_split].with_transform(eval_tf),
-                                         batch_size=config.eval_batch_size or config.batch_size * 2,
-                                         num_workers=config.num_workers)
+    loader = torch.utils.data.DataLoader(
+        data[config.val_split].with_transform(eval_tf),
+        batch_size=config.eval_batch_size or config.batch_size * 2,
+        num_workers=config.num_workers,
+    )
     logits, y, _ = predict(best.model, accelerator.prepare(loader), accelerator, desc="calibration")
     temperature = fit_temperature(logits, y)
     qhat = conformal_qhat(softmax(logits, temperature), y, config.conformal_coverage) if len(y) else None
     model_dir = out / "model"
     if accelerator.is_main_process:
         save_model(
-            best.model, model_dir, best.labels, temperature=temperature, base_weights=base, keep_keys=keep_keys,
+            best.model,
+            model_dir,
+            best.labels,
+            temperature=temperature,
+            base_weights=base,
+            keep_keys=keep_keys,
             half=config.save_half,
             extra={
                 "model_id": config.model_id or config.name,
@@ -428,18 +509,27 @@ def finish(config: TrainConfig, data: DataSplits, accelerator, base: str | None,
                 "trained_on": f"{data.source} ({config.train_split} split)",
                 "train_config": {k: v for k, v in config.to_dict().items() if v is not None},
             },
+            training_images=[k for k in data[config.train_split].keys if _is_content_hash(k)] or None,
         )
     accelerator.wait_for_everyone()
     result: dict = {"temperature": temperature, "conformal_qhat": qhat, "model_dir": str(model_dir)}
     if config.test_split:
         loaded = load_model(f"local-dir:{model_dir}")
-        test = evaluate_loaded(loaded, data, config.test_split, out_dir=out / "eval", history=history,
-                               accelerator=accelerator, batch_size=config.eval_batch_size or config.batch_size * 2,
-                               workers=config.num_workers)
+        test = evaluate_loaded(
+            loaded,
+            data,
+            config.test_split,
+            out_dir=out / "eval",
+            history=history,
+            accelerator=accelerator,
+            batch_size=config.eval_batch_size or config.batch_size * 2,
+            workers=config.num_workers,
+        )
         result["test"] = test
         if accelerator.is_main_process:
-            (model_dir / "metrics.json").write_text(json.dumps(
-                {"test": test, "validation_history": history, "temperature": temperature}, indent=2) + "\n")
+            (model_dir / "metrics.json").write_text(
+                json.dumps({"test": test, "validation_history": history, "temperature": temperature}, indent=2) + "\n"
+            )
     if accelerator.is_main_process and (config.export_onnx or config.push_to_hub):
         from ..export import export_onnx, push_to_hub
 

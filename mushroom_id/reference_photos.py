@@ -1,0 +1,270 @@
+"""Reference photos of catalog species (shown on the candidate cards) and the app's example photos.
+
+Only photos whose licence allows showing them with attribution are used, and each carries its credit
+and a link to the page that names its author and licence:
+
+* ``commons``: Wikimedia Commons files whose licence (in the photos manifest) is CC BY, CC BY-SA,
+  CC0 or public domain and whose origin is a Commons file page;
+* ``inat``: iNaturalist research-grade photos published through GBIF (the GBIF iNaturalist
+  research-grade dataset carries only CC0, CC BY and CC BY-NC media); the credit links the GBIF
+  occurrence page, which names the photographer and the licence.
+
+Everything else in ``../shared/data/photos`` (web scrapes, Kaggle sets, the original's examples,
+unverified licences) is never shown. Commons photos are preferred over iNaturalist ones.
+
+Where the photos come from, first match wins:
+
+1. ``$MUSHROOM_REFERENCE_PHOTOS``: a folder written by :func:`export` (``""`` turns photos off);
+2. ``reference_photos/`` beside ``app.py``: the folder ``python -m mushroom_id.space build`` puts in
+   the Space bundle;
+3. ``../shared/data/photos``, read in place (a development checkout); thumbnails are made in memory;
+4. nothing: the app says that reference photos are not available in this installation.
+
+Nothing from ``../shared`` is ever written into the repository: :func:`export` writes thumbnails
+into a folder outside it (the Space bundle, a temporary folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import functools
+import io
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .catalog import Catalog, default_catalog
+from .paths import REPO_DIR, shared_photos_dir
+
+PHOTOS_ENV = "MUSHROOM_REFERENCE_PHOTOS"
+BUNDLE_DIR = REPO_DIR / "reference_photos"
+INDEX = "index.json"
+THUMB_PX = 200  # longest side of a card thumbnail (shown at ~90 CSS px, sharp on 2x screens)
+EXAMPLE_PX = 600  # longest side of an example photo in the Space bundle (the model sees 224 px)
+SOURCE_PREFERENCE = ("commons", "inat")
+COMMONS_PAGE = "https://commons.wikimedia.org/wiki/File:"
+GBIF_OCCURRENCE = re.compile(r"GBIF occurrence (\d+)")
+
+# Example photos: licence-clean Commons photos of species the default model knows, chosen to show
+# each kind of answer (deadly, poisonous, psychoactive, lookalikes, edible).
+EXAMPLE_SPECIES = (
+    "Galerina marginata",
+    "Hypholoma fasciculare",
+    "Chlorophyllum molybdites",
+    "Hygrophoropsis aurantiaca",
+    "Psilocybe cyanescens",
+    "Trametes versicolor",
+    "Coprinus comatus",
+    "Laetiporus sulphureus",
+)
+
+
+@dataclass(frozen=True)
+class Photo:
+    species: str  # accepted catalog name
+    path: str  # the image file (read in place, or a thumbnail in an exported folder)
+    source: str  # "commons" or "inat"
+    licence: str  # "CC BY-SA 4.0", "CC0", "public domain"; "" when stated on the linked page only
+    page: str  # where the author and the licence are stated
+
+    @property
+    def credit(self) -> str:
+        """One line: who published it and under what licence."""
+        if self.source == "commons":
+            return f"Wikimedia Commons · {self.licence}"
+        return "iNaturalist via GBIF"
+
+    @property
+    def credit_detail(self) -> str:
+        """What the linked page holds (a tooltip)."""
+        if self.source == "commons":
+            return f"Licence {self.licence}; author and file history on the Wikimedia Commons page"
+        return "Licence (CC0, CC BY or CC BY-NC) and photographer on the GBIF occurrence page"
+
+
+def commons_licence(raw: str) -> str | None:
+    """A short licence name for a Commons licence that allows showing the photo with credit
+    (CC BY, CC BY-SA, CC0, public domain); None for anything else (NC, ND, unknown)."""
+    text = " ".join((raw or "").split())
+    low = text.lower()
+    if not low or "noncommercial" in low or "non-commercial" in low or "noderiv" in low or "no deriv" in low:
+        return None
+    if low == "public domain":
+        return "public domain"
+    if "cc0" in low or "zero" in low:
+        return "CC0"
+    version = re.search(r"(\d\.\d)", text)
+    if "creative commons attribution" not in low or not version:
+        return None
+    kind = "CC BY-SA" if re.search(r"share ?alike", low) else "CC BY"
+    return f"{kind} {version.group(1)}"
+
+
+def photo_from_manifest(row: dict, catalog: Catalog, photos_root: Path) -> Photo | None:
+    """The manifest row as a showable Photo, or None when its licence or species does not allow it."""
+    species = catalog.resolve(row.get("species", ""))
+    if species is None:
+        return None
+    path = str(photos_root / row["path"])
+    source, origin = row.get("source", ""), (row.get("origin") or "").strip()
+    if source == "commons":
+        licence = commons_licence(row.get("license", ""))
+        if licence is None or not origin.startswith(COMMONS_PAGE):
+            return None
+        return Photo(species, path, "commons", licence, origin)
+    if source == "inat":
+        match = GBIF_OCCURRENCE.search(origin)
+        if not match:
+            return None
+        return Photo(species, path, "inat", "", f"https://www.gbif.org/occurrence/{match.group(1)}")
+    return None
+
+
+class ReferencePhotos:
+    """One reference photo per catalog species, where a licence allows it."""
+
+    def __init__(self, photos: Iterable[Photo] = (), origin: str = "none", note: str = ""):
+        self.by_species: dict[str, Photo] = {}
+        rank = {s: i for i, s in enumerate(SOURCE_PREFERENCE)}
+        for photo in sorted(photos, key=lambda p: (rank.get(p.source, 99), p.path)):
+            self.by_species.setdefault(photo.species, photo)
+        self.origin = origin  # "shared", "folder" or "none"
+        self.note = note  # why there are none, or where they come from
+        self._examples: list[Photo] = []
+        self._lock = threading.Lock()
+        self._uris: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_species)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_species)
+
+    def get(self, species: str) -> Photo | None:
+        return self.by_species.get(species)
+
+    def examples(self) -> list[Photo]:
+        """The example photos (full size, for the model), in EXAMPLE_SPECIES order."""
+        return list(self._examples)
+
+    def data_uri(self, photo: Photo) -> str | None:
+        """The photo as a small JPEG ``data:`` URI (made once, kept in memory); None if unreadable."""
+        with self._lock:
+            if photo.path in self._uris:
+                return self._uris[photo.path]
+        try:
+            data = thumbnail_bytes(photo.path)
+        except OSError:
+            return None
+        uri = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+        with self._lock:
+            self._uris[photo.path] = uri
+        return uri
+
+    # ---------------------------------------------------------------- sources
+
+    @classmethod
+    def from_manifest(cls, photos_dir: Path, catalog: Catalog | None = None) -> ReferencePhotos:
+        """From ``../shared/data/photos/manifest.csv``, read in place."""
+        catalog = catalog or default_catalog()
+        photos_dir = Path(photos_dir)
+        with open(photos_dir / "manifest.csv", newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        photos = [p for p in (photo_from_manifest(r, catalog, photos_dir.parent) for r in rows) if p]
+        photos = [p for p in photos if Path(p.path).is_file()]
+        refs = cls(photos, origin="shared", note=f"read in place from {photos_dir}")
+        commons = {p.species: p for p in sorted(photos, key=lambda p: p.path) if p.source == "commons"}
+        refs._examples = [commons[s] for s in EXAMPLE_SPECIES if s in commons]
+        return refs
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> ReferencePhotos:
+        """From a folder written by :func:`export` (its ``index.json`` lists every photo)."""
+        folder = Path(folder)
+        index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+
+        def load(entries: list[dict]) -> list[Photo]:
+            return [Photo(**{**e, "path": str(folder / e["path"])}) for e in entries]
+
+        refs = cls(load(index.get("photos", [])), origin="folder", note=f"from {folder}")
+        refs._examples = load(index.get("examples", []))
+        return refs
+
+    @classmethod
+    def none(cls, why: str) -> ReferencePhotos:
+        return cls((), origin="none", note=why)
+
+
+def thumbnail_bytes(path: str | Path, size: int = THUMB_PX, quality: int = 80) -> bytes:
+    """A JPEG no larger than ``size`` px on its longest side (EXIF orientation applied)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
+        im = im.convert("RGB")
+        im.thumbnail((size, size), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=quality, optimize=True, progressive=True)
+        return out.getvalue()
+
+
+def load_reference_photos(catalog: Catalog | None = None) -> ReferencePhotos:
+    """The reference photos this installation can show (see the module docstring for the order)."""
+    env = os.environ.get(PHOTOS_ENV)
+    if env is not None:
+        if not env:
+            return ReferencePhotos.none(f"turned off (${PHOTOS_ENV} is empty)")
+        folder = Path(env)
+        if (folder / INDEX).is_file():
+            return ReferencePhotos.from_folder(folder)
+        return ReferencePhotos.none(f"${PHOTOS_ENV}={env} has no {INDEX}")
+    if (BUNDLE_DIR / INDEX).is_file():
+        return ReferencePhotos.from_folder(BUNDLE_DIR)
+    photos_dir = shared_photos_dir()
+    if (photos_dir / "manifest.csv").is_file():
+        return ReferencePhotos.from_manifest(photos_dir, catalog)
+    return ReferencePhotos.none(f"no photos folder: neither {BUNDLE_DIR.name}/ beside app.py nor {photos_dir} exists")
+
+
+@functools.lru_cache(maxsize=1)
+def default_reference_photos() -> ReferencePhotos:
+    return load_reference_photos()
+
+
+def export(refs: ReferencePhotos, out_dir: str | Path, species: Iterable[str] | None = None) -> dict:
+    """Write thumbnails (and full-size example photos) with an ``index.json`` of their credits into
+    ``out_dir`` (a Space bundle's ``reference_photos/``). Returns ``{"photos": n, "examples": m}``."""
+    out = Path(out_dir)
+    (out / "photos").mkdir(parents=True, exist_ok=True)
+    (out / "examples").mkdir(parents=True, exist_ok=True)
+    wanted = set(species) if species is not None else set(refs.by_species)
+
+    def slug(name: str) -> str:
+        return name.replace(" ", "_")
+
+    photos = []
+    for name in sorted(wanted):
+        photo = refs.get(name)
+        if photo is None:
+            continue
+        rel = f"photos/{slug(name)}.jpg"
+        (out / rel).write_bytes(thumbnail_bytes(photo.path))
+        photos.append({**asdict(photo), "path": rel})
+    examples = []
+    for photo in refs.examples():
+        rel = f"examples/{slug(photo.species)}.jpg"
+        (out / rel).write_bytes(thumbnail_bytes(photo.path, size=EXAMPLE_PX, quality=88))
+        examples.append({**asdict(photo), "path": rel})
+    index = {
+        "about": "Reference and example photos with their credits; written by mushroom_id.reference_photos.export",
+        "photos": photos,
+        "examples": examples,
+    }
+    (out / INDEX).write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return {"photos": len(photos), "examples": len(examples)}
