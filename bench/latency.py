@@ -40,7 +40,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=20, help="timed calls per case (default 20)")
     ap.add_argument("--model", default="embedded", help="model spec (default: embedded)")
+    ap.add_argument(
+        "--against",
+        default=None,
+        help="another model spec: only its full path next to --model's, interleaved in one run "
+        "(e.g. the previous embedded model, to check a new default against the latency budget)",
+    )
     args = ap.parse_args()
+    if args.against:
+        return compare_models(args.model, args.against, args.repeats)
     header("Prediction latency (bench/latency.py)")
 
     import numpy as np
@@ -81,8 +89,9 @@ def main() -> int:
         cases[f"onnx-{n}|phone"] = lambda pred=pred: pred.predict(phone)
     for name in cases:
         runtime, n = name.split("|")[0].split("-")
-        setup[name] = (lambda n=int(n): torch.set_num_threads(n)) if runtime == "torch" else (
-            lambda: torch.set_num_threads(1))  # what Predictor(runtime="onnx") sets
+        setup[name] = (
+            (lambda n=int(n): torch.set_num_threads(n)) if runtime == "torch" else (lambda: torch.set_num_threads(1))
+        )  # what Predictor(runtime="onnx") sets
     t = interleaved(cases, args.repeats, block=5, setup=setup)
     torch.set_num_threads(2)
 
@@ -93,9 +102,20 @@ def main() -> int:
         name = {"torch": "PyTorch eager", "onnx": "ONNX Runtime"}[name]
         rows.append([name, threads, *bare, *full, full[0] / bare[0], *ph, ph[0] / bare[0]])
     show(
-        ["runtime", "threads", "bare p50", "bare p95", "full 1024px p50", "p95", "full/bare",
-         "full 12MP p50", "p95", "full/bare"],
-        rows, f"Latency in ms, batch 1, {args.repeats} calls per case, medians of interleaved rounds",
+        [
+            "runtime",
+            "threads",
+            "bare p50",
+            "bare p95",
+            "full 1024px p50",
+            "p95",
+            "full/bare",
+            "full 12MP p50",
+            "p95",
+            "full/bare",
+        ],
+        rows,
+        f"Latency in ms, batch 1, {args.repeats} calls per case, medians of interleaved rounds",
     )
 
     def separate_forwards():  # what Predictor.forward ran before the shared trunk (same numbers)
@@ -137,16 +157,48 @@ def main() -> int:
     after = t["onnx-1|full"], t["onnx-1|phone"]
     show(
         ["served path", "1024px p50", "p95", "12MP p50", "p95", "speed-up p50 (1024px / 12MP)"],
-        [["before: PyTorch eager, 2 threads (torch default)", *ms(before[0]), *ms(before[1]), "1.00 / 1.00"],
-         ["PyTorch eager, 1 thread (MUSHROOM_THREADS=1)", *ms(threads[0]), *ms(threads[1]),
-          f"{median(before[0]) / median(threads[0]):.2f} / {median(before[1]) / median(threads[1]):.2f}"],
-         ["after: ONNX Runtime, 1 thread (MUSHROOM_RUNTIME=onnx)", *ms(after[0]), *ms(after[1]),
-          f"{median(before[0]) / median(after[0]):.2f} / {median(before[1]) / median(after[1]):.2f}"]],
+        [
+            ["before: PyTorch eager, 2 threads (torch default)", *ms(before[0]), *ms(before[1]), "1.00 / 1.00"],
+            [
+                "PyTorch eager, 1 thread (MUSHROOM_THREADS=1)",
+                *ms(threads[0]),
+                *ms(threads[1]),
+                f"{median(before[0]) / median(threads[0]):.2f} / {median(before[1]) / median(threads[1]):.2f}",
+            ],
+            [
+                "after: ONNX Runtime, 1 thread (MUSHROOM_RUNTIME=onnx)",
+                *ms(after[0]),
+                *ms(after[1]),
+                f"{median(before[0]) / median(after[0]):.2f} / {median(before[1]) / median(after[1]):.2f}",
+            ],
+        ],
         "Served path before/after",
     )
-    print(f"Answers on {len(photos)} shared photos: {same} identical JSON, "
-          f"max candidate probability difference {max(diffs):.4f} (4-decimal rounding).\n")
+    print(
+        f"Answers on {len(photos)} shared photos: {same} identical JSON, "
+        f"max candidate probability difference {max(diffs):.4f} (4-decimal rounding).\n"
+    )
     shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def compare_models(spec: str, other: str, repeats: int) -> int:
+    """Full-path p50/p95 of two models side by side (PyTorch, 2 threads, the app's default)."""
+    import torch
+
+    from mushroom_id.models import load_model
+    from mushroom_id.predict import Predictor
+
+    torch.set_num_threads(2)
+    photo = next(p for p in shared_photos(min_side=700))
+    preds = {s: Predictor(load_model(s), runtime="torch") for s in (other, spec)}
+    t = interleaved({s: (lambda p=p: p.predict(photo)) for s, p in preds.items()}, repeats, block=5)
+    base = median(t[other])
+    show(
+        ["model", "architecture", "full path p50 ms", "p95 ms", "ratio p50"],
+        [[s, p.loaded.config.get("architecture"), *ms(t[s]), f"{median(t[s]) / base:.2f}"] for s, p in preds.items()],
+        f"Full prediction path, PyTorch 2 threads, {repeats} calls each, interleaved",
+    )
     return 0
 
 

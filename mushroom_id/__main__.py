@@ -75,7 +75,7 @@ def cmd_build_embedded(args) -> int:
             f"| {r['name']} | {100 * r['top1']:.1f}% | {100 * r['top5']:.1f}% | {100 * r['genus_top1']:.1f}% "
             f"| {r['temperature']:.2f} |"
         )
-    print(f"\nchosen (best cross-source validation top-5): {results[0]['name']} -> {results[0]['folder']}")
+    print(f"\nchosen (best cross-source validation top-1 + top-5): {results[0]['name']} -> {results[0]['folder']}")
     if args.install:
         target = install(Path(results[0]["folder"]))
         print(f"installed into {target}; now run: python -m mushroom_id measure-trust --write")

@@ -240,8 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         action="append",
-        required=True,
+        default=[],
         help="embedded | local-dir:<path> | hf-hub:<repo>; repeat to compare models",
+    )
+    parser.add_argument(
+        "--candidates",
+        default=None,
+        help="also every model folder under this folder (e.g. artifacts/candidates from "
+        "`python -m mushroom_id build-embedded`)",
     )
     parser.add_argument("--data", required=True, help="shared-photos | Hub-layout folder | image folder | org/name")
     parser.add_argument("--split", default="test")
