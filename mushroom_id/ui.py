@@ -428,10 +428,16 @@ def _figure(name: str, refs: ReferencePhotos | None, size_class: str = "") -> st
     )
 
 
+def _nowrap_licence(text: str) -> str:
+    """Keep "CC BY-SA 4.0" on one line: a narrow caption must not break it at its hyphen."""
+    source, sep, licence = text.partition(" · ")
+    return f'{source}{sep}<span style="white-space: nowrap">{licence}</span>' if sep else text
+
+
 def _credit_link(photo) -> str:
     return (
         f'<a href="{_e(photo.page)}" target="_blank" rel="noopener" title="{_e(photo.credit_detail)}">'
-        f"{_e(photo.credit)}</a>"
+        f"{_nowrap_licence(_e(photo.credit))}</a>"
     )
 
 

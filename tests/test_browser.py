@@ -41,9 +41,19 @@ DEVICES = {"phone": (390, 844), "desktop": (1280, 900)}
 SCHEMES = ("light", "dark")
 MIN_CONTRAST = 4.5  # WCAG AA for normal text
 README_SHOTS_ENV = "MUSHROOM_README_SCREENSHOTS"
-# A licence-clean photo for the README screenshots (iNaturalist via GBIF occurrence 4846733986):
-# a morel, whose deadly lookalike (the false morel) is shown beside it.
-README_PHOTO = "photos/Morchella_esculenta/inat_4846733986_0.jpg"
+# Licence-clean photos (iNaturalist via GBIF) of species with a dangerous catalog lookalike, in order of
+# preference for the README screenshots; the first one whose top answer under the current model has a
+# dangerous lookalike is used (the model decides which species comes first, not this file).
+LOOKALIKE_SPECIES = (
+    "Morchella esculenta",
+    "Cantharellus cibarius",
+    "Agaricus campestris",
+    "Macrolepiota procera",
+    "Kuehneromyces mutabilis",
+    "Armillaria mellea",
+    "Agaricus arvensis",
+    "Amanita rubescens",
+)
 
 # Text contrast of every visible text node under the selectors: the text colour against the
 # background actually behind it (semi-transparent layers composited up to the first opaque one).
@@ -107,6 +117,22 @@ def service():
     from mushroom_id.ui import Service
 
     return Service()
+
+
+@pytest.fixture(scope="module")
+def lookalike_photo(service, photo_manifest, photos_dir):
+    """A licence-clean photo whose top answer has a dangerous lookalike (shown side by side in the app)."""
+    from mushroom_id.catalog import DANGEROUS
+
+    predictor, catalog = service.predictor(None), service.predictor(None).catalog
+    rows = [r for name in LOOKALIKE_SPECIES for r in photo_manifest if r["species"] == name and r["source"] == "inat"]
+    rows += [r for r in photo_manifest if r["source"] in ("inat", "commons")]
+    for r in rows:
+        path = photos_dir.parent / r["path"]
+        top = predictor.predict(path)["candidates"][0]["species"]
+        if any(look.edibility in DANGEROUS for look in catalog.lookalikes(top)):
+            return path
+    pytest.fail("no licence-clean photo whose top answer has a dangerous lookalike")
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +229,7 @@ def assert_one_font(page, selectors: list[str]) -> None:
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_answer_first_readable_unbroken(browser, app, service, photo_of, photos_dir, artifacts, device, scheme):
+def test_answer_first_readable_unbroken(browser, app, service, photo_of, lookalike_photo, artifacts, device, scheme):
     page = open_page(browser, app, device, scheme)
     try:
         width, height = DEVICES[device]
@@ -247,10 +273,17 @@ def test_answer_first_readable_unbroken(browser, app, service, photo_of, photos_
         assert after < (6000 if device == "phone" else 3500), f"page {after}px tall (was {before}px before the answer)"
 
         # a licence-clean photo with a deadly lookalike: side-by-side photos, the edible footnote
-        upload(page, photos_dir.parent / README_PHOTO)
+        upload(page, lookalike_photo)
         page.locator('#answer[data-state="answer"] #lookalike-compare').wait_for(state="visible")
         page.wait_for_timeout(400)
-        assert "Gyromitra esculenta" in page.locator("#lookalike-compare").inner_text()
+        top = service.predictor(None).predict(lookalike_photo)["candidates"][0]["species"]
+        dangerous = [
+            w["species"]
+            for w in service.predictor(None).predict(lookalike_photo)["warnings"]
+            if "lookalike" in (w.get("via") or [])
+        ]
+        assert top in page.locator("#lookalike-compare").inner_text()
+        assert dangerous and dangerous[0] in page.locator("#lookalike-compare").inner_text()
         assert page.locator("#lookalike-compare img").count() >= 2
         assert page.locator("#edible-footnote").is_visible()
         assert page.evaluate(BROKEN_WORDS_JS, "#candidates") == []
