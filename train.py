@@ -1,35 +1,41 @@
 """Fine-tune a timm backbone on the mushroom dataset.
 
-    accelerate launch train.py --config configs/tf_efficientnetv2_s.yaml --data org/mushrooms-933
-    python train.py --config configs/lite0_embedded.yaml                    # CPU, the embedded default
+    python -m data_prep all --from ../shared/data/photos    # writes artifacts/data/dataset (the configs' data)
+    python train.py --config configs/lite0.yaml                # one process: CPU or one GPU
+    python train.py --config configs/lite0_embedded.yaml       # CPU, the embedded model (data: shared-photos)
     python train.py --config configs/convnext_tiny.yaml --epochs 3 --lr 3e-4 --resume auto
-    python train.py --config configs/lite0.yaml --push-to-hub org/mushroom-lite0
+    accelerate launch --multi_gpu --num_processes 8 train.py --config configs/tf_efficientnetv2_s.yaml
+    ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 train.py --config ...
 
-Every ``--key value`` overrides a config key (see mushroom_id/training/config.py); values are
-YAML (``--trainable '[blocks.6, classifier]'``, ``--ema-decay null``). The resolved config,
-per-epoch metrics, checkpoints, the best and final models and the test evaluation go to
-``runs/<name>/`` (or ``--output-dir``).
+Every config key is an option (below, with its default); values are YAML (``--trainable '[blocks.6,
+classifier]'``, ``--ema-decay null``). The resolved config, per-epoch and per-step metrics, checkpoints,
+the best and final models and the test evaluation go to ``runs/<name>/`` (or ``--output-dir``).
+``--resume auto`` continues at the exact step of the newest checkpoint (a fresh start if there is none).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
 
-from mushroom_id.training.config import load_config, parse_overrides
-from mushroom_id.training.loop import train
+from mushroom_id.training.config import ConfigError, load_config, parse_args
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="YAML file in configs/")
-    args, rest = parser.parse_known_args(argv)
+    config_file, overrides = parse_args(argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = load_config(args.config, parse_overrides(rest))
-    result = train(config)
-    summary = {k: v for k, v in result.items() if k != "history"}
+    try:
+        config = load_config(config_file, overrides)
+        from mushroom_id.training.loop import train
+
+        result = train(config)
+    except ConfigError as e:  # a setting to change, not a bug: the message, no traceback
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    summary = {k: v for k, v in result.items() if k not in ("history", "steps_log", "test")}
+    if "test" in result:  # the headline numbers; all of them are in <run>/eval/metrics.json
+        summary["test"] = {k: v for k, v in result["test"].items() if isinstance(v, int | float | str)}
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -1,12 +1,14 @@
 """Evaluate saved models on a dataset split: metrics JSON, per-species CSV, PNG plots.
 
-    python -m mushroom_id.evaluate --model embedded --data shared-photos --split test --out eval/embedded
+    python -m mushroom_id.evaluate --model embedded --data shared-photos --split test   # -> runs/eval/...
     python -m mushroom_id.evaluate --model local-dir:runs/lite0/model --data path/to/hub_dataset --split test \\
         --history runs/lite0/metrics.json
     # the README's first table: side by side on the same cross-source test photos, with the floor
     python -m mushroom_id.evaluate --data shared-photos --split test --nearest-centroid --model embedded \\
-        --candidates artifacts/candidates --model local-dir:runs/lite0_embedded/model --out reports/cross_source
+        --candidates artifacts/candidates --model local-dir:runs/lite0_embedded/model --out artifacts/eval/cross_source
 
+Without ``--out`` the files go beside the model's train.py run (``runs/<name>/eval-<data>-<split>``) or to
+``runs/eval/<model>-<data>-<split>``, and the comparison to ``runs/eval/comparison.md``.
 Metrics (all from ``mushroom_id.metrics``): top-1, top-5, species-mean top-1/top-5, loss, macro-F1,
 toxic-predicted-as-non-toxic rate, FungiCLEF cost, ECE before/after temperature, most-confused pairs.
 The temperature is the model's own (fit on validation at training time) unless
@@ -27,7 +29,15 @@ from .catalog import Catalog, default_catalog
 from .metrics import fit_temperature, softmax
 from .models import LoadedModel, load_model
 from .training.data import DataSplits, load_splits, remap
-from .training.evaluate import per_species_rows, predict, reliability, report, write_csv
+from .training.evaluate import (
+    default_eval_dir,
+    per_species_rows,
+    predict,
+    reliability,
+    report,
+    run_history,
+    write_csv,
+)
 from .training.plots import confusion_plot, reliability_diagram, training_curves
 
 TABLE_COLUMNS = [
@@ -147,6 +157,8 @@ def evaluate_loaded(
             "leak": training_overlap(loaded, data, split),
         }
     )
+    if out_dir is not None:
+        metrics["out_dir"] = str(out_dir)
     if out_dir is not None and (accelerator is None or accelerator.is_main_process):
         write_outputs(Path(out_dir), metrics, logits, y, loaded.labels, temperature, catalog, history)
     return metrics
@@ -228,7 +240,7 @@ def comparison_table(results: list[dict], subset: str | None = None) -> str:
 def comparison_tables(results: list[dict]) -> str:
     """One table per subset (cross-source first), or one table when the data has no sources."""
     kinds = [k for k in SUBSET_TITLES if any(k in r.get("subsets", {}) for r in results)]
-    if not kinds:
+    if kinds in ([], ["all"]):  # no sources in the data: one table, no title
         return comparison_table(results)
     return "\n\n".join(f"**{SUBSET_TITLES[k]}**\n\n{comparison_table(results, k)}" for k in kinds)
 
@@ -269,16 +281,18 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_model(spec)
         if data is None or data.labels != loaded.labels:
             data = load_splits(args.data, labels=loaded.labels, catalog=catalog)
-        out = None
         if args.out:
             out = Path(args.out) / (f"{i}_{loaded.model_id}" if len(args.model) > 1 else "")
+        else:  # beside the model's train.py run, or runs/eval/<model>-<data>-<split> (git-ignored)
+            out = default_eval_dir(loaded.folder, loaded.model_id, args.data, args.split)
+        history = load_history(args.history) if args.history else run_history(loaded.folder)[0]
         metrics = evaluate_loaded(
             loaded,
             data,
             args.split,
             out,
             args.fit_temperature_on,
-            load_history(args.history),
+            history,
             batch_size=args.batch_size,
             workers=args.workers,
             catalog=catalog,
@@ -288,11 +302,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.nearest_centroid:
         results.insert(0, nearest_centroid_metrics(data, args.split, catalog))
     table = comparison_tables(results)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "comparison.md").write_text(table + "\n")
-        (Path(args.out) / "comparison.json").write_text(json.dumps(results, indent=2) + "\n")
+    summary_dir = Path(args.out or "runs/eval")
+    summary_dir.mkdir(parents=True, exist_ok=True)
+    (summary_dir / "comparison.md").write_text(table + "\n")
+    (summary_dir / "comparison.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table)
+    written = ", ".join(str(r["out_dir"]) for r in results if r.get("out_dir"))
+    print(f"\nper-model metrics, per-species CSV and plots: {written}", file=sys.stderr)
+    print(f"comparison: {summary_dir / 'comparison.md'}", file=sys.stderr)
     return 0
 
 

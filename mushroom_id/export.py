@@ -4,10 +4,11 @@
     python -m mushroom_id.export --model local-dir:runs/lite0/model --out exported/lite0 --onnx \\
         --push-to-hub org/mushroom-lite0
 
-The Hub folder is timm's layout (``config.json`` with ``label_names`` and ``temperature``, plus
-``model.safetensors`` with *all* tensors, fp32 — no ``base_weights`` indirection), so
-``timm.create_model("hf-hub:org/name")``, ``load_model("hf-hub:org/name")`` and
-``transformers.pipeline("image-classification", model=...)`` all load it.
+The Hub folder is timm's layout (``config.json`` with ``label_names``, plus ``model.safetensors`` with
+*all* tensors, fp32 — no ``base_weights`` indirection), so ``timm.create_model("hf-hub:org/name")``,
+``load_model("hf-hub:org/name")`` and ``transformers.pipeline("image-classification", model=...)`` all
+load it. The calibration temperature is folded into the classifier, so all of them get calibrated
+probabilities from a plain softmax (``--keep-temperature-separate``: keep it in ``config.json`` only).
 The ONNX graph takes normalised ``pixel_values`` (N, 3, H, W) and returns raw ``logits``;
 label names, temperature and preprocessing are in its metadata.
 """
@@ -23,15 +24,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models import LoadedModel, load_model, save_model
+from .models import LoadedModel, fold_temperature, load_model, save_model
 from .safety import DISCLAIMER
 
 
-def export_hub_folder(loaded: LoadedModel, out_dir: str | Path, metrics: dict | None = None) -> Path:
-    """Standalone copy of a model in the Hub layout (full fp32 weights), with metrics.json if given."""
-    keep = {k: v for k, v in loaded.config.items()
-            if k in ("model_id", "thresholds", "trained_on", "frozen_backbone", "train_config")}
-    out = save_model(loaded.model.float(), out_dir, loaded.labels, temperature=loaded.temperature, extra=keep)
+def export_hub_folder(
+    loaded: LoadedModel, out_dir: str | Path, metrics: dict | None = None, fold_calibration: bool = True
+) -> Path:
+    """Standalone copy of a model in the Hub layout (full fp32 weights), with metrics.json if given.
+
+    ``fold_calibration``: the temperature is folded into the classifier (:func:`fold_temperature`), so
+    plain-softmax users (transformers' pipeline, timm, ONNX) get calibrated probabilities; ``config.json``
+    then says ``temperature: 1.0`` and records the folded value as ``temperature_folded``.
+    """
+    keep = {
+        k: v
+        for k, v in loaded.config.items()
+        if k in ("model_id", "thresholds", "trained_on", "frozen_backbone", "train_config", "temperature_folded")
+    }
+    model, temperature = loaded.model.float(), loaded.temperature
+    if fold_calibration and temperature != 1.0:
+        model = fold_temperature(model, temperature)
+        keep["temperature_folded"] = temperature * float(loaded.config.get("temperature_folded", 1.0))
+        temperature = 1.0
+    out = save_model(model, out_dir, loaded.labels, temperature=temperature, extra=keep)
     if metrics:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return out
@@ -97,6 +113,25 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def calibration_note(config: dict) -> str:
+    """How a user of this folder gets calibrated probabilities (model card text)."""
+    folded, temperature = config.get("temperature_folded"), float(config.get("temperature", 1.0))
+    if folded:
+        return (
+            f"**Calibrated probabilities out of the box**: the temperature fitted on the validation split "
+            f"(T = {folded:.3f}) is folded into the classifier (its weight and bias divided by T), so a plain "
+            "softmax of the logits — what `transformers.pipeline`, timm and ONNX Runtime users compute — gives "
+            "calibrated probabilities; `config.json` says `temperature: 1.0` and keeps T as `temperature_folded`."
+        )
+    if temperature == 1.0:
+        return "Probabilities are the softmax of the logits (no temperature was fitted)."
+    return (
+        f"**Calibration is not in the logits**: divide them by `temperature` = {temperature:.3f} (in `config.json`, "
+        "fitted on the validation split) before the softmax: `probs = (model(x) / temperature).softmax(-1)`. "
+        "`transformers.pipeline` ignores this value and returns uncalibrated scores."
+    )
+
+
 def model_card(model_dir: str | Path, repo_id: str, dataset: str | None = None, metrics: dict | None = None) -> str:
     """README.md for a Hub model repo: front matter, data, metrics table, limitations, safety note."""
     import yaml
@@ -114,11 +149,18 @@ def model_card(model_dir: str | Path, repo_id: str, dataset: str | None = None, 
     }
     if dataset and "/" in dataset and not Path(dataset).exists():
         front["datasets"] = [dataset]
-    rows = [("top-1", "top1"), ("top-5", "top5"), ("species-mean top-1", "top1_species_mean"),
-            ("macro-F1", "macro_f1"), ("toxic predicted as non-toxic", "toxic_as_non_toxic"),
-            ("FungiCLEF cost (lower is better)", "fungiclef_cost"), ("ECE (after temperature)", "ece"),
-            ("test images", "images")]
+    rows = [
+        ("top-1", "top1"),
+        ("top-5", "top5"),
+        ("species-mean top-1", "top1_species_mean"),
+        ("macro-F1", "macro_f1"),
+        ("toxic predicted as non-toxic", "toxic_as_non_toxic"),
+        ("FungiCLEF cost (lower is better)", "fungiclef_cost"),
+        ("ECE (after temperature)", "ece"),
+        ("test images", "images"),
+    ]
     table = "\n".join(f"| {name} | {_fmt(test[key])} |" for name, key in rows if key in test)
+    calibration = calibration_note(config)
     return f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---
@@ -137,8 +179,8 @@ model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()
 ```
 
 Also loadable with `transformers.pipeline("image-classification", model="{repo_id}")`.
-Probabilities are calibrated by dividing the logits by `temperature` = {config.get("temperature", 1.0):.3f}
-(stored in `config.json`, fitted on the validation split).
+
+{calibration}
 
 ## Training data
 
@@ -163,8 +205,14 @@ The words of this model are a guess to start a conversation with an expert, neve
 """
 
 
-def push_to_hub(model_dir: str | Path, repo_id: str, dataset: str | None = None, token: str | None = None,
-                private: bool = False, api=None) -> str:
+def push_to_hub(
+    model_dir: str | Path,
+    repo_id: str,
+    dataset: str | None = None,
+    token: str | None = None,
+    private: bool = False,
+    api=None,
+) -> str:
     """Write README.md (model card) into ``model_dir`` and upload the folder to ``repo_id``.
 
     ``api``: an object with ``create_repo`` and ``upload_folder`` (default ``huggingface_hub.HfApi``);
@@ -177,19 +225,28 @@ def push_to_hub(model_dir: str | Path, repo_id: str, dataset: str | None = None,
     model_dir = Path(model_dir)
     (model_dir / "README.md").write_text(model_card(model_dir, repo_id, dataset))
     api.create_repo(repo_id=repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
-                             allow_patterns=["README.md", "config.json", "model.safetensors", "model.onnx",
-                                             "metrics.json"],
-                             commit_message="Upload mushroom classifier")
+    info = api.upload_folder(
+        folder_path=str(model_dir),
+        repo_id=repo_id,
+        repo_type="model",
+        allow_patterns=["README.md", "config.json", "model.safetensors", "model.onnx", "metrics.json"],
+        commit_message="Upload mushroom classifier",
+    )
     return str(getattr(info, "commit_url", info))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mushroom_id.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m mushroom_id.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="embedded", help="embedded | local-dir:<path> | hf-hub:<repo>")
     parser.add_argument("--out", required=True, help="output folder (Hub layout)")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx and check parity")
+    parser.add_argument(
+        "--keep-temperature-separate",
+        action="store_true",
+        help="do not fold the temperature into the classifier (transformers' pipeline then gives uncalibrated scores)",
+    )
     parser.add_argument("--check-images", nargs="*", default=None, help="photos for the ONNX parity check")
     parser.add_argument("--push-to-hub", default=None, metavar="ORG/NAME")
     parser.add_argument("--dataset", default=None, help="dataset id named in the model card")
@@ -203,11 +260,12 @@ def main(argv: list[str] | None = None) -> int:
 
         f = _spec_to_dir(args.model) / "metrics.json"
         src_metrics = json.loads(f.read_text()) if f.is_file() else None
-    out = export_hub_folder(loaded, args.out, src_metrics)
+    out = export_hub_folder(loaded, args.out, src_metrics, fold_calibration=not args.keep_temperature_separate)
     summary: dict = {"folder": str(out)}
     if args.onnx:
-        summary["onnx"] = export_onnx(load_model(f"local-dir:{out}"), out / "model.onnx",
-                                      check_images=args.check_images)
+        summary["onnx"] = export_onnx(
+            load_model(f"local-dir:{out}"), out / "model.onnx", check_images=args.check_images
+        )
     if args.push_to_hub:
         summary["pushed"] = push_to_hub(out, args.push_to_hub, dataset=args.dataset, private=args.private)
     print(json.dumps(summary, indent=2))

@@ -257,6 +257,17 @@ def update_model_config(model_dir: str | Path, **changes: Any) -> Path:
     return path
 
 
+def _write_readable(path: Path, write) -> None:
+    """Write through ``write(tmp)`` then rename (a kill never leaves half a file); mode 0644 under the
+    usual umask (safetensors creates its files 0600, which breaks a shared or served model folder)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def save_model(
     model: nn.Module,
     out_dir: str | Path,
@@ -269,16 +280,18 @@ def save_model(
     extra: dict[str, Any] | None = None,
     training_images: list[str] | None = None,
 ) -> Path:
-    """Save in timm's Hub layout via ``timm.models.save_for_hf``.
+    """Save in timm's Hub layout (what ``timm.models.save_for_hf`` writes).
 
     ``base_weights`` + ``keep_keys``: store only those tensors; the rest comes from the
     named pip backbone at load time. ``half`` stores floating tensors as float16.
     ``training_images``: content hashes (sha256) of the training photos, written to
     ``training_images.txt`` so that an evaluation can refuse to call them held out.
     ``num_classes`` is dropped from ``model_args`` so transformers' pipeline can load it too.
+    Tensors are saved as contiguous CPU copies, so a model in ``channels_last`` memory format (or on a
+    GPU) saves like any other; the model itself is not changed.
     """
     from safetensors.torch import save_file
-    from timm.models import save_for_hf
+    from timm.models._hub import save_config_for_hf
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,21 +299,49 @@ def save_model(
     if base_weights:
         model_config["base_weights"] = base_weights
     model_config.update(extra or {})
-    save_for_hf(model, str(out), model_config=model_config, safe_serialization=True)
-    config = json.loads((out / "config.json").read_text())
+
+    state = model.state_dict()
+    keys = keep_keys if keep_keys is not None else list(state)
+    tensors = {}
+    for k in keys:
+        t = state[k].detach().to("cpu", copy=True).contiguous()  # safetensors refuses non-contiguous tensors
+        tensors[k] = t.half() if half and t.is_floating_point() else t
+    _write_readable(out / "model.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+
+    raw = out / ".config.json.raw"
+    try:
+        save_config_for_hf(model, str(raw), model_config=model_config)
+        config = json.loads(raw.read_text())
+    finally:
+        raw.unlink(missing_ok=True)
     (config.get("model_args") or {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-
-    if keep_keys is not None or half:
-        state = model.state_dict()
-        keys = keep_keys if keep_keys is not None else list(state)
-        tensors = {}
-        for k in keys:
-            t = state[k].detach().cpu().contiguous()
-            tensors[k] = t.half() if half and t.is_floating_point() else t
-        save_file(tensors, str(out / "model.safetensors"))
+    _write_readable(out / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
     if training_images is not None:
         (out / "training_images.txt").write_text("".join(f"{k}\n" for k in sorted(set(training_images))))
     return out
+
+
+def fold_temperature(model: nn.Module, temperature: float) -> nn.Module:
+    """A copy of ``model`` whose logits are the calibrated ones (``logits / temperature``).
+
+    The classifier is the model's last layer (``get_classifier()``: a Linear, or a 1x1 convolution),
+    so dividing its weight and bias by the temperature divides the logits. Every consumer that applies
+    a plain softmax — ``transformers.pipeline("image-classification")`` (which ignores a temperature in
+    ``config.json``), ``timm`` users, ONNX Runtime — then gets calibrated probabilities. The top-1 and
+    the ranking are unchanged.
+    """
+    import copy
+
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, not {temperature}")
+    folded = copy.deepcopy(model)
+    head = folded.get_classifier() if hasattr(folded, "get_classifier") else None
+    if not isinstance(head, nn.Linear | nn.Conv2d):
+        raise ValueError(f"cannot fold a temperature into a classifier of type {type(head).__name__}")
+    with torch.no_grad():
+        head.weight.div_(temperature)
+        if head.bias is not None:
+            head.bias.div_(temperature)
+    return folded

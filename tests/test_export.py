@@ -20,8 +20,9 @@ def tiny_dir(tmp_path_factory):
     import timm
 
     torch.manual_seed(0)
-    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=3,
-                              pretrained_cfg_overlay={"input_size": (3, 64, 64)})
+    model = timm.create_model(
+        "test_efficientnet", pretrained=False, num_classes=3, pretrained_cfg_overlay={"input_size": (3, 64, 64)}
+    )
     with torch.no_grad():  # a head with real spread, so probabilities are far from uniform
         model.classifier.weight.mul_(50)
     out = tmp_path_factory.mktemp("tiny") / "model"
@@ -56,21 +57,40 @@ def _images(paths):
     return [load_image(p) for p in paths]
 
 
-def test_transformers_pipeline_loads_the_saved_folder(tiny_dir, photo_of):
+def test_transformers_pipeline_gives_calibrated_probabilities_from_the_export(tiny_dir, tmp_path, photo_of):
+    """transformers ignores config.json's temperature; the export folds it into the classifier."""
     from transformers import pipeline
 
-    config = json.loads((tiny_dir / "config.json").read_text())
-    assert "num_classes" not in config.get("model_args", {})
-    classifier = pipeline("image-classification", model=str(tiny_dir))
     img = _images([photo_of("Amanita muscaria")])[0]
-    out = classifier(img, top_k=3)
-    assert {o["label"] for o in out} == set(LABELS)
     loaded = load_model(f"local-dir:{tiny_dir}")
     with torch.no_grad():
-        probs = torch.softmax(loaded.model(loaded.transform()(img)[None]), -1)[0]  # pipeline ignores temperature
-    ours = {name: float(p) for name, p in zip(LABELS, probs, strict=True)}
+        logits = loaded.model(loaded.transform()(img)[None])[0]
+    calibrated = dict(zip(LABELS, torch.softmax(logits / loaded.temperature, -1).tolist(), strict=True))
+    uncalibrated = dict(zip(LABELS, torch.softmax(logits, -1).tolist(), strict=True))
+    assert max(abs(calibrated[k] - uncalibrated[k]) for k in LABELS) > 0.05  # T = 1.7 matters
+
+    raw = json.loads((tiny_dir / "config.json").read_text())
+    assert "num_classes" not in raw.get("model_args", {})
+    for o in pipeline("image-classification", model=str(tiny_dir))(img, top_k=3):  # the trap: T ignored
+        assert o["score"] == pytest.approx(uncalibrated[o["label"]], abs=2e-2)
+
+    exported = export_hub_folder(loaded, tmp_path / "export")
+    config = json.loads((exported / "config.json").read_text())
+    assert config["temperature"] == 1.0 and config["temperature_folded"] == pytest.approx(1.7)
+    out = pipeline("image-classification", model=str(exported))(img, top_k=3)
+    assert {o["label"] for o in out} == set(LABELS)
     for o in out:
-        assert o["score"] == pytest.approx(ours[o["label"]], abs=2e-2)
+        assert o["score"] == pytest.approx(calibrated[o["label"]], abs=2e-2)
+    # timm alone (create_model + softmax) and load_model agree with the calibrated numbers
+    again = load_model(f"local-dir:{exported}")
+    with torch.no_grad():
+        probs = torch.softmax(again.model(again.transform()(img)[None])[0] / again.temperature, -1)
+    assert probs.tolist() == pytest.approx([calibrated[k] for k in LABELS], abs=1e-5)
+    card = model_card(exported, "org/x")
+    assert "folded into the classifier" in card and "T = 1.700" in card
+    assert "divide them by `temperature` = 1.700" in model_card(tiny_dir, "org/x")
+    for f in ("config.json", "model.safetensors"):
+        assert (exported / f).stat().st_mode & 0o777 == _readable_mode(), f
 
 
 def test_hub_folder_from_pip_base_weights_is_standalone(tmp_path):
@@ -79,8 +99,15 @@ def test_hub_folder_from_pip_base_weights_is_standalone(tmp_path):
     from mushroom_id.models import LITE0_PIP, imagenet_backbone
 
     model = imagenet_backbone(3)
-    partial = save_model(model, tmp_path / "partial", LABELS, base_weights=LITE0_PIP,
-                         keep_keys=["classifier.weight", "classifier.bias"], half=True, extra={"model_id": "p"})
+    partial = save_model(
+        model,
+        tmp_path / "partial",
+        LABELS,
+        base_weights=LITE0_PIP,
+        keep_keys=["classifier.weight", "classifier.bias"],
+        half=True,
+        extra={"model_id": "p"},
+    )
     loaded = load_model(f"local-dir:{partial}")
     full = export_hub_folder(loaded, tmp_path / "full")
     config = json.loads((full / "config.json").read_text())
@@ -138,3 +165,12 @@ def test_model_card_without_metrics(tiny_dir, tmp_path):
     (tmp_path / "m" / "metrics.json").unlink()
     card = model_card(tmp_path / "m", "org/x")
     assert "no metrics recorded" in card and "3 species" in card
+
+
+def _readable_mode() -> int:
+    """What any other new file gets here (0644 under the usual umask 022)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -172,3 +172,44 @@ def test_model_env_variable_selects_the_model(tiny_model_dir, monkeypatch):
     _, out, labels = tiny_model_dir
     monkeypatch.setenv("MUSHROOM_MODEL", f"local-dir:{out}")
     assert load_model().labels == labels
+
+
+def test_save_model_is_independent_of_memory_format_and_device(tmp_path):
+    """channels_last weights are not contiguous: safetensors alone refuses them."""
+    torch.manual_seed(0)
+    model = timm.create_model("test_convnext", pretrained=False, num_classes=3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(x)
+    model = model.to(memory_format=torch.channels_last)
+    assert not all(t.is_contiguous() for t in model.state_dict().values())
+    out = save_model(model, tmp_path / "cl", ["a", "b", "c"], temperature=1.3, extra={"model_id": "cl"})
+    assert not all(t.is_contiguous() for t in model.state_dict().values())  # the model itself is unchanged
+    loaded = load_model(f"local-dir:{out}")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference)
+    for f in ("config.json", "model.safetensors"):
+        assert (out / f).stat().st_mode & 0o777 == _readable_mode(), f  # safetensors alone writes 0600
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_fold_temperature_divides_the_logits():
+    from mushroom_id.models import fold_temperature
+
+    torch.manual_seed(0)
+    for arch in ("test_efficientnet", "test_convnext", "test_vit"):
+        model = timm.create_model(arch, pretrained=False, num_classes=4).eval()
+        x = torch.randn(2, 3, *model.pretrained_cfg["input_size"][1:])
+        with torch.no_grad():
+            torch.testing.assert_close(fold_temperature(model, 2.5)(x), model(x) / 2.5, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError):
+            fold_temperature(model, 0.0)
+
+
+def _readable_mode() -> int:
+    """What any other new file gets here (0644 under the usual umask 022)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -277,6 +277,27 @@ def load_splits(
     raise FileNotFoundError(f"{spec}: no such folder, and not a Hub dataset id (org/name) or 'shared-photos'")
 
 
+def check_data_spec(spec: str) -> None:
+    """Fail early, with what to do, when a local data folder does not exist (instead of asking the Hub
+    for a path, or a traceback from deep inside the loader)."""
+    from .config import PUBLISHED_DATASET, ConfigError
+
+    if spec == "shared-photos" or Path(spec).expanduser().exists():
+        return
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return  # a Hub dataset id (org/name)
+    how = (
+        "`python -m data_prep all --from ../shared/data/photos` (or the crawl stages, then `python -m data_prep "
+        "publish`) writes it"
+        if Path(spec) == Path(PUBLISHED_DATASET)
+        else f"`python -m data_prep publish` writes {PUBLISHED_DATASET}"
+    )
+    raise ConfigError(
+        f"data folder {spec!r} not found: {how}; or pass --data <Hub dataset id | Hub-layout folder | "
+        "image folder | shared-photos>"
+    )
+
+
 def class_weights(
     targets: np.ndarray,
     labels: Sequence[str],

