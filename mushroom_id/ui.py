@@ -382,7 +382,8 @@ def warnings_html(result: dict) -> str:
     out = f'<div class="result-message" id="result-message">{_e(result.get("message", ""))}</div>'
     danger = [w for w in result["warnings"] if _is_danger(w)]
     danger.sort(key=lambda w: danger_rank(w.get("edibility")) if w.get("edibility") else -1)  # stable
-    notices = [w for w in result["warnings"] if not _is_danger(w)]
+    # the headline already says "Not confident: ..." word for word: the notes box does not repeat it
+    notices = [w for w in result["warnings"] if not _is_danger(w) and w["message"] != result.get("message")]
     if danger:
         summary = result.get("summary") or ""
         box = (

@@ -514,3 +514,21 @@ def test_flag_store_without_hub_repo_stays_local(tmp_path, monkeypatch):
     assert made["folder_path"] == tmp_path / "f"
     store.add(_result(), [], "Amanita muscaria", in_catalog=True)  # writes under the scheduler's lock
     assert (tmp_path / "f" / "README.md").is_file()
+
+
+def test_notes_do_not_repeat_the_headline():
+    from mushroom_id.ui import warnings_html
+
+    message = "Not confident: the best guess, Boletus edulis, has only 4%. More photos would help."
+    warnings = [
+        {
+            "kind": "lookalike",
+            "species": "Tylopilus felleus",
+            "edibility": "inedible",
+            "message": "Boletus edulis can be confused with Tylopilus felleus (inedible).",
+        },
+        {"kind": "not_confident", "species": None, "edibility": None, "message": message},
+    ]
+    html = warnings_html(_result(candidates=[_candidate("Boletus edulis", 0.04)], warnings=warnings, message=message))
+    notices = html.partition('id="notices"')[2]
+    assert "Tylopilus felleus" in notices and message not in notices
