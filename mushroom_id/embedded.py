@@ -31,7 +31,7 @@ import torch
 from .catalog import default_catalog
 from .features import cached_features
 from .metrics import fit_temperature, softmax
-from .models import LITE_PIP, imagenet_backbone, save_model
+from .models import imagenet_backbone, save_model
 from .paths import CACHE_DIR, EMBEDDED_MODEL_DIR, REPO_DIR
 from .training.data import DataSplits, load_splits
 from .training.evaluate import genus_top1_species_mean, species_mean_accuracy
@@ -222,7 +222,6 @@ def install(folder: Path, target: Path = EMBEDDED_MODEL_DIR) -> Path:
 __all__ = [
     "BACKBONES",
     "CANDIDATES",
-    "LITE_PIP",
     "Candidate",
     "build_candidates",
     "class_mean_head",

@@ -53,6 +53,28 @@ def photo_of(photos_dir, photo_manifest):
     return find
 
 
+def hand_made_predictor(labels, thresholds: dict, catalog, size: int = 32):
+    """A Predictor over a tiny random timm model with the given labels and thresholds (no fungus gate):
+    for tests that feed ``Predictor.answer`` probability vectors built by hand."""
+    import timm
+
+    from mushroom_id.models import LoadedModel
+    from mushroom_id.predict import Predictor
+
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(labels)).eval()
+    data_config = {
+        "input_size": (3, size, size),
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+    }
+    loaded = LoadedModel(
+        model=model, labels=labels, data_config=data_config, model_id="hand-made", config={"thresholds": thresholds}
+    )
+    return Predictor(loaded, catalog, use_gate=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import timm
+from conftest import hand_made_predictor
 
 from mushroom_id.catalog import default_catalog
 from mushroom_id.images import ImageError
-from mushroom_id.models import LoadedModel, load_model
+from mushroom_id.models import load_model
 from mushroom_id.predict import Predictor
 from mushroom_id.safety import (
     BANNED_PHRASES,
@@ -43,21 +43,7 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def predictor(catalog):
-    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(LABELS)).eval()
-    loaded = LoadedModel(
-        model=model,
-        labels=LABELS,
-        data_config={
-            "input_size": (3, 64, 64),
-            "mean": (0.5,) * 3,
-            "std": (0.5,) * 3,
-            "interpolation": "bilinear",
-            "crop_pct": 1.0,
-        },
-        model_id="hand-made",
-        config={"thresholds": THRESHOLDS},
-    )
-    return Predictor(loaded, catalog, use_gate=False)
+    return hand_made_predictor(LABELS, THRESHOLDS, catalog, size=64)
 
 
 def vec(**named):

@@ -12,11 +12,9 @@ import re
 
 import numpy as np
 import pytest
-import timm
+from conftest import hand_made_predictor
 
 from mushroom_id.catalog import DANGEROUS, default_catalog
-from mushroom_id.models import LoadedModel
-from mushroom_id.predict import Predictor
 from mushroom_id.safety import BANNED_PHRASES, EDIBILITY_TEXT, danger_rank, danger_summary, species_warnings
 from mushroom_id.ui import warnings_html
 
@@ -77,21 +75,7 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def predictor(catalog):
-    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(LABELS)).eval()
-    loaded = LoadedModel(
-        model=model,
-        labels=LABELS,
-        data_config={
-            "input_size": (3, 32, 32),
-            "mean": (0.5,) * 3,
-            "std": (0.5,) * 3,
-            "interpolation": "bilinear",
-            "crop_pct": 1.0,
-        },
-        model_id="hand-made",
-        config={"thresholds": THRESHOLDS},
-    )
-    return Predictor(loaded, catalog, use_gate=False)
+    return hand_made_predictor(LABELS, THRESHOLDS, catalog, size=32)
 
 
 def probs(**named: float) -> np.ndarray:
