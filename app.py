@@ -12,7 +12,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from mushroom_id.ui import build_demo, launch  # noqa: E402
+from mushroom_id.serving.ui import build_demo, launch  # noqa: E402
 
 demo = build_demo()  # loads the model(s) once, at start
 

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 
-from mushroom_id.training.config import ConfigError, load_config, parse_args
+from mushroom_id.engine.config import ConfigError, load_config, parse_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_file, overrides)
-        from mushroom_id.training.loop import train
+        from mushroom_id.engine.loop import train
 
         result = train(config)
     except ConfigError as e:  # a setting to change, not a bug: the message, no traceback

@@ -125,7 +125,7 @@ def shared_photos(limit: int | None = None, min_side: int = 0) -> list[Path]:
     """Files of the shared photo set (read in place), sorted, optionally only those >= min_side px."""
     import csv
 
-    from mushroom_id.paths import shared_photos_dir
+    from mushroom_id.core.paths import shared_photos_dir
 
     root = shared_photos_dir()
     with open(root / "manifest.csv", newline="") as f:

@@ -54,15 +54,15 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from mushroom_id.images import load_image
-    from mushroom_id.models import load_model
-    from mushroom_id.predict import Predictor
-    from mushroom_id.safety import combine_observation
+    from mushroom_id.core.images import load_image
+    from mushroom_id.core.models import load_model
+    from mushroom_id.serving.predictor import Predictor
+    from mushroom_id.core.safety import combine_observation
 
     loaded = load_model(args.model)
     torch_pred = Predictor(loaded, runtime="torch")
     onnx1 = Predictor(loaded, runtime="onnx")
-    from mushroom_id.onnx_runtime import OnnxNetwork
+    from mushroom_id.serving.onnx import OnnxNetwork
 
     onnx2 = Predictor(loaded, runtime="onnx")
     onnx2._onnx = OnnxNetwork(onnx2.served_network(), tuple(loaded.data_config["input_size"]), threads=2)
@@ -186,8 +186,8 @@ def compare_models(spec: str, other: str, repeats: int) -> int:
     """Full-path p50/p95 of two models side by side (PyTorch, 2 threads, the app's default)."""
     import torch
 
-    from mushroom_id.models import load_model
-    from mushroom_id.predict import Predictor
+    from mushroom_id.core.models import load_model
+    from mushroom_id.serving.predictor import Predictor
 
     torch.set_num_threads(2)
     photo = next(p for p in shared_photos(min_side=700))

@@ -114,7 +114,7 @@ def main() -> int:
 
     if not args.skip_data:
         from data_prep.fake_web import FakeWeb, write_url_list
-        from mushroom_id.paths import shared_photos_dir
+        from mushroom_id.core.paths import shared_photos_dir
 
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-memory-"))
         work.mkdir(parents=True, exist_ok=True)

@@ -57,8 +57,8 @@ def run_trainer(steps: int, batch: int, workers: int, lr: float, out: Path) -> d
     from timm.data import create_transform, resolve_data_config
     from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, Trainer, TrainingArguments
 
-    from mushroom_id.models import lite0_imagenet_state_dict
-    from mushroom_id.training.data import load_splits
+    from mushroom_id.core.models import lite0_imagenet_state_dict
+    from mushroom_id.engine.data import load_splits
 
     data = load_splits("shared-photos")
     config = TimmWrapperConfig(
@@ -129,7 +129,7 @@ class Crops:
         return len(self.files)
 
     def __getitem__(self, i):
-        from mushroom_id.images import load_image
+        from mushroom_id.core.images import load_image
 
         return self.transform(load_image(self.files[i]))
 

@@ -47,7 +47,7 @@ Decisions (copied to the README):
 * **Fine sources before the coarse one** (``decide_status``). The original's seed list is binary:
   its ``toxic`` means "not edible", not "poisonous". Wikipedia's mycomorphbox and Wild Food UK name a
   specific status. So: when a fine source knows the species, its status is the merge of the fine
-  sources (``mushroom_id.catalog.merge_statuses``: the most dangerous known status wins, deadly >
+  sources (``mushroom_id.core.catalog.merge_statuses``: the most dangerous known status wins, deadly >
   poisonous > psychoactive > inedible > edible > choice), and the seed word does not change it
   (Trametes versicolor: seed toxic, Wikipedia "too hard to eat", Wild Food UK Inedible -> inedible).
   Wikipedia's "not recommended" next to an edible or choice word of the same row is advice that
@@ -83,7 +83,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mushroom_id.catalog import EDIBILITY_LEVELS, LIST_SEP, WRITTEN_COLUMNS, merge_statuses, normalize_name
+from mushroom_id.core.catalog import EDIBILITY_LEVELS, LIST_SEP, WRITTEN_COLUMNS, merge_statuses, normalize_name
 
 SYNONYMS_CSV = Path(__file__).resolve().parent / "synonyms.csv"
 
@@ -815,7 +815,7 @@ def write_catalog(rows: list[dict], out: Path) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mushroom_id import paths
+    from mushroom_id.core import paths
 
     parser.add_argument("--source", type=Path, default=None, help=f"default: {paths.shared_catalog_dir()}")
     parser.add_argument("--out", type=Path, default=None, help=f"default: {paths.CATALOG_CSV}")
@@ -824,7 +824,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mushroom_id import paths
+    from mushroom_id.core import paths
 
     source = args.source or paths.shared_catalog_dir()
     out = args.out or paths.CATALOG_CSV

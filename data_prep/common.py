@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mushroom_id.paths import REPO_DIR
+from mushroom_id.core.paths import REPO_DIR
 
 DEFAULT_WORK_DIR = REPO_DIR / "artifacts" / "data"
 

@@ -129,7 +129,7 @@ def inspect_image_bytes(data: bytes, content_type: str, min_side: int) -> dict:
     """Cheap check of downloaded bytes (header only): format and size, or the reason to drop."""
     from PIL import Image
 
-    from mushroom_id.images import ALLOWED_FORMATS, MAX_PIXELS
+    from mushroom_id.core.images import ALLOWED_FORMATS, MAX_PIXELS
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -510,7 +510,7 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     from .species import QUERY_SEP, read_species
 

@@ -116,7 +116,7 @@ def cnn_pairs(rows: list[dict], work_dir: Path, threshold: float) -> list[tuple[
     from imagededup.methods import CNN
     from imagededup.utils import CustomModel
 
-    from mushroom_id.models import imagenet_backbone
+    from mushroom_id.core.models import imagenet_backbone
 
     backbone = imagenet_backbone().eval()
     cfg = backbone.pretrained_cfg

@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
-    from mushroom_id.paths import shared_photos_dir
+    from mushroom_id.core.paths import shared_photos_dir
 
     from .__main__ import main as data_prep_main
     from .common import DEFAULT_WORK_DIR

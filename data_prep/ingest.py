@@ -176,7 +176,7 @@ def ingested_rows(work_dir: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     if args.source_dir is None:
         raise SystemExit("ingest needs --from FOLDER (e.g. --from ../shared/data/photos)")

@@ -1,7 +1,7 @@
 """normalize: every kept image becomes an upright RGB JPEG, resized, in images/<Genus_species>/<id>.jpg.
 
 * EXIF orientation is applied, then all metadata (EXIF, GPS) is stripped; palette / alpha / CMYK /
-  16-bit images become RGB (``mushroom_id.images.load_image``, the same reader the app uses).
+  16-bit images become RGB (``mushroom_id.core.images.load_image``, the same reader the app uses).
 * ``--resize longest`` (default): the longer side becomes at most ``--size`` (600) px, aspect kept,
   never upscaled. The whole mushroom stays in the picture and nothing is distorted; training crops
   and resizes at load time (random-resized-crop), so a fixed square here would only throw pixels away
@@ -83,7 +83,7 @@ def normalize_image(
     """(JPEG bytes, "", (w, h)) or (None, reason, (0, 0)) for one image's raw bytes."""
     from PIL import Image, UnidentifiedImageError
 
-    from mushroom_id.images import ImageError, load_image
+    from mushroom_id.core.images import ImageError, load_image
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -118,7 +118,7 @@ def _normalize_one(item: tuple[str, str, str, str]) -> dict:
     """Worker: (key, image_id, raw file, output file) -> journal record."""
     key, iid, src, dst = item
     s = _SETTINGS
-    from mushroom_id.images import MAX_FILE_BYTES
+    from mushroom_id.core.images import MAX_FILE_BYTES
 
     try:
         size = Path(src).stat().st_size

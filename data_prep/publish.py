@@ -326,7 +326,7 @@ def _remove_dead_staging(out: Path) -> None:
 
 
 def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_name: str = "") -> dict:
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     catalog = default_catalog()
     rows = Manifest(work_dir).rows()

@@ -114,7 +114,7 @@ def read_species(work_dir: Path) -> list[dict[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     catalog = default_catalog()
     report: dict = {}

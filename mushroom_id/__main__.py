@@ -25,9 +25,9 @@ def _print_human(path: str, result: dict) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .images import ImageError
-    from .models import ModelLoadError, load_model
-    from .predict import Predictor
+    from mushroom_id.core.images import ImageError
+    from mushroom_id.core.models import ModelLoadError, load_model
+    from mushroom_id.serving.predictor import Predictor
 
     try:
         predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
@@ -64,7 +64,7 @@ def cmd_predict(args) -> int:
 def cmd_build_embedded(args) -> int:
     from pathlib import Path
 
-    from .embedded import CANDIDATES, build_candidates, install
+    from mushroom_id.engine.candidates import CANDIDATES, build_candidates, install
 
     chosen = [c for c in CANDIDATES if not args.only or c.name in args.only.split(",")]
     results = build_candidates(chosen, Path(args.out), seed=args.seed)
@@ -83,7 +83,7 @@ def cmd_build_embedded(args) -> int:
 
 
 def cmd_measure_trust(args) -> int:
-    from .trust import measure
+    from mushroom_id.engine.trust import measure
 
     report = measure(args.model, write=args.write, out_dir=args.out, seed=args.seed)
     print(json.dumps(report, indent=2))

@@ -60,7 +60,7 @@ def held_out_sources(group_sources: dict[str, set[str]], held_out_fraction: floa
     """Sources of one species to hold out: whole sources, smallest first, about ``held_out_fraction`` of its
     groups, never every source (training keeps at least one). Sources that share a duplicate group are one
     unit, so no photo in validation or test has a copy from a training source."""
-    from .dedup import UnionFind
+    from mushroom_id.dedup import UnionFind
 
     sources = sorted({s for ss in group_sources.values() for s in ss})
     uf = UnionFind(sources)

@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from mushroom_id.paths import shared_catalog_dir, shared_photos_dir  # noqa: E402
+from mushroom_id.core.paths import shared_catalog_dir, shared_photos_dir  # noqa: E402
 
 
 def _require_shared():
@@ -58,8 +58,8 @@ def hand_made_predictor(labels, thresholds: dict, catalog, size: int = 32):
     for tests that feed ``Predictor.answer`` probability vectors built by hand."""
     import timm
 
-    from mushroom_id.models import LoadedModel
-    from mushroom_id.predict import Predictor
+    from mushroom_id.core.models import LoadedModel
+    from mushroom_id.serving.predictor import Predictor
 
     model = timm.create_model("test_efficientnet", pretrained=False, num_classes=len(labels)).eval()
     data_config = {
@@ -84,7 +84,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_service():
     """The app's models, loaded once per test module."""
-    from mushroom_id.ui import Service
+    from mushroom_id.serving.ui import Service
 
     return Service()
 
@@ -92,7 +92,7 @@ def app_service():
 @pytest.fixture(scope="module")
 def launched_app(app_service):
     """(demo, url): the app launched in-process on a free 127.0.0.1 port, closed after the module."""
-    from mushroom_id.ui import build_demo, launch
+    from mushroom_id.serving.ui import build_demo, launch
 
     demo = build_demo(service=app_service)
     _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)

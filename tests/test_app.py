@@ -18,11 +18,11 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from mushroom_id.catalog import DANGEROUS, default_catalog
-from mushroom_id.flags import FlagStore
-from mushroom_id.models import ModelLoadError
-from mushroom_id.paths import EMBEDDED_MODEL_DIR, REPO_DIR
-from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER, EDIBILITY_TEXT
+from mushroom_id.core.catalog import DANGEROUS, default_catalog
+from mushroom_id.serving.flags import FlagStore
+from mushroom_id.core.models import ModelLoadError
+from mushroom_id.core.paths import EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.core.safety import BANNED_PHRASES, DISCLAIMER, EDIBILITY_TEXT
 
 pytestmark = pytest.mark.slow
 
@@ -241,7 +241,7 @@ def test_api_doc_example_runs(app, photo_of, capsys):
 
 
 def test_inference_events_share_a_bounded_queue(demo):
-    from mushroom_id import ui
+    from mushroom_id.serving import ui
 
     fns = {f.api_name: f for f in demo.fns.values()}
     for name in ("classify", "classify_observation"):
@@ -251,7 +251,7 @@ def test_inference_events_share_a_bounded_queue(demo):
 
 
 def test_launch_options(monkeypatch):
-    from mushroom_id.ui import launch_options
+    from mushroom_id.serving.ui import launch_options
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
@@ -264,7 +264,7 @@ def test_launch_options(monkeypatch):
 
 
 def test_model_selector_with_two_models(service, tmp_path, photo_of):
-    from mushroom_id.ui import Service, build_demo
+    from mushroom_id.serving.ui import Service, build_demo
 
     other = tmp_path / "other_model"
     shutil.copytree(EMBEDDED_MODEL_DIR, other)
@@ -288,14 +288,14 @@ def test_model_selector_with_two_models(service, tmp_path, photo_of):
 
 
 def test_default_model_must_load():
-    from mushroom_id.ui import Service
+    from mushroom_id.serving.ui import Service
 
     with pytest.raises(ModelLoadError):
         Service(specs=["local-dir:/nonexistent"])
 
 
 def test_env_selects_models(monkeypatch):
-    from mushroom_id.ui import model_specs
+    from mushroom_id.serving.ui import model_specs
 
     monkeypatch.setenv("MUSHROOM_MODEL", "local-dir:/a")
     monkeypatch.setenv("MUSHROOM_EXTRA_MODELS", " hf-hub:org/b, local-dir:/a ,,embedded")
@@ -303,7 +303,7 @@ def test_env_selects_models(monkeypatch):
 
 
 def test_examples_only_when_their_folder_exists(monkeypatch, tmp_path, service, photo_of):
-    from mushroom_id.ui import build_demo, example_photos
+    from mushroom_id.serving.ui import build_demo, example_photos
 
     def examples_of(demo) -> list:
         return [c for c in demo.config["components"] if c["props"].get("elem_id") == "examples"]
@@ -327,8 +327,8 @@ def test_examples_only_when_their_folder_exists(monkeypatch, tmp_path, service, 
 
 def test_default_examples_are_licence_clean_with_captions(monkeypatch, service):
     """Without a folder, the examples are the Commons photos of the reference set, credited."""
-    from mushroom_id.reference_photos import EXAMPLE_SPECIES
-    from mushroom_id.ui import example_photos
+    from mushroom_id.serving.reference_photos import EXAMPLE_SPECIES
+    from mushroom_id.serving.ui import example_photos
 
     monkeypatch.delenv("MUSHROOM_EXAMPLES", raising=False)
     examples = example_photos(service)
@@ -374,8 +374,8 @@ def _result(**kw) -> dict:
 
 
 def test_render_toxic_and_lookalike_warnings():
-    from mushroom_id.reference_photos import ReferencePhotos
-    from mushroom_id.ui import render
+    from mushroom_id.serving.reference_photos import ReferencePhotos
+    from mushroom_id.serving.ui import render
 
     cands = [_candidate("Amanita phalloides", 0.4), _candidate("Agaricus campestris", 0.3)]
     warnings = [
@@ -416,9 +416,9 @@ def test_render_toxic_and_lookalike_warnings():
 
 
 def test_render_cards_show_reference_photos_and_disagreeing_sources(photos_dir):
-    from mushroom_id.catalog import default_catalog
-    from mushroom_id.reference_photos import ReferencePhotos
-    from mushroom_id.ui import render
+    from mushroom_id.core.catalog import default_catalog
+    from mushroom_id.serving.reference_photos import ReferencePhotos
+    from mushroom_id.serving.ui import render
 
     refs = ReferencePhotos.from_manifest(photos_dir)
     page = render(
@@ -436,7 +436,7 @@ def test_render_cards_show_reference_photos_and_disagreeing_sources(photos_dir):
 
 
 def test_render_not_fungus_and_empty():
-    from mushroom_id.ui import PLACEHOLDER, render
+    from mushroom_id.serving.ui import PLACEHOLDER, render
 
     msg = "This does not look like a mushroom or other fungus."
     page = render(
@@ -452,7 +452,7 @@ def test_render_not_fungus_and_empty():
 
 
 def test_badges_are_short_and_never_say_safe():
-    from mushroom_id.ui import BADGE_TEXT, badge
+    from mushroom_id.serving.ui import BADGE_TEXT, badge
 
     for status in EDIBILITY_TEXT:
         html_badge = badge(status)
@@ -466,7 +466,7 @@ def test_flag_store_writes_a_loadable_dataset(tmp_path, photo_of, monkeypatch):
     """Reports are JSON lines in the Hub dataset layout; the photo only with consent."""
     from datasets import load_dataset
 
-    from mushroom_id.flags import FlagStore, sha256_file
+    from mushroom_id.serving.flags import FlagStore, sha256_file
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     photo = photo_of("Boletus edulis", "seed")
@@ -492,7 +492,7 @@ def test_flag_store_writes_a_loadable_dataset(tmp_path, photo_of, monkeypatch):
 
 
 def test_flag_store_without_hub_repo_stays_local(tmp_path, monkeypatch):
-    from mushroom_id import flags
+    from mushroom_id.serving import flags
 
     monkeypatch.setenv(flags.FLAGS_DIR_ENV, str(tmp_path / "f"))
     monkeypatch.delenv(flags.FLAGS_REPO_ENV, raising=False)
@@ -517,7 +517,7 @@ def test_flag_store_without_hub_repo_stays_local(tmp_path, monkeypatch):
 
 
 def test_notes_do_not_repeat_the_headline():
-    from mushroom_id.ui import warnings_html
+    from mushroom_id.serving.ui import warnings_html
 
     message = "Not confident: the best guess, Boletus edulis, has only 4%. More photos would help."
     warnings = [

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mushroom_id.paths import REPO_DIR
-from mushroom_id.safety import BANNED_PHRASES, DISCLAIMER
+from mushroom_id.core.paths import REPO_DIR
+from mushroom_id.core.safety import BANNED_PHRASES, DISCLAIMER
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="module")
 def service():
-    from mushroom_id.ui import Service
+    from mushroom_id.serving.ui import Service
 
     return Service()
 
@@ -122,7 +122,7 @@ def service():
 @pytest.fixture(scope="module")
 def lookalike_photo(service, photo_manifest, photos_dir):
     """A licence-clean photo whose top answer has a dangerous lookalike (shown side by side in the app)."""
-    from mushroom_id.catalog import DANGEROUS
+    from mushroom_id.core.catalog import DANGEROUS
 
     predictor, catalog = service.predictor(None), service.predictor(None).catalog
     rows = [r for name in LOOKALIKE_SPECIES for r in photo_manifest if r["species"] == name and r["source"] == "inat"]
@@ -142,8 +142,8 @@ def flags_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(service, photos_dir, flags_dir):
-    from mushroom_id.flags import FlagStore
-    from mushroom_id.ui import build_demo, launch
+    from mushroom_id.serving.flags import FlagStore
+    from mushroom_id.serving.ui import build_demo, launch
 
     demo = build_demo(service=service, flag_store=FlagStore(flags_dir))
     with socket.socket() as s:
@@ -363,7 +363,7 @@ def test_flag_wrong_answer_is_stored_as_a_dataset(page, photo_of, flags_dir, art
     from datasets import load_dataset
 
     monkeypatch.setenv("HF_HOME", str(flags_dir.parent / "hf-home"))
-    from mushroom_id.flags import sha256_file
+    from mushroom_id.serving.flags import sha256_file
 
     photo = photo_of("Boletus edulis", "seed")
     upload(page, photo)

@@ -8,7 +8,7 @@ import csv
 import pytest
 
 from data_prep import catalog as builder
-from mushroom_id.catalog import (
+from mushroom_id.core.catalog import (
     CSV_COLUMNS,
     DANGEROUS,
     EDIBILITY_LEVELS,
@@ -17,7 +17,7 @@ from mushroom_id.catalog import (
     is_dangerous,
     merge_statuses,
 )
-from mushroom_id.paths import CATALOG_CSV
+from mushroom_id.core.paths import CATALOG_CSV
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from mushroom_id.catalog import default_catalog
+from mushroom_id.core.catalog import default_catalog
 
 
 def run(*args):

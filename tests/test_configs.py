@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_train_fixtures import SPECIES, one_thread, write_hub_dataset  # noqa: F401 (autouse fixture)
 
-from mushroom_id.training.config import load_config
+from mushroom_id.engine.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -68,7 +68,7 @@ def test_configs_folder_holds_the_original_backbones():
 def test_config_names_a_timm_model_with_weights_and_runnable_data(path):
     import timm
 
-    from mushroom_id.training.config import PUBLISHED_DATASET
+    from mushroom_id.engine.config import PUBLISHED_DATASET
 
     config = load_config(path)
     arch, _, tag = config.model.partition(".")
@@ -86,9 +86,9 @@ def test_config_names_a_timm_model_with_weights_and_runnable_data(path):
     [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in HEAVY else []) for p in CONFIGS],
 )
 def test_config_trains_resumes_evaluates_and_exports(path, tiny_hub, tmp_path, monkeypatch):
-    from mushroom_id.metrics import softmax
-    from mushroom_id.models import load_model
-    from mushroom_id.training import loop
+    from mushroom_id.engine.metrics import softmax
+    from mushroom_id.core.models import load_model
+    from mushroom_id.engine import loop
 
     monkeypatch.setattr(loop, "CACHE_DIR", tmp_path / "cache")  # the frozen-trunk cache of lite0_embedded
     run = tmp_path / "run"

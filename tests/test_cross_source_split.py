@@ -73,7 +73,7 @@ def test_split_groups_merge_duplicates_and_observations_keyed_by_content():
 def shared_manifest(photos_dir):
     """The shared photos prepared by the data pipeline (once; reused by every command)."""
     from data_prep.pipeline import prepare_folder
-    from mushroom_id.training.data import SHARED_WORK_DIR
+    from mushroom_id.engine.data import SHARED_WORK_DIR
 
     work = prepare_folder(photos_dir, SHARED_WORK_DIR)
     with open(work / "manifest.csv", newline="") as f:
@@ -81,7 +81,7 @@ def shared_manifest(photos_dir):
 
 
 def test_ingest_keeps_every_catalog_photo_with_origin_and_licence(shared_manifest, photo_manifest):
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     catalog = default_catalog()
     taken = [r for r in shared_manifest if r["drop_reason"] != "" or r["status"] == "ok"]
@@ -147,7 +147,7 @@ def test_split_does_not_depend_on_where_the_photos_are(photos_dir, photo_manifes
 
 
 def test_reader_caps_held_out_photos_per_species(shared_manifest):
-    from mushroom_id.training.data import HELD_OUT_CAP, load_splits
+    from mushroom_id.engine.data import HELD_OUT_CAP, load_splits
 
     data = load_splits("shared-photos")
     for split in ("validation", "test"):

@@ -17,7 +17,7 @@ from data_prep.__main__ import main
 from data_prep.common import Manifest
 from data_prep.crawl import DONE, image_id
 from data_prep.fake_web import FakeWeb
-from mushroom_id.paths import REPO_DIR
+from mushroom_id.core.paths import REPO_DIR
 
 FAST = ["--timeout", "0.5", "--retries", "1", "--backoff", "0.01", "--delay", "0"]
 

@@ -31,7 +31,7 @@ DISTINCT = ("Amanita_vaginata/webthumb_train_amanita_vaginata_170.jpg", "Rhodoco
 
 def _rows_for(photos_dir, photo_manifest, rel_paths):
     """Manifest rows as the crawl would write them, pointing at the shared photos in place."""
-    from mushroom_id.catalog import default_catalog
+    from mushroom_id.core.catalog import default_catalog
 
     catalog = default_catalog()
     truth = {r["path"].split("/", 1)[1]: r for r in photo_manifest}

@@ -13,7 +13,7 @@ from PIL import Image
 from data_prep.__main__ import main
 from data_prep.common import MANIFEST_COLUMNS, Manifest
 from data_prep.publish import push_folder
-from mushroom_id.catalog import default_catalog
+from mushroom_id.core.catalog import default_catalog
 
 SPECIES = ("Amanita virosa", "Cantharellus cibarius", "Coprinus comatus")
 

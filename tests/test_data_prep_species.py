@@ -7,7 +7,7 @@ import json
 
 from data_prep.__main__ import main
 from data_prep.common import read_csv
-from mushroom_id.catalog import default_catalog
+from mushroom_id.core.catalog import default_catalog
 
 
 def test_default_is_the_catalog_with_all_names_as_queries(tmp_path):

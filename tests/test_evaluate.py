@@ -1,4 +1,4 @@
-"""mushroom_id.evaluate and the metric report: hand-checked numbers, the CLI's files, plots."""
+"""mushroom_id.engine.comparison and the metric report: hand-checked numbers, the CLI's files, plots."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from test_train_fixtures import PER_SPLIT, SPECIES, write_hub_dataset
 
-from mushroom_id.evaluate import comparison_table, main
-from mushroom_id.training.evaluate import per_species_rows, report
-from mushroom_id.training.plots import confused_species
+from mushroom_id.engine.comparison import comparison_table
+from mushroom_id.evaluate import main
+from mushroom_id.engine.evaluation import per_species_rows, report
+from mushroom_id.engine.plots import confused_species
 
 LABELS = ["Amanita virosa", "Boletus edulis", "Cantharellus cibarius"]  # deadly, edible, edible
 
@@ -82,7 +83,7 @@ def test_genus_top1_is_species_balanced():
 
 
 def test_tables_split_cross_source_from_single_source_and_flag_leaks():
-    from mushroom_id.evaluate import comparison_tables
+    from mushroom_id.engine.comparison import comparison_tables
 
     row = {"images": 3, "species": 2, "top1_species_mean": 0.5}
     results = [
@@ -100,7 +101,7 @@ def test_tables_split_cross_source_from_single_source_and_flag_leaks():
 def test_evaluate_cli_writes_metrics_csv_and_plots(tmp_path, photos_dir):
     import timm
 
-    from mushroom_id.models import save_model
+    from mushroom_id.core.models import save_model
 
     data = write_hub_dataset(tmp_path / "ds", photos_dir)
     models = []

@@ -1,4 +1,4 @@
-"""mushroom_id.export: ONNX parity, the standalone Hub folder, transformers' pipeline, model card and push."""
+"""mushroom_id.engine.export: ONNX parity, the standalone Hub folder, transformers' pipeline, model card and push."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from mushroom_id.export import export_hub_folder, export_onnx, model_card, onnx_probabilities, push_to_hub
-from mushroom_id.models import load_model, save_model
+from mushroom_id.engine.export import export_hub_folder, export_onnx, model_card, onnx_probabilities, push_to_hub
+from mushroom_id.core.models import load_model, save_model
 
 LABELS = ["Amanita muscaria", "Amanita virosa", "Boletus edulis"]
 
@@ -52,7 +52,7 @@ def test_onnx_matches_pytorch_on_real_photos(tiny_dir, tmp_path, photo_of):
 
 
 def _images(paths):
-    from mushroom_id.images import load_image
+    from mushroom_id.core.images import load_image
 
     return [load_image(p) for p in paths]
 
@@ -96,7 +96,7 @@ def test_transformers_pipeline_gives_calibrated_probabilities_from_the_export(ti
 def test_hub_folder_from_pip_base_weights_is_standalone(tmp_path):
     from safetensors.torch import load_file
 
-    from mushroom_id.models import LITE0_PIP, imagenet_backbone
+    from mushroom_id.core.models import LITE0_PIP, imagenet_backbone
 
     model = imagenet_backbone(3)
     partial = save_model(

@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mushroom_id.images import ImageError, load_image
-from mushroom_id.models import load_model
-from mushroom_id.predict import Predictor
+from mushroom_id.core.images import ImageError, load_image
+from mushroom_id.core.models import load_model
+from mushroom_id.serving.predictor import Predictor
 
 CASES = int(os.environ.get("MUSHROOM_FUZZ_CASES", "300"))
 SEED = int(os.environ.get("MUSHROOM_FUZZ_SEED", "0"))

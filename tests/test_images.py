@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mushroom_id.images import ImageError, load_image
+from mushroom_id.core.images import ImageError, load_image
 
 
 def _bytes(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mushroom_id import metrics as M
+from mushroom_id.engine import metrics as M
 
 
 def test_top_k_accuracy_by_hand():

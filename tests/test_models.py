@@ -10,11 +10,11 @@ import timm
 import torch
 from timm.data import create_transform, resolve_data_config
 
-from mushroom_id.catalog import default_catalog
-from mushroom_id.images import load_image
-from mushroom_id.models import ModelLoadError, imagenet_backbone, load_model, save_model
-from mushroom_id.paths import EMBEDDED_MODEL_DIR
-from mushroom_id.predict import IMAGENET_FUNGUS_CLASSES
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.images import load_image
+from mushroom_id.core.models import ModelLoadError, imagenet_backbone, load_model, save_model
+from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
+from mushroom_id.serving.predictor import IMAGENET_FUNGUS_CLASSES
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -194,7 +194,7 @@ def test_save_model_is_independent_of_memory_format_and_device(tmp_path):
 
 
 def test_fold_temperature_divides_the_logits():
-    from mushroom_id.models import fold_temperature
+    from mushroom_id.core.models import fold_temperature
 
     torch.manual_seed(0)
     for arch in ("test_efficientnet", "test_convnext", "test_vit"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mushroom_id.models import load_model
-from mushroom_id.predict import Predictor
+from mushroom_id.core.models import load_model
+from mushroom_id.serving.predictor import Predictor
 
 pytest.importorskip("onnxruntime")
 

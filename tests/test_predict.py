@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import hand_made_predictor
 
-from mushroom_id.catalog import default_catalog
-from mushroom_id.images import ImageError
-from mushroom_id.models import load_model
-from mushroom_id.predict import Predictor
-from mushroom_id.safety import (
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.images import ImageError
+from mushroom_id.core.models import load_model
+from mushroom_id.serving.predictor import Predictor
+from mushroom_id.core.safety import (
     BANNED_PHRASES,
     DISCLAIMER,
     EDIBILITY_TEXT,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mushroom_id import reference_photos as rp
-from mushroom_id.catalog import default_catalog
+from mushroom_id.serving import reference_photos as rp
+from mushroom_id.core.catalog import default_catalog
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,8 @@ def test_where_photos_come_from(monkeypatch, tmp_path, photos_dir):
 
 
 def test_app_without_reference_photos_says_so(monkeypatch, tmp_path, app_service):
-    from mushroom_id.flags import FlagStore
-    from mushroom_id.ui import Service, build_demo
+    from mushroom_id.serving.flags import FlagStore
+    from mushroom_id.serving.ui import Service, build_demo
 
     monkeypatch.delenv("MUSHROOM_EXAMPLES", raising=False)
     bare = Service.__new__(Service)

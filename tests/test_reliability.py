@@ -31,8 +31,8 @@ from test_fuzz import _png_bomb, mutate
 
 from data_prep.__main__ import main as data_prep_main
 from data_prep.common import MANIFEST_COLUMNS, Manifest
-from mushroom_id.catalog import default_catalog
-from mushroom_id.paths import REPO_DIR
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.paths import REPO_DIR
 
 KILLS = int(os.environ.get("MUSHROOM_KILLS", "2"))
 KILL_SEED = int(os.environ.get("MUSHROOM_KILL_SEED", "0"))
@@ -472,9 +472,9 @@ def test_model_label_not_in_catalog_is_marked_unknown(tmp_path, photo_of):
     import timm
     import torch
 
-    from mushroom_id.models import load_model, save_model
-    from mushroom_id.predict import Predictor
-    from mushroom_id.safety import EDIBILITY_TEXT
+    from mushroom_id.core.models import load_model, save_model
+    from mushroom_id.serving.predictor import Predictor
+    from mushroom_id.core.safety import EDIBILITY_TEXT
 
     made_up = "Fungus imaginarius"
     assert made_up not in default_catalog()
@@ -578,8 +578,8 @@ def test_hub_token_is_never_printed_by_the_app_or_load_model(fake_hub, monkeypat
     """In-process: load_model's exception and the app's log line for a model it cannot offer."""
     import huggingface_hub.constants as hub_constants
 
-    from mushroom_id.models import ModelLoadError, load_model
-    from mushroom_id.ui import Service
+    from mushroom_id.core.models import ModelLoadError, load_model
+    from mushroom_id.serving.ui import Service
 
     monkeypatch.setattr(hub_constants, "ENDPOINT", fake_hub())
     monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
@@ -715,7 +715,7 @@ def test_model_load_error_redacts_an_echoed_token(fake_hub, monkeypatch):
     """Our ModelLoadError never carries the token, even when the server repeats it."""
     import huggingface_hub.constants as hub_constants
 
-    from mushroom_id.models import ModelLoadError, load_model
+    from mushroom_id.core.models import ModelLoadError, load_model
 
     endpoint = fake_hub(True)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)

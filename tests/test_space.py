@@ -18,16 +18,16 @@ import gradio
 import httpx
 import pytest
 
-from mushroom_id.paths import EMBEDDED_MODEL_DIR, REPO_DIR
-from mushroom_id.space import (
+from mushroom_id.core.paths import EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.serving.bundle import (
     MARKER,
     SPACE_CONFIG_DIR,
     build_space,
     check_space_config,
     front_matter,
-    main,
     requirement_names,
 )
+from mushroom_id.space import main
 
 # Installed on a Space with the SDK (sdk_version), so not listed in its requirements.txt.
 PROVIDED_BY_SDK = {"gradio", "gradio-client"}
@@ -113,7 +113,7 @@ def test_space_requirements_cover_what_the_app_imports(bundle):
                         todo.append(candidate)
             elif top not in sys.stdlib_module_names:
                 third_party.add(top)
-    assert bundle / "mushroom_id" / "predict.py" in seen and bundle / "mushroom_id" / "ui.py" in seen
+    assert bundle / "mushroom_id" / "serving" / "predictor.py" in seen and bundle / "mushroom_id" / "serving" / "ui.py" in seen
     dists = importlib.metadata.packages_distributions()
     required = requirement_names(bundle / "requirements.txt")
     missing = []
@@ -131,7 +131,7 @@ def test_bundle_contents(bundle):
         "requirements.txt",
         ".gitattributes",
         "mushroom_id/__init__.py",
-        "mushroom_id/ui.py",
+        "mushroom_id/serving/ui.py",
         "mushroom_id/data/catalog.csv",
         "mushroom_id/data/embedded_model/config.json",
         "mushroom_id/data/embedded_model/model.safetensors",
@@ -147,7 +147,7 @@ def test_bundle_contents(bundle):
 
 def test_bundle_reference_photos_are_licence_clean_thumbnails(bundle, photo_manifest):
     """Made at build time from ../shared: re-encoded thumbnails with credits, never copies."""
-    from mushroom_id.reference_photos import EXAMPLE_SPECIES, ReferencePhotos
+    from mushroom_id.serving.reference_photos import EXAMPLE_SPECIES, ReferencePhotos
 
     index = json.loads((bundle / "reference_photos" / "index.json").read_text())
     assert len(index["photos"]) >= 400

@@ -1,4 +1,4 @@
-"""train.py and mushroom_id.training: config, loss, schedule, data sources, the loop, resume,
+"""train.py and mushroom_id.engine: config, loss, schedule, data sources, the loop, resume,
 early stopping, partial fine-tuning with the cached trunk, and two-process validation."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from test_train_fixtures import (  # noqa: F401 (one_thread: an autouse fixture)
     write_image_folder,
 )
 
-from mushroom_id.training.config import load_config, parse_overrides
-from mushroom_id.training.data import class_weights, load_splits
-from mushroom_id.training.loop import TrainState, lr_at, smooth_one_hot, soft_cross_entropy, train
+from mushroom_id.engine.config import load_config, parse_overrides
+from mushroom_id.engine.data import class_weights, load_splits
+from mushroom_id.engine.loop import TrainState, lr_at, smooth_one_hot, soft_cross_entropy, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def _train_py():
 
 
 def test_help_lists_every_config_key_with_its_default_and_help(capsys):
-    from mushroom_id.training.config import FIELDS
+    from mushroom_id.engine.config import FIELDS
 
     with pytest.raises(SystemExit) as exit_:
         _train_py().main(["--help"])
@@ -112,8 +112,8 @@ def test_unknown_option_and_bad_value_are_refused(capsys):
     ],
 )
 def test_backbone_kwargs_only_where_the_model_accepts_them(arch, rejected):
-    from mushroom_id.training.config import ConfigError
-    from mushroom_id.training.model import create_timm_model
+    from mushroom_id.engine.config import ConfigError
+    from mushroom_id.engine.trainable import create_timm_model
 
     with torch.device("meta"):  # only the constructor's signature matters: no memory, no init time
         model, dropped = create_timm_model(arch, num_classes=3, drop_rate=0.1, drop_path_rate=0.0, img_size=28)
@@ -124,8 +124,8 @@ def test_backbone_kwargs_only_where_the_model_accepts_them(arch, rejected):
 
 
 def test_launch_whose_processes_disagree_about_their_rank_is_refused():
-    from mushroom_id.training.config import ConfigError
-    from mushroom_id.training.launch import check_launch
+    from mushroom_id.engine.config import ConfigError
+    from mushroom_id.engine.launch import check_launch
 
     check_launch(1, 0, {})  # plain python
     check_launch(2, 1, {"WORLD_SIZE": "2", "RANK": "1"})  # torchrun + ACCELERATE_USE_CPU, or GPUs
@@ -203,7 +203,7 @@ def test_unsplit_image_folder_is_split_here_with_groups(tmp_path, photos_dir):
 
 @pytest.mark.slow
 def test_train_end_to_end_writes_everything(hub_data, tmp_path):
-    from mushroom_id.models import load_model
+    from mushroom_id.core.models import load_model
 
     out = tmp_path / "run"
     config = tiny_config(
@@ -443,7 +443,7 @@ def test_early_stopping_when_validation_stops_improving(hub_data, tmp_path):
 def test_partial_fine_tune_with_cached_trunk_stores_only_trained_tensors(hub_data, tmp_path):
     from safetensors.torch import load_file
 
-    from mushroom_id.models import LITE0_PIP, load_model
+    from mushroom_id.core.models import LITE0_PIP, load_model
 
     out = tmp_path / "lite0"
     config = tiny_config(
@@ -480,7 +480,7 @@ def _two_process_validation(out_dir: str, n: int):
     import timm
     from accelerate import Accelerator
 
-    from mushroom_id.training.evaluate import predict
+    from mushroom_id.engine.evaluation import predict
 
     torch.set_num_threads(1)  # forked children must not enter OpenMP regions the parent started
     accelerator = Accelerator(cpu=True)
@@ -526,9 +526,9 @@ def test_two_processes_count_every_validation_sample_exactly_once(tmp_path):
 
 
 def test_default_evaluation_folder_run_history_and_short_run_curves(tmp_path):
-    from mushroom_id.paths import EMBEDDED_MODEL_DIR
-    from mushroom_id.training.evaluate import default_eval_dir, run_history
-    from mushroom_id.training.plots import training_curves
+    from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
+    from mushroom_id.engine.evaluation import default_eval_dir, run_history
+    from mushroom_id.engine.plots import training_curves
 
     run = tmp_path / "runs" / "x"
     (run / "model").mkdir(parents=True)

@@ -69,7 +69,7 @@ def write_image_folder(root: Path, photos_dir: Path, with_splits: bool = True) -
 
 
 def tiny_config(out: Path, data: Path, **overrides):
-    from mushroom_id.training.config import load_config
+    from mushroom_id.engine.config import load_config
 
     values = dict(
         name="tiny",

@@ -1,13 +1,13 @@
-"""Threshold-fitting helpers of mushroom_id.trust, checked against hand computation."""
+"""Threshold-fitting helpers of mushroom_id.engine.trust, checked against hand computation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mushroom_id.catalog import default_catalog
-from mushroom_id.images import load_image
-from mushroom_id.trust import (
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.images import load_image
+from mushroom_id.engine.trust import (
     auroc,
     confidence_scores,
     lowest_threshold,

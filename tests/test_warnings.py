@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import hand_made_predictor
 
-from mushroom_id.catalog import DANGEROUS, default_catalog
-from mushroom_id.safety import BANNED_PHRASES, EDIBILITY_TEXT, danger_rank, danger_summary, species_warnings
-from mushroom_id.ui import warnings_html
+from mushroom_id.core.catalog import DANGEROUS, default_catalog
+from mushroom_id.core.safety import BANNED_PHRASES, EDIBILITY_TEXT, danger_rank, danger_summary, species_warnings
+from mushroom_id.serving.ui import warnings_html
 
 LABELS = [
     "Amanita phalloides",  # 0 deadly; lookalikes A. citrina, A. strobiliformis (poisonous)

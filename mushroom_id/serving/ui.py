@@ -1,7 +1,7 @@
 """The Gradio interface, built from the core package. ``app.py`` only launches it.
 
 API endpoints (see docs/api.md; both classify endpoints return the structured result of
-``mushroom_id.predict``):
+``mushroom_id.serving.predictor``):
   /classify               one image                       -> result dict
   /classify_observation   several photos of one specimen  -> result dict
   /species                search the catalog table        -> rows
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from .catalog import DANGEROUS, Catalog, Species, default_catalog
-from .flags import FlagStore
-from .images import MAX_FILE_BYTES, ImageError
-from .models import MODEL_ENV, ModelLoadError, load_model, resolve_spec
-from .paths import REPO_DIR
-from .predict import Predictor
-from .reference_photos import ReferencePhotos, default_reference_photos
-from .safety import DISCLAIMER, EDIBILITY_TEXT, danger_rank
+from mushroom_id.core.catalog import DANGEROUS, Catalog, Species, default_catalog
+from mushroom_id.core.images import MAX_FILE_BYTES, ImageError
+from mushroom_id.core.models import MODEL_ENV, ModelLoadError, load_model, resolve_spec
+from mushroom_id.core.paths import REPO_DIR
+from mushroom_id.core.safety import DISCLAIMER, EDIBILITY_TEXT, danger_rank
+from mushroom_id.serving.flags import FlagStore
+from mushroom_id.serving.predictor import Predictor
+from mushroom_id.serving.reference_photos import ReferencePhotos, default_reference_photos
 
 log = logging.getLogger(__name__)
 

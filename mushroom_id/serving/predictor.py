@@ -16,11 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .catalog import DANGEROUS, Catalog, default_catalog
-from .images import ImageSource, load_image
-from .models import LITE0_PIP, LITE_PIP, LoadedModel, imagenet_backbone
-from .onnx_runtime import THREADS_ENV, ServedNetwork, resolve_runtime, shared_trunk_blocks
-from .safety import (
+from mushroom_id.core.catalog import DANGEROUS, Catalog, default_catalog
+from mushroom_id.core.images import ImageSource, load_image
+from mushroom_id.core.models import LITE0_PIP, LITE_PIP, LoadedModel, imagenet_backbone
+from mushroom_id.core.safety import (
     DISCLAIMER,
     EDIBILITY_TEXT,
     Thresholds,
@@ -32,6 +31,7 @@ from .safety import (
     prediction_set,
     species_warnings,
 )
+from mushroom_id.serving.onnx import THREADS_ENV, ServedNetwork, resolve_runtime, shared_trunk_blocks
 
 # ImageNet-1k classes that show fungi: mushroom, coral fungus, agaric, gyromitra,
 # stinkhorn, earthstar, hen-of-the-woods, bolete.
@@ -61,7 +61,7 @@ class FungusGate:
 class Predictor:
     """Loads nothing itself: give it a :class:`LoadedModel` (from ``load_model``).
 
-    ``runtime``: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime, see :mod:`mushroom_id.onnx_runtime`);
+    ``runtime``: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime, see :mod:`mushroom_id.serving.onnx`);
     ``None`` reads ``$MUSHROOM_RUNTIME``. Only the network's forward changes; everything else is shared.
     ``threads``: intra-op threads per prediction (``None`` reads ``$MUSHROOM_THREADS``; unset keeps
     torch's default of one per core, and 1 for ONNX Runtime). Process-wide for PyTorch
@@ -99,7 +99,7 @@ class Predictor:
         self._network = self.served_network()
         self._onnx = None
         if self.runtime == "onnx":
-            from .onnx_runtime import OnnxNetwork
+            from mushroom_id.serving.onnx import OnnxNetwork
 
             self._onnx = OnnxNetwork(self._network, tuple(loaded.data_config["input_size"]), threads=threads)
 

@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .config import ConfigError, TrainConfig, save_config
-from .data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
-from .determinism import SeededDataset, seed_everything, seed_from
-from .evaluate import predict, quick_metrics
-from .launch import check_launch
-from .model import (
+from mushroom_id.engine.config import ConfigError, TrainConfig, save_config
+from mushroom_id.engine.data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
+from mushroom_id.engine.determinism import SeededDataset, seed_everything, seed_from
+from mushroom_id.engine.evaluation import predict, quick_metrics
+from mushroom_id.engine.launch import check_launch
+from mushroom_id.engine.trainable import (
     CachedTrunkDataset,
     Top,
     Trunk,
@@ -288,8 +288,8 @@ def train(
     ``--resume``)."""
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 
-    from ..models import save_model
-    from .plots import training_curves
+    from mushroom_id.core.models import save_model
+    from mushroom_id.engine.plots import training_curves
 
     if data is None:
         check_data_spec(config.data)
@@ -596,11 +596,11 @@ def finish(
     (``eval/``) -> with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
     from timm.data import create_transform
 
-    from ..evaluate import evaluate_loaded
-    from ..metrics import fit_temperature, softmax
-    from ..models import load_model, save_model
-    from ..safety import conformal_qhat
-    from .plots import training_curves
+    from mushroom_id.core.models import load_model, save_model
+    from mushroom_id.core.safety import conformal_qhat
+    from mushroom_id.engine.comparison import evaluate_loaded
+    from mushroom_id.engine.metrics import fit_temperature, softmax
+    from mushroom_id.engine.plots import training_curves
 
     out = config.out_dir()
     best = load_model(f"local-dir:{out / 'best'}", device=str(accelerator.device))
@@ -652,7 +652,7 @@ def finish(
                 json.dumps({"test": test, "validation_history": history, "temperature": temperature}, indent=2) + "\n"
             )
     if accelerator.is_main_process and (config.export_onnx or config.push_to_hub):
-        from ..export import export_hub_folder, export_onnx, push_to_hub
+        from mushroom_id.engine.export import export_hub_folder, export_onnx, push_to_hub
 
         metrics_file = model_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .config import ConfigError
+from mushroom_id.engine.config import ConfigError
 
 CPU_LAUNCH = "ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node N train.py ..."
 GPU_LAUNCH = "accelerate launch --multi_gpu --num_processes N train.py ..."

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mushroom_id import paths
+from mushroom_id.core import paths
 
 # Most dangerous first. "unknown" sits between the statuses that say "do not eat" and the edible
 # ones, but merge_statuses never lets it beat a known status.

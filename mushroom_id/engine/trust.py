@@ -38,12 +38,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .catalog import DANGEROUS, Catalog, default_catalog
-from .metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
-from .models import load_model, resolve_spec
-from .paths import CACHE_DIR
-from .predict import Predictor
-from .safety import combine_observation, conformal_qhat, genus_of, genus_probabilities, prediction_set
+from mushroom_id.core.catalog import DANGEROUS, Catalog, default_catalog
+from mushroom_id.core.models import load_model, resolve_spec
+from mushroom_id.core.paths import CACHE_DIR
+from mushroom_id.core.safety import combine_observation, conformal_qhat, genus_of, genus_probabilities, prediction_set
+from mushroom_id.engine.metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
+from mushroom_id.serving.predictor import Predictor
 
 GATE_TARGET_FRR = 0.02
 CONFIDENT_TARGET = 0.85  # "confident" must mean >= 85% top-1 on photos from unseen sources
@@ -194,7 +194,7 @@ def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed:
 
 def _run(predictor: Predictor, ds, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """(calibrated log-probabilities, fungus scores) of the predictor over a dataset or a list of files."""
-    from .features import ImageFiles
+    from mushroom_id.engine.inference import ImageFiles
 
     if isinstance(ds, list):
         loader = torch.utils.data.DataLoader(ImageFiles(ds, predictor.transform), batch_size=batch_size, num_workers=2)
@@ -243,7 +243,7 @@ def unknown_species_photos(labels: list[str], limit: int = 300) -> list[str]:
     import csv
     import hashlib
 
-    from .paths import shared_photos_dir
+    from mushroom_id.core.paths import shared_photos_dir
 
     folder = shared_photos_dir()
     known = set(labels)
@@ -263,8 +263,8 @@ def measure(
     data_spec: str = "shared-photos",
 ) -> dict:
     """Fit temperature and thresholds on cross-source validation photos, report them on cross-source test."""
-    from .metrics import fit_temperature, softmax
-    from .training.data import load_splits
+    from mushroom_id.engine.data import load_splits
+    from mushroom_id.engine.metrics import fit_temperature, softmax
 
     catalog = default_catalog()
     loaded = load_model(spec)
@@ -438,7 +438,7 @@ def measure(
     _plot(curve, conf_t, all_fungus, neg_fungus, gate_t, out_dir)
 
     if write:
-        from .models import update_model_config
+        from mushroom_id.core.models import update_model_config
 
         thresholds = {
             "fungus": gate_t,

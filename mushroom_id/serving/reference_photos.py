@@ -38,8 +38,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .catalog import Catalog, default_catalog
-from .paths import REPO_DIR, shared_photos_dir
+from mushroom_id.core.catalog import Catalog, default_catalog
+from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
 
 PHOTOS_ENV = "MUSHROOM_REFERENCE_PHOTOS"
 BUNDLE_DIR = REPO_DIR / "reference_photos"
@@ -262,7 +262,7 @@ def export(refs: ReferencePhotos, out_dir: str | Path, species: Iterable[str] | 
         (out / rel).write_bytes(thumbnail_bytes(photo.path, size=EXAMPLE_PX, quality=88))
         examples.append({**asdict(photo), "path": rel})
     index = {
-        "about": "Reference and example photos with their credits; written by mushroom_id.reference_photos.export",
+        "about": "Reference and example photos with their credits; written by mushroom_id.serving.reference_photos.export",
         "photos": photos,
         "examples": examples,
     }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import DANGEROUS, Catalog
+from mushroom_id.core.catalog import DANGEROUS, Catalog
 
 DISCLAIMER = (
     "This is an automated guess from a photo, not an identification. Never eat a wild mushroom "

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..models import BASE_WEIGHTS, load_model
-from .config import ConfigError, TrainConfig
+from mushroom_id.core.models import BASE_WEIGHTS, load_model
+from mushroom_id.engine.config import ConfigError, TrainConfig
 
 log = logging.getLogger(__name__)
 

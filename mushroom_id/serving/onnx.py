@@ -1,4 +1,4 @@
-"""Optional ONNX Runtime serving path for :class:`mushroom_id.predict.Predictor`.
+"""Optional ONNX Runtime serving path for :class:`mushroom_id.serving.predictor.Predictor`.
 
     MUSHROOM_RUNTIME=onnx python app.py          # or Predictor(loaded, runtime="onnx")
 

@@ -3,7 +3,7 @@
 ``predict`` runs a model over a loader, across processes when given an Accelerator, and
 returns each sample exactly once (``gather_for_metrics`` drops the padding of the last
 batch). ``report`` turns logits into the metrics of the original project and the safety
-metrics of FungiCLEF; all metric math lives in :mod:`mushroom_id.metrics`.
+metrics of FungiCLEF; all metric math lives in :mod:`mushroom_id.engine.metrics`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..catalog import Catalog, default_catalog
-from ..metrics import (
+from mushroom_id.core.catalog import Catalog, default_catalog
+from mushroom_id.engine.data import dangerous_mask, edible_mask
+from mushroom_id.engine.metrics import (
     expected_calibration_error,
     fungiclef_cost,
     macro_f1,
@@ -30,7 +31,6 @@ from ..metrics import (
     top_k_accuracy,
     toxic_as_non_toxic_rate,
 )
-from .data import dangerous_mask, edible_mask
 
 
 @torch.inference_mode()
@@ -203,7 +203,7 @@ def default_eval_dir(model_folder: str | Path | None, model_id: str, data: str, 
 
 def run_history(model_folder: str | Path | None) -> tuple[list[dict] | None, list[list[float]] | None]:
     """(per-epoch rows of ``metrics.json``, per-step rows of ``steps.csv``) of the train.py run a model
-    folder belongs to, for :func:`mushroom_id.training.plots.training_curves`; (None, None) otherwise."""
+    folder belongs to, for :func:`mushroom_id.engine.plots.training_curves`; (None, None) otherwise."""
     import json
 
     run = run_folder(model_folder)

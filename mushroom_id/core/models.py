@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .paths import EMBEDDED_MODEL_DIR
+from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
 
 MODEL_ENV = "MUSHROOM_MODEL"
 DEFAULT_SPEC = "embedded"

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .images import ImageError, load_image
+from mushroom_id.core.images import ImageError, load_image
 
 
 class ImageFiles(torch.utils.data.Dataset):
