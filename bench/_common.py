@@ -123,13 +123,9 @@ def show(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str | 
 
 def shared_photos(limit: int | None = None, min_side: int = 0) -> list[Path]:
     """Files of the shared photo set (read in place), sorted, optionally only those >= min_side px."""
-    import csv
-
-    from mushroom_id.core.paths import shared_photos_dir
+    from mushroom_id.core.paths import shared_manifest, shared_photos_dir
 
     root = shared_photos_dir()
-    with open(root / "manifest.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    rows = [r for r in rows if min(int(r["orig_width"]), int(r["orig_height"])) >= min_side]
+    rows = [r for r in shared_manifest(root) if min(int(r["orig_width"]), int(r["orig_height"])) >= min_side]
     files = sorted(root.parent / r["path"] for r in rows)
     return files[:limit] if limit else files

@@ -56,8 +56,8 @@ def main() -> int:
 
     from mushroom_id.core.images import load_image
     from mushroom_id.core.models import load_model
-    from mushroom_id.serving.predictor import Predictor
     from mushroom_id.core.safety import combine_observation
+    from mushroom_id.serving.predictor import Predictor
 
     loaded = load_model(args.model)
     torch_pred = Predictor(loaded, runtime="torch")
@@ -65,13 +65,13 @@ def main() -> int:
     from mushroom_id.serving.onnx import OnnxNetwork
 
     onnx2 = Predictor(loaded, runtime="onnx")
-    onnx2._onnx = OnnxNetwork(onnx2.served_network(), tuple(loaded.data_config["input_size"]), threads=2)
+    onnx2._onnx = OnnxNetwork(onnx2.network, tuple(loaded.data_config["input_size"]), threads=2)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     photo = next(p for p in shared_photos(min_side=700))  # a 1024 px photo
     phone = phone_photo(photo, tmp)
     x = torch_pred.batch([photo])
-    network = torch_pred.served_network()
+    network = torch_pred.network
 
     def bare_torch():
         with torch.inference_mode():
@@ -120,7 +120,7 @@ def main() -> int:
 
     def separate_forwards():  # what Predictor.forward ran before the shared trunk (same numbers)
         with torch.inference_mode():
-            loaded.model(x), torch_pred.gate.model(x)
+            loaded.model(x), network.gate_model(x)
 
     # Where the full path's time goes (PyTorch, 2 threads: the default before this benchmark)
     torch.set_num_threads(2)
@@ -138,7 +138,7 @@ def main() -> int:
         "network, ONNX Runtime 1 thread": lambda: onnx1._onnx(x),
         "safety logic + result dict": lambda: torch_pred.answer(probs, float(fungus[0])),
     }
-    if not (torch_pred._trunk_blocks and torch_pred.gate):
+    if not (network.trunk_blocks and network.gate_model is not None):
         del parts["network before trunk sharing: species model + separate gate forward"]
     tp = interleaved(parts, args.repeats, block=5)
     show(["step", "p50 ms", "p95 ms"], [[k, *ms(v)] for k, v in tp.items()], "Where the time goes (PyTorch 2 threads)")

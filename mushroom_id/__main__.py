@@ -1,4 +1,10 @@
-"""Command line: ``python -m mushroom_id predict photo.jpg [...]`` and ``build-embedded``."""
+"""The mushroom identifier's command line.
+
+  python -m mushroom_id predict photo.jpg [more.jpg ...] [--json] [--observation]
+  python -m mushroom_id build-embedded [--install]       # frozen candidates on ../shared, the best one
+  python -m mushroom_id install runs/lite0_embedded/model  # a saved model becomes the calibrated default
+  python -m mushroom_id measure-trust [--model SPEC] [--write]
+"""
 
 from __future__ import annotations
 
@@ -27,8 +33,9 @@ def _print_human(path: str, result: dict) -> None:
 def cmd_predict(args) -> int:
     from mushroom_id.core.images import ImageError
     from mushroom_id.core.models import ModelLoadError, load_model
-    from mushroom_id.serving.predictor import Predictor
+    from mushroom_id.serving.predictor import Predictor, configure_threads
 
+    configure_threads()
     try:
         predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
     except ModelLoadError as e:
@@ -77,8 +84,23 @@ def cmd_build_embedded(args) -> int:
         )
     print(f"\nchosen (best cross-source validation top-1 + top-5): {results[0]['name']} -> {results[0]['folder']}")
     if args.install:
-        target = install(Path(results[0]["folder"]))
-        print(f"installed into {target}; now run: python -m mushroom_id measure-trust --write")
+        report = install(Path(results[0]["folder"]), out_dir=Path(args.reports), seed=args.seed)
+        print(f"installed and calibrated: {report['written_to']} (trust report in {args.reports}/trust.json)")
+    return 0
+
+
+def cmd_install(args) -> int:
+    from pathlib import Path
+
+    from mushroom_id.core.models import ModelLoadError
+    from mushroom_id.engine.candidates import install
+
+    try:
+        report = install(Path(args.folder), out_dir=Path(args.reports), seed=args.seed)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: report[k] for k in ("model", "temperature", "test_top1_species_mean", "written_to")}, indent=2))
     return 0
 
 
@@ -91,7 +113,9 @@ def cmd_measure_trust(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mushroom_id", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m mushroom_id", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="name the species in one or more photos")
     p.add_argument("photos", nargs="+")
@@ -113,9 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", default="artifacts/candidates", help="one model folder per candidate goes here")
     b.add_argument("--only", default=None, help="comma-separated candidate names (default: all)")
     b.add_argument(
-        "--install", action="store_true", help="copy the chosen candidate into mushroom_id/data/embedded_model"
+        "--install",
+        action="store_true",
+        help="make the chosen candidate the embedded model and calibrate it (as the install command)",
     )
+    b.add_argument("--reports", default="reports", help="folder for trust.json and trust.png (with --install)")
     b.set_defaults(func=cmd_build_embedded)
+    i = sub.add_parser(
+        "install",
+        help="make a saved model folder the embedded default: copy it into the package and fit its calibration",
+    )
+    i.add_argument("folder", help="a model folder, e.g. runs/lite0_embedded/model or artifacts/candidates/<name>")
+    i.add_argument("--reports", default="reports", help="folder for trust.json and trust.png")
+    i.add_argument("--seed", type=int, default=0)
+    i.set_defaults(func=cmd_install)
     t = sub.add_parser("measure-trust", help="fit and report gate/confidence/genus/conformal thresholds")
     t.add_argument("--model", default=None)
     t.add_argument("--write", action="store_true", help="store the fitted thresholds in the model's config.json")

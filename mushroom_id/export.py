@@ -46,12 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     loaded = load_model(args.model)
-    src_metrics = None
-    if args.model == "embedded" or args.model.startswith("local-dir:"):
-        from mushroom_id.core.models import _spec_to_dir
-
-        f = _spec_to_dir(args.model) / "metrics.json"
-        src_metrics = json.loads(f.read_text()) if f.is_file() else None
+    metrics_file = loaded.folder / "metrics.json" if loaded.folder else None
+    src_metrics = json.loads(metrics_file.read_text()) if metrics_file and metrics_file.is_file() else None
     out = export_hub_folder(loaded, args.out, src_metrics, fold_calibration=not args.keep_temperature_separate)
     summary: dict = {"folder": str(out)}
     if args.onnx:

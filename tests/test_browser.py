@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from mushroom_id.core.paths import REPO_DIR
 from mushroom_id.core.safety import BANNED_PHRASES, DISCLAIMER
@@ -146,10 +146,7 @@ def app(service, photos_dir, flags_dir):
     from mushroom_id.serving.ui import build_demo, launch
 
     demo = build_demo(service=service, flag_store=FlagStore(flags_dir))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=port, quiet=True)
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
     try:
         yield url
     finally:

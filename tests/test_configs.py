@@ -86,9 +86,9 @@ def test_config_names_a_timm_model_with_weights_and_runnable_data(path):
     [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in HEAVY else []) for p in CONFIGS],
 )
 def test_config_trains_resumes_evaluates_and_exports(path, tiny_hub, tmp_path, monkeypatch):
-    from mushroom_id.engine.metrics import softmax
     from mushroom_id.core.models import load_model
     from mushroom_id.engine import loop
+    from mushroom_id.engine.metrics import softmax
 
     monkeypatch.setattr(loop, "CACHE_DIR", tmp_path / "cache")  # the frozen-trunk cache of lite0_embedded
     run = tmp_path / "run"

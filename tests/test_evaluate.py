@@ -10,9 +10,9 @@ import pytest
 from test_train_fixtures import PER_SPLIT, SPECIES, write_hub_dataset
 
 from mushroom_id.engine.comparison import comparison_table
-from mushroom_id.evaluate import main
 from mushroom_id.engine.evaluation import per_species_rows, report
 from mushroom_id.engine.plots import confused_species
+from mushroom_id.evaluate import main
 
 LABELS = ["Amanita virosa", "Boletus edulis", "Cantharellus cibarius"]  # deadly, edible, edible
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from mushroom_id.engine.export import export_hub_folder, export_onnx, model_card, onnx_probabilities, push_to_hub
 from mushroom_id.core.models import load_model, save_model
+from mushroom_id.engine.export import export_hub_folder, export_onnx, model_card, onnx_probabilities, push_to_hub
 
 LABELS = ["Amanita muscaria", "Amanita virosa", "Boletus edulis"]
 

@@ -13,8 +13,8 @@ from timm.data import create_transform, resolve_data_config
 from mushroom_id.core.catalog import default_catalog
 from mushroom_id.core.images import load_image
 from mushroom_id.core.models import ModelLoadError, imagenet_backbone, load_model, save_model
+from mushroom_id.core.network import IMAGENET_FUNGUS_CLASSES
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
-from mushroom_id.serving.predictor import IMAGENET_FUNGUS_CLASSES
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

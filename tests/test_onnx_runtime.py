@@ -19,10 +19,11 @@ def pair(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("MUSHROOM_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx")))
     try:
-        yield Predictor(loaded, runtime="torch"), Predictor(loaded, runtime="onnx")
+        pair = Predictor(loaded, runtime="torch"), Predictor(loaded, runtime="onnx")
+        assert torch.get_num_threads() == threads  # a Predictor never changes process-wide settings
+        yield pair
     finally:
         mp.undo()
-        torch.set_num_threads(threads)  # the ONNX predictor sets torch to one thread (process-wide)
 
 
 def test_onnx_answers_match_torch(pair, photo_of):

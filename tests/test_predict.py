@@ -11,17 +11,17 @@ from conftest import hand_made_predictor
 from mushroom_id.core.catalog import default_catalog
 from mushroom_id.core.images import ImageError
 from mushroom_id.core.models import load_model
-from mushroom_id.serving.predictor import Predictor
 from mushroom_id.core.safety import (
     BANNED_PHRASES,
     DISCLAIMER,
     EDIBILITY_TEXT,
     Thresholds,
     combine_observation,
-    conformal_qhat,
     genus_answer,
     prediction_set,
 )
+from mushroom_id.engine.calibration import conformal_qhat
+from mushroom_id.serving.predictor import Predictor
 
 LABELS = [
     "Amanita phalloides",  # deadly
@@ -232,8 +232,13 @@ def test_observation_of_several_real_photos(embedded, photo_manifest, photos_dir
     ][:3]
     r = embedded.predict_observation(paths)
     assert r["photos"] == 3 and r["candidates"]
-    single = [embedded.predict(p)["candidates"][0]["probability"] for p in paths]
-    assert all(0 <= s <= 1 for s in single)
+    # the combined answer is the mean of the photos' log-probabilities, renormalised (by hand here)
+    logp, _ = embedded.log_probs(paths)
+    mean = logp.mean(axis=0)
+    expected = np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
+    top = int(np.argmax(expected))
+    assert r["candidates"][0]["species"] == embedded.labels[top]
+    assert r["candidates"][0]["probability"] == pytest.approx(expected[top], abs=1e-4)
 
 
 def test_bytes_and_bad_input(embedded, photo_of):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mushroom_id.serving import reference_photos as rp
 from mushroom_id.core.catalog import default_catalog
+from mushroom_id.serving import reference_photos as rp
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,8 @@ def test_hostile_upload_through_the_api(app_url, app_service, hostile_dir, name)
         assert result["disclaimer"] and result["message"]
         if result["is_fungus"]:
             assert 1 <= len(result["candidates"]) <= 5
-            assert all(0 <= c["probability"] <= 1 for c in result["candidates"])
+            # the top of a distribution over the model's species holds at least 1/N of it
+            assert result["candidates"][0]["probability"] >= 1 / result["model"]["num_species"] - 1e-4
         if name == "exif_rotated.jpg":  # the app sees the photo upright, as a person does
             # rotated by hand, as bare pixels (a transposed PIL image keeps its EXIF in .info)
             upright = Image.fromarray(np.asarray(Image.open(path).convert("RGB").transpose(Image.Transpose.ROTATE_270)))
@@ -473,8 +474,8 @@ def test_model_label_not_in_catalog_is_marked_unknown(tmp_path, photo_of):
     import torch
 
     from mushroom_id.core.models import load_model, save_model
-    from mushroom_id.serving.predictor import Predictor
     from mushroom_id.core.safety import EDIBILITY_TEXT
+    from mushroom_id.serving.predictor import Predictor
 
     made_up = "Fungus imaginarius"
     assert made_up not in default_catalog()
@@ -669,7 +670,7 @@ def test_training_killed_after_an_epoch_resumes_at_the_same_step(killed_training
     assert [h["step"] for h in history] == [4, 8, 12]  # no step lost or repeated
     assert (out / "metrics.csv").read_text().startswith(killed_history)  # epoch 1 kept as it was
     result = json.loads((out / "result.json").read_text())
-    assert result.get("steps", 12) == 12
+    assert result["steps"] == 12
 
 
 def _clear_error(stderr: str, folder: str) -> bool:
@@ -695,9 +696,9 @@ def test_corrupt_checkpoint_gives_a_clear_error(killed_training, tmp_path):
 
 
 @pytest.mark.slow
-def test_half_written_latest_checkpoint_is_skipped_or_named(killed_training, tmp_path):
-    """A kill during save_state leaves an incomplete epoch_NNN folder: resume from the previous
-    complete one, or stop with an error that names the broken folder."""
+def test_half_written_latest_checkpoint_is_skipped(killed_training, tmp_path):
+    """A kill during save_state leaves an incomplete epoch_NNN folder (no COMPLETE marker): resume
+    says it skips that folder, by name, and continues from the previous complete one."""
     data, out, _, _ = killed_training
     run = tmp_path / "run"
     shutil.copytree(out / "checkpoints" / "epoch_003", run / "checkpoints" / "epoch_003")
@@ -705,10 +706,11 @@ def test_half_written_latest_checkpoint_is_skipped_or_named(killed_training, tmp
     (run / "checkpoints" / "epoch_004").mkdir()  # killed right after the folder was made (old, non-atomic save)
     proc = subprocess.run(_train_cmd(data, run, "--epochs", "4", "--resume", "auto"), cwd=REPO_DIR, env=_env(),
                           capture_output=True, text=True, timeout=300)
-    if proc.returncode == 0:
-        assert "epoch_003" in proc.stdout + proc.stderr
-    else:
-        assert _clear_error(proc.stderr, "epoch_004"), proc.stderr[-500:]
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-2000:]
+    assert "skipping incomplete checkpoint" in log and "epoch_004" in log
+    resumed = next(line for line in log.splitlines() if "resumed from" in line)
+    assert "epoch_003" in resumed
 
 
 def test_model_load_error_redacts_an_echoed_token(fake_hub, monkeypatch):

@@ -8,7 +8,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import gradio
 import httpx
 import pytest
+from conftest import free_port
 
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR, REPO_DIR
 from mushroom_id.serving.bundle import (
@@ -196,18 +196,12 @@ def test_build_refuses_to_clobber(tmp_path, photo_of):
     assert main(["check"]) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_assembled_space_answers_offline(bundle, tmp_path, photo_of):
     """`python app.py` inside the assembled folder, in a subprocess, offline, answers /classify."""
     from gradio_client import Client, handle_file
 
-    port = _free_port()
+    port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MUSHROOM_", "GRADIO_", "PYTHON")) and k != "SPACE_ID"
     }

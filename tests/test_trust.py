@@ -1,4 +1,4 @@
-"""Threshold-fitting helpers of mushroom_id.engine.trust, checked against hand computation."""
+"""Threshold-fitting helpers of the calibration and trust measurement, checked against hand computation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from mushroom_id.core.catalog import default_catalog
 from mushroom_id.core.images import load_image
+from mushroom_id.engine.calibration import lowest_threshold
+from mushroom_id.engine.metrics import auroc
 from mushroom_id.engine.trust import (
-    auroc,
     confidence_scores,
-    lowest_threshold,
     non_fungus_photos,
     observation_comparison,
     safety_curve,
@@ -53,8 +53,23 @@ def test_observation_comparison_counts_groups():
     p = rng.dirichlet(np.ones(3), size=len(y))
     out = observation_comparison(np.log(p), y, size=3)
     assert out["groups"] == 3 and out["species"] == 2
-    for key in ("mean_log_prob", "mean_prob", "single_photo"):
-        assert 0 <= out[key]["top1"] <= 1
+
+
+def test_observation_comparison_by_hand():
+    """Class 0: every photo says 0 (right). Class 1: one photo is sure of class 2, two lean to class 1;
+    both ways of combining the group follow the sure photo (worked out below), so 2 of 3 groups are right."""
+    sure = {0: [0.8, 0.1, 0.1], 2: [0.01, 0.01, 0.98]}
+    lean = [0.4, 0.5, 0.1]
+    p = np.array([sure[0]] * 6 + [sure[2], lean, lean] + [sure[0]] * 2)
+    y = np.array([0] * 6 + [1] * 3 + [2] * 2)
+    out = observation_comparison(np.log(p), y, size=3, seed=0)
+    assert out["groups"] == 3  # two of class 0, one of class 1
+    # class 1's group holds the sure-of-2 photo and both leaning photos whatever the shuffle:
+    # mean prob = (0.270, 0.337, 0.393) -> class 2; mean log prob = (-2.146, -1.997, -1.542) -> class 2
+    assert out["mean_prob"]["top1"] == pytest.approx(2 / 3)
+    assert out["mean_log_prob"]["top1"] == pytest.approx(2 / 3)
+    # top-5 over 3 classes always holds the answer
+    assert out["mean_prob"]["top5"] == out["mean_log_prob"]["top5"] == 1.0
 
 
 def test_safety_curve_counts_confident_wrong_safe_answers():

@@ -19,12 +19,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mushroom_id.core import paths
 
 # Most dangerous first. "unknown" sits between the statuses that say "do not eat" and the edible
 # ones, but merge_statuses never lets it beat a known status.
 EDIBILITY_LEVELS = ("deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice")
 DANGEROUS = frozenset({"deadly", "poisonous", "psychoactive"})
+EDIBLE = frozenset({"edible", "choice"})
 _RANK = {status: i for i, status in enumerate(EDIBILITY_LEVELS)}
 
 LIST_SEP = "; "
@@ -194,6 +197,12 @@ class Catalog:
         """The species' status, or "unknown" for a name not in the catalog."""
         accepted = self.resolve(name)
         return self._species[accepted].edibility if accepted else "unknown"
+
+    def mask(self, labels: Iterable[str], statuses: Iterable[str] = DANGEROUS) -> np.ndarray:
+        """Boolean array: is each label's edibility one of ``statuses`` (default: deadly, poisonous,
+        psychoactive)? A label outside the catalog is "unknown": never dangerous, never edible."""
+        wanted = frozenset(statuses)
+        return np.array([self.edibility(n) in wanted for n in labels], dtype=bool)
 
     def lookalikes(self, name: str) -> list[Species]:
         return [self._species[n] for n in self.get(name).lookalikes if n in self._species]

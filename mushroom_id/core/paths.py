@@ -24,3 +24,14 @@ def shared_catalog_dir() -> Path:
 
 def shared_photos_dir() -> Path:
     return shared_dir() / "data" / "photos"
+
+
+def shared_manifest(photos_dir: Path | None = None) -> list[dict[str, str]]:
+    """The rows of ``../shared/data/photos/manifest.csv`` (read in place; ``path`` is relative to its
+    parent folder). The one reader of the shared photos' own manifest (the data pipeline's prepared
+    manifest is read by ``engine.data.manifest_splits``)."""
+    import csv
+
+    photos_dir = Path(photos_dir or shared_photos_dir())
+    with open(photos_dir / "manifest.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

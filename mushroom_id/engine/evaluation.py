@@ -8,17 +8,12 @@ metrics of FungiCLEF; all metric math lives in :mod:`mushroom_id.engine.metrics`
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
-from tqdm import tqdm
 
-from mushroom_id.core.catalog import Catalog, default_catalog
-from mushroom_id.engine.data import dangerous_mask, edible_mask
+from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, default_catalog
 from mushroom_id.engine.metrics import (
     expected_calibration_error,
     fungiclef_cost,
@@ -31,34 +26,6 @@ from mushroom_id.engine.metrics import (
     top_k_accuracy,
     toxic_as_non_toxic_rate,
 )
-
-
-@torch.inference_mode()
-def predict(
-    model: nn.Module, loader, accelerator=None, desc: str = "eval"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logits (N, C) float32, labels (N,), sample indices (N,)) over the whole loader.
-
-    With an Accelerator and a prepared loader each process sees its shard; the results
-    are gathered so every process returns every sample once.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    logits, labels, indices = [], [], []
-    show = accelerator is None or accelerator.is_local_main_process
-    for x, y, idx in tqdm(loader, desc=desc, leave=False, disable=not show):
-        out = model(x.to(device)).float()  # the batch goes where the model is (a prepared loader: the GPU)
-        if accelerator is not None:  # gathered on the accelerator's device (NCCL needs the GPU)
-            out, y, idx = (t.to(accelerator.device) for t in (out, y, idx))
-            out, y, idx = accelerator.gather_for_metrics((out, y, idx))
-        logits.append(out.cpu())
-        labels.append(y.cpu())
-        indices.append(idx.cpu())
-    model.train(was_training)
-    if not logits:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return torch.cat(logits).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy()
 
 
 def quick_metrics(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -106,7 +73,7 @@ def report(
     probs = softmax(logits, temperature)
     raw = softmax(logits, 1.0)
     pred = probs.argmax(1)
-    toxic, edible = dangerous_mask(labels, catalog), edible_mask(labels, catalog)
+    toxic, edible = catalog.mask(labels, DANGEROUS), catalog.mask(labels, EDIBLE)
     return {
         "images": int(len(y)),
         "species": int(len(np.unique(y))),
@@ -155,16 +122,6 @@ def per_species_rows(
             }
         )
     return rows
-
-
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        if not rows:
-            return
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def reliability(logits: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, list]:

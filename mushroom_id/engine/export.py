@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mushroom_id.core.io import atomic_write_json
 from mushroom_id.core.models import LoadedModel, fold_temperature, save_model
+from mushroom_id.core.network import OPSET, ServedNetwork, export_network
 from mushroom_id.core.safety import DISCLAIMER
 
 
@@ -36,7 +38,7 @@ def export_hub_folder(
         temperature = 1.0
     out = save_model(model, out_dir, loaded.labels, temperature=temperature, extra=keep)
     if metrics:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        atomic_write_json(out / "metrics.json", metrics)
     return out
 
 
@@ -45,7 +47,6 @@ def export_onnx(loaded: LoadedModel, path: str | Path, check_images: Sequence | 
     PyTorch on ``check_images`` (PIL images or files) or on random inputs."""
     import onnx
 
-    from mushroom_id.serving.onnx import OPSET, ServedNetwork, export_network
 
     path = Path(path)
     network = ServedNetwork(loaded.model.float().eval(), None, shared_backbone=False)  # outputs: logits

@@ -26,10 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mushroom_id.core.io import atomic_path, atomic_write_json, write_csv
+from mushroom_id.core.models import fingerprint
 from mushroom_id.engine.config import ConfigError, TrainConfig, save_config
 from mushroom_id.engine.data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
 from mushroom_id.engine.determinism import SeededDataset, seed_everything, seed_from
-from mushroom_id.engine.evaluation import predict, quick_metrics
+from mushroom_id.engine.evaluation import quick_metrics
+from mushroom_id.engine.inference import predict
 from mushroom_id.engine.launch import check_launch
 from mushroom_id.engine.trainable import (
     CachedTrunkDataset,
@@ -220,9 +223,7 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
         probe = trunk.eval()(torch.zeros(1, 3, size, size))
     crop = probe.shape[-1]
     key = cache_key(
-        config.model,
-        config.pretrained,
-        config.init_from,
+        fingerprint(trunk),  # the weights themselves, not their names (an --init-from model changes them)
         k,
         big,
         config.cache_views,
@@ -241,24 +242,18 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
             torch.manual_seed(config.seed)
             maps = compute_trunk_cache(trunk, train_ds, views, workers=config.num_workers)
             if accelerator.is_main_process:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(maps, path.with_suffix(".tmp"))
-                path.with_suffix(".tmp").replace(path)
+                with atomic_path(path) as tmp:
+                    torch.save(maps, tmp)
     log.info("trunk cache %s: %s", path.name, tuple(maps.shape))
     return CachedTrunkDataset(maps, train_ds.targets, crop, config.hflip, seed=config.seed), Top(model, k)
 
 
 def _write_history(out: Path, history: list[dict], steps_log: list | None = None) -> None:
-    (out / "metrics.json").write_text(json.dumps(history, indent=2) + "\n")
-    keys = list(dict.fromkeys(k for row in history for k in row))
-    with open(out / "metrics.csv", "w") as f:
-        f.write(",".join(keys) + "\n")
-        for row in history:
-            f.write(",".join("" if row.get(k) is None else str(row.get(k)) for k in keys) + "\n")
+    atomic_write_json(out / "metrics.json", history)
+    write_csv(out / "metrics.csv", history, dict.fromkeys(k for row in history for k in row))
     if steps_log is not None:
-        with open(out / "steps.csv", "w") as f:
-            f.write("step,epoch,train_loss,lr\n")
-            f.writelines(f"{s},{e},{loss:.6g},{lr:.6g}\n" for s, e, loss, lr in steps_log)
+        rows = ({"step": s, "epoch": e, "train_loss": f"{loss:.6g}", "lr": f"{lr:.6g}"} for s, e, loss, lr in steps_log)
+        write_csv(out / "steps.csv", rows, ("step", "epoch", "train_loss", "lr"))
 
 
 def _improved(value: float, best: float | None, monitor: str) -> bool:
@@ -346,13 +341,15 @@ def train(
         dtype=torch.float32,
     ).to(accelerator.device)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    adamw = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    sgd = torch.optim.SGD(
-        params,
+    # timm's optimizer factory: the trainable parameters, no weight decay on norm layers and biases
+    from timm.optim import create_optimizer_v2
+
+    adamw = create_optimizer_v2(model, opt="adamw", lr=config.lr, weight_decay=config.weight_decay)
+    sgd = create_optimizer_v2(  # "sgd" is Nesterov momentum in timm
+        model,
+        opt="sgd",
         lr=config.sgd_lr,
         momentum=config.sgd_momentum,
-        nesterov=True,
         weight_decay=config.weight_decay if config.optimizer == "sgd" else 0.0,
     )
     mixup = None
@@ -449,7 +446,7 @@ def train(
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     if config.grad_clip:
-                        accelerator.clip_grad_norm_(params, config.grad_clip)
+                        accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
                     lr = lr_at(state.step, total_steps, warmup_steps, base_lr, min(config.min_lr, base_lr))
                     for group in optimizer.param_groups:
                         group["lr"] = lr
@@ -571,10 +568,7 @@ def train(
     )
     result.update(final)
     if accelerator.is_main_process:
-        (out / "result.json").write_text(
-            json.dumps({k: v for k, v in result.items() if k not in ("history", "steps_log")}, indent=2, default=str)
-            + "\n"
-        )
+        atomic_write_json(out / "result.json", {k: v for k, v in result.items() if k not in ("history", "steps_log")})
     accelerator.end_training()
     return result
 
@@ -592,27 +586,24 @@ def finish(
     history: list[dict],
     steps_log: list | None = None,
 ) -> dict:
-    """Best model -> temperature + conformal threshold on validation -> ``model/`` -> test evaluation
-    (``eval/``) -> with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
-    from timm.data import create_transform
-
+    """Best model -> its calibration on validation (``engine.calibration.calibrate``: temperature,
+    confidence/genus thresholds, conformal quantile) -> ``model/`` -> test evaluation (``eval/``) ->
+    with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
     from mushroom_id.core.models import load_model, save_model
-    from mushroom_id.core.safety import conformal_qhat
+    from mushroom_id.engine.calibration import calibrate
     from mushroom_id.engine.comparison import evaluate_loaded
-    from mushroom_id.engine.metrics import fit_temperature, softmax
     from mushroom_id.engine.plots import training_curves
 
     out = config.out_dir()
     best = load_model(f"local-dir:{out / 'best'}", device=str(accelerator.device))
-    eval_tf = create_transform(**best.data_config, is_training=False)
     loader = torch.utils.data.DataLoader(
-        data[config.val_split].with_transform(eval_tf),
+        data[config.val_split].with_transform(best.transform()),
         batch_size=config.eval_batch_size or config.batch_size * 2,
         num_workers=config.num_workers,
     )
     logits, y, _ = predict(best.model, accelerator.prepare(loader), accelerator, desc="calibration")
-    temperature = fit_temperature(logits, y)
-    qhat = conformal_qhat(softmax(logits, temperature), y, config.conformal_coverage) if len(y) else None
+    calibration = calibrate(logits, y, best.labels, coverage=config.conformal_coverage)
+    temperature, qhat = calibration.temperature, calibration.thresholds.conformal_qhat
     model_dir = out / "model"
     if accelerator.is_main_process:
         save_model(
@@ -626,7 +617,8 @@ def finish(
             extra={
                 "model_id": config.model_id or config.name,
                 "frozen_backbone": False,
-                "thresholds": {"conformal_qhat": qhat, "conformal_coverage": config.conformal_coverage},
+                "thresholds": calibration.config()["thresholds"],
+                "calibration_fit": calibration.fit,
                 "trained_on": f"{data.source} ({config.train_split} split)",
                 "train_config": {k: v for k, v in config.to_dict().items() if v is not None},
             },

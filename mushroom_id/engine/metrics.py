@@ -29,23 +29,34 @@ def top_k_accuracy(probs: np.ndarray, y: np.ndarray, k: int = 1) -> float:
 
 
 def per_class_prf(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
-    """Precision, recall, F1 and support per class (0 where undefined)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    tp = np.bincount(y_true[y_true == y_pred], minlength=num_classes).astype(float)
-    pred_n = np.bincount(y_pred, minlength=num_classes).astype(float)
-    true_n = np.bincount(y_true, minlength=num_classes).astype(float)
-    precision = np.divide(tp, pred_n, out=np.zeros_like(tp), where=pred_n > 0)
-    recall = np.divide(tp, true_n, out=np.zeros_like(tp), where=true_n > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": true_n}
+    """Precision, recall, F1 and support per class (0 where undefined), by scikit-learn."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        np.asarray(y_true), np.asarray(y_pred), labels=np.arange(num_classes), zero_division=0
+    )
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(float)}
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
     """Mean F1 over the classes present in ``y_true`` (classes never seen are not averaged)."""
-    prf = per_class_prf(y_true, y_pred, num_classes)
-    present = prf["support"] > 0
-    return float(prf["f1"][present].mean()) if present.any() else float("nan")
+    from sklearn.metrics import f1_score
+
+    present = np.unique(np.asarray(y_true))
+    if not len(present):
+        return float("nan")
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (probability a positive outranks a negative; ties count half);
+    nan when one class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        return float("nan")
+    return float(roc_auc_score(positive, np.asarray(scores, float)))
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> float:
@@ -76,31 +87,6 @@ def reliability_bins(probs: np.ndarray, y: np.ndarray, n_bins: int = 15) -> list
 def nll(probs: np.ndarray, y: np.ndarray) -> float:
     p = probs[np.arange(len(y)), np.asarray(y)]
     return float(-np.mean(np.log(np.clip(p, 1e-12, None))))
-
-
-def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimising validation NLL (golden-section search on log T in [0.05, 20])."""
-    logits = np.asarray(logits, dtype=np.float64)
-    if len(y) == 0:
-        return 1.0
-
-    def loss(log_t: float) -> float:
-        return nll(softmax(logits, float(np.exp(log_t))), y)
-
-    lo, hi = np.log(0.05), np.log(20.0)
-    g = (np.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    for _ in range(60):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = loss(b)
-    return float(np.exp((lo + hi) / 2))
 
 
 def toxic_as_non_toxic_rate(y_true: np.ndarray, y_pred: np.ndarray, toxic: Sequence[bool]) -> float:

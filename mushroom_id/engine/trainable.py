@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from mushroom_id.core.models import BASE_WEIGHTS, load_model
 from mushroom_id.engine.config import ConfigError, TrainConfig
@@ -183,17 +182,16 @@ class Top(nn.Module):
         return m.forward_head(m.bn2(m.conv_head(m.blocks[self.k :](x))))
 
 
-@torch.inference_mode()
 def compute_trunk_cache(trunk: Trunk, dataset, views: Sequence, batch_size: int = 32, workers: int = 2) -> torch.Tensor:
     """Trunk outputs (N, V, C, H, W) in float16 for each image under each transform in ``views``."""
-    trunk.eval()
-    out = []
-    for v, transform in enumerate(views):
-        loader = torch.utils.data.DataLoader(
-            dataset.with_transform(transform), batch_size=batch_size, num_workers=workers, shuffle=False
+    from mushroom_id.engine.inference import run
+
+    out = [
+        torch.from_numpy(
+            run(trunk, dataset, transform, batch_size, workers, desc=f"trunk cache view {v + 1}/{len(views)}", dtype=torch.float16).first
         )
-        maps = [trunk(x).half() for x, _, _ in tqdm(loader, desc=f"trunk cache view {v + 1}/{len(views)}")]
-        out.append(torch.cat(maps))
+        for v, transform in enumerate(views)
+    ]
     return torch.stack(out, dim=1)
 
 

@@ -29,32 +29,30 @@ The temperature is refit there too (one calibration for the whole model):
 from __future__ import annotations
 
 import glob
-import json
 import os
 import site
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from mushroom_id.core.catalog import DANGEROUS, Catalog, default_catalog
+from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, default_catalog
+from mushroom_id.core.io import atomic_write_json
 from mushroom_id.core.models import load_model, resolve_spec
-from mushroom_id.core.paths import CACHE_DIR
-from mushroom_id.core.safety import combine_observation, conformal_qhat, genus_of, genus_probabilities, prediction_set
-from mushroom_id.engine.metrics import expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
-from mushroom_id.serving.predictor import Predictor
+from mushroom_id.core.network import fungus_scores, served_network
+from mushroom_id.core.safety import combine_observation, prediction_set
+from mushroom_id.engine.calibration import (
+    CONFIDENT_TARGET,
+    COVERAGE,
+    GATE_TARGET_FRR,
+    GENUS_TARGET,
+    calibrate,
+    conformal_qhat,
+    genus_stats,
+)
+from mushroom_id.engine.inference import cached
+from mushroom_id.engine.metrics import auroc, expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
 
-GATE_TARGET_FRR = 0.02
-CONFIDENT_TARGET = 0.85  # "confident" must mean >= 85% top-1 on photos from unseen sources
-GENUS_TARGET = 0.85
-# The stated coverage of the prediction set: a product choice, reported at every level in trust.json.
-# On photos from unseen sources the embedded model's 90% set holds ~355 of its 565 species (median): true,
-# and useless to a person, with ~90 dangerous members each raising a warning. The 50% set (~11 species)
-# measured 46% on cross-source test, outside +-3 points; 70% (~58 species) held (71.6%). A stronger
-# model earns a higher target with smaller sets.
-COVERAGE = 0.70
-MIN_ANSWERED = 10  # a threshold must keep at least this many validation photos answered
 REPORT_DIR = Path("reports")
 
 # Real photographs that are not of fungi, shipped inside installed packages (no download).
@@ -105,41 +103,14 @@ def non_fungus_photos() -> list[str]:
     return found
 
 
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve (probability a positive outranks a negative; ties count half)."""
-    scores, positive = np.asarray(scores, float), np.asarray(positive, bool)
-    pos, neg = scores[positive], scores[~positive]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
 def confidence_scores(probs: np.ndarray) -> dict[str, np.ndarray]:
     p = np.clip(probs, 1e-12, 1.0)
     return {"max_prob": probs.max(1), "neg_entropy": (p * np.log(p)).sum(1)}
 
 
-def lowest_threshold(scores: np.ndarray, correct: np.ndarray, target: float, min_answered: int = MIN_ANSWERED):
-    """Lowest threshold t (among the observed scores) with accuracy >= target on {score >= t}.
-
-    Returns (t, answered fraction, accuracy), or (None, 0, nan) when no threshold reaches it.
-    """
-    order = np.argsort(-scores)
-    s, c = scores[order], np.asarray(correct, float)[order]
-    acc = np.cumsum(c) / np.arange(1, len(c) + 1)
-    # a cut may only fall between distinct scores (ties are answered together)
-    cut = np.append(s[1:] < s[:-1], True)
-    ok = [i for i in range(len(s)) if i + 1 >= min_answered and acc[i] >= target and cut[i]]
-    if not ok:
-        return None, 0.0, float("nan")
-    i = max(ok)
-    return float(s[i]), (i + 1) / len(s), float(acc[i])
-
-
 def safety_curve(probs: np.ndarray, y: np.ndarray, labels: list[str], catalog: Catalog, qhat: float | None):
     """Per confidence threshold: coverage, selective accuracy, toxic-as-non-toxic rate."""
-    dangerous = np.array([catalog.edibility(n) in DANGEROUS for n in labels])
+    dangerous = catalog.mask(labels, DANGEROUS)
     top = probs.argmax(1)
     conf = probs.max(1)
     toxic = dangerous[y]
@@ -192,64 +163,25 @@ def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed:
     return out
 
 
-def _run(predictor: Predictor, ds, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(calibrated log-probabilities, fungus scores) of the predictor over a dataset or a list of files."""
-    from mushroom_id.engine.inference import ImageFiles
-
-    if isinstance(ds, list):
-        loader = torch.utils.data.DataLoader(ImageFiles(ds, predictor.transform), batch_size=batch_size, num_workers=2)
-    else:
-        loader = torch.utils.data.DataLoader(
-            ds.with_transform(predictor.transform), batch_size=batch_size, num_workers=2
-        )
-    logps, fungus = [], []
-    for x, *rest in tqdm(loader, desc="predict", unit="batch"):
-        if isinstance(ds, list) and not rest[0].all():
-            raise ValueError(f"unreadable photo among {len(ds)} measurement files; check ../shared")
-        lp, f = predictor.forward(x)
-        logps.append(lp)
-        fungus.append(f)
-    if not logps:
-        return np.zeros((0, len(predictor.labels))), np.zeros(0)
-    return np.concatenate(logps), np.concatenate(fungus)
-
-
-def _cached_run(predictor: Predictor, name: str, ds, keys: list[str]):
-    """:func:`_run`, cached per model (weights, labels, temperature) and photo list."""
-    import hashlib
-
-    folder = predictor.loaded.folder
-    h = hashlib.sha256("\n".join([name, *keys]).encode())
-    if folder is not None:
-        h.update((folder / "model.safetensors").read_bytes())
-        h.update(json.dumps(predictor.labels).encode())
-        h.update(str(predictor.loaded.temperature).encode())
-    file = CACHE_DIR / f"trust-{name}-{h.hexdigest()[:16]}.npz"
-    if folder is not None and file.is_file():
-        z = np.load(file)
-        return z["logp"], z["fungus"]
-    logp, fungus = _run(predictor, ds)
-    if folder is not None:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez(tmp, logp=logp, fungus=fungus)
-        tmp.replace(file)
-    return logp, fungus
+def held_out_outputs(loaded, network, name: str, images, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(raw species logits, fungus scores) of the served network on held-out photos (cached)."""
+    if not len(keys):
+        return np.zeros((0, loaded.num_classes)), np.zeros(0)
+    logits, gate_logits = cached(f"trust-{name}", keys, network, images, loaded.transform())
+    return logits.astype(np.float64), fungus_scores(torch.from_numpy(gate_logits))
 
 
 def unknown_species_photos(labels: list[str], limit: int = 300) -> list[str]:
     """Real photos of fungi the model does not know: taxa of ../shared outside its labels (most are
     not catalog species), a fixed sample of ``limit`` chosen by a hash of the path."""
-    import csv
     import hashlib
 
-    from mushroom_id.core.paths import shared_photos_dir
+    from mushroom_id.core.paths import shared_manifest, shared_photos_dir
 
     folder = shared_photos_dir()
     known = set(labels)
     catalog = default_catalog()
-    with open(folder / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if (catalog.resolve(r["species"]) or r["species"]) not in known]
+    rows = [r for r in shared_manifest(folder) if (catalog.resolve(r["species"]) or r["species"]) not in known]
     rows.sort(key=lambda r: hashlib.sha256(r["sha256"].encode()).hexdigest())
     files = [folder.parent / r["path"] for r in rows[:limit]]
     return [str(p) for p in files if p.is_file()]
@@ -264,40 +196,35 @@ def measure(
 ) -> dict:
     """Fit temperature and thresholds on cross-source validation photos, report them on cross-source test."""
     from mushroom_id.engine.data import load_splits
-    from mushroom_id.engine.metrics import fit_temperature, softmax
 
     catalog = default_catalog()
     loaded = load_model(spec)
-    predictor = Predictor(loaded, catalog)
+    network = served_network(loaded)
     labels = loaded.labels
     data = load_splits(data_spec, labels=labels, catalog=catalog, seed=seed)
     crossed = data.cross_source or frozenset(labels)
     runs = {}
     for split in ("validation", "test"):
         ds = data[split]
-        logp, fungus = _cached_run(predictor, split, ds, list(ds.keys))
+        logits, fungus = held_out_outputs(loaded, network, split, ds, list(ds.keys))
         cross = np.array([labels[t] in crossed for t in ds.targets], dtype=bool)
-        runs[split] = {"logp": logp, "fungus": fungus, "y": ds.targets, "cross": cross}
+        runs[split] = {"logits": logits, "fungus": fungus, "y": ds.targets, "cross": cross}
     neg_files = non_fungus_photos()
-    _, neg_fungus = _cached_run(predictor, "non-fungus", neg_files, neg_files)
+    _, neg_fungus = held_out_outputs(loaded, network, "non-fungus", neg_files, neg_files)
     unknown_files = unknown_species_photos(labels)
-    unknown_logp, unknown_fungus = _cached_run(predictor, "unknown-species", unknown_files, unknown_files)
+    unknown_logits, unknown_fungus = held_out_outputs(loaded, network, "unknown-species", unknown_files, unknown_files)
 
-    # one temperature, refit here on cross-source validation (log-probs * T are the logits up to a row constant)
-    t_old = loaded.temperature
+    # the one calibration (engine.calibration): fit on cross-source validation, the gate on all validation photos
     v, t = runs["validation"], runs["test"]
-    temperature = fit_temperature(v["logp"][v["cross"]] * t_old, v["y"][v["cross"]])
-
-    def calibrated(logp):
-        return softmax(logp * t_old, temperature) if len(logp) else logp
-
-    pv_all, pt_all = calibrated(v["logp"]), calibrated(t["logp"])
+    cal = calibrate(v["logits"][v["cross"]], v["y"][v["cross"]], labels, fungus=v["fungus"], coverage=COVERAGE)
+    temperature, th = cal.temperature, cal.thresholds
+    pv_all, pt_all = cal.probabilities(v["logits"]), cal.probabilities(t["logits"])
     pv, yv = pv_all[v["cross"]], v["y"][v["cross"]]
     tp, yt = pt_all[t["cross"]], t["y"][t["cross"]]
-    p_unknown = calibrated(unknown_logp)
+    p_unknown = cal.probabilities(unknown_logits)
 
     # fungus gate: all validation photos (the score does not depend on the species model)
-    gate_t = float(np.quantile(v["fungus"], GATE_TARGET_FRR))
+    gate_t = th.fungus
     all_fungus = np.concatenate([v["fungus"], t["fungus"]])
     gate = {
         "threshold": gate_t,
@@ -312,12 +239,8 @@ def measure(
 
     # confidence
     correct_val = pv.argmax(1) == yv
-    scores_val = confidence_scores(pv)
-    aurocs = {k: auroc(s_, correct_val) for k, s_ in scores_val.items()}
-    conf_t, conf_cov, conf_acc = lowest_threshold(
-        scores_val["max_prob"], correct_val, CONFIDENT_TARGET, min_answered=MIN_ANSWERED
-    )
-    conf_t = 1.0 if conf_t is None else conf_t
+    aurocs = {k: auroc(s_, correct_val) for k, s_ in confidence_scores(pv).items()}
+    conf_t = th.confident
     correct_test = tp.argmax(1) == yt
     answered = tp.max(1) >= conf_t
     unknown_confident = (p_unknown.max(1) >= conf_t) & (unknown_fungus >= gate_t) if len(p_unknown) else np.zeros(0)
@@ -326,7 +249,11 @@ def measure(
         "auroc_validation": aurocs,
         "threshold": conf_t,
         "target_accuracy": CONFIDENT_TARGET,
-        "validation": {"answered": conf_cov, "accuracy": conf_acc, "photos": int(len(yv))},
+        "validation": {
+            "answered": cal.fit["confident"]["answered"],
+            "accuracy": cal.fit["confident"]["accuracy"],
+            "photos": int(len(yv)),
+        },
         "test": {
             "answered": float(answered.mean()),
             "answered_photos": int(answered.sum()),
@@ -340,32 +267,15 @@ def measure(
     }
 
     # genus fallback on photos that are not confident
-    def genus_stats(p, y):
-        m = p.max(1) < conf_t
-        out = []
-        for i in np.flatnonzero(m):
-            gp = genus_probabilities(p[i], labels)
-            g = max(gp, key=gp.get)
-            out.append((gp[g], g == genus_of(labels[y[i]])))
-        return np.array([a for a, _ in out]), np.array([b for _, b in out], dtype=bool)
-
-    gm_val, gc_val = genus_stats(pv, yv)
-    genus_t, g_cov, g_acc = (
-        lowest_threshold(gm_val, gc_val, GENUS_TARGET, min_answered=5) if len(gm_val) else (None, 0.0, float("nan"))
-    )
-    best_genus_acc = float(gc_val.mean()) if len(gc_val) else None
-    genus_t = 1.0 if genus_t is None else genus_t
-    gm_test, gc_test = genus_stats(tp, yt)
+    genus_t = th.genus
+    gm_test, gc_test = genus_stats(tp, yt, labels, conf_t)
     g_ans = gm_test >= genus_t
+    fitted_genus = cal.fit["genus"]
     genus = {
         "threshold": genus_t,
         "target_accuracy": GENUS_TARGET,
         "on": genus_t < 1.0,
-        "validation": {
-            "answered_of_not_confident": g_cov,
-            "genus_accuracy": g_acc,
-            "genus_accuracy_of_all_not_confident": best_genus_acc,
-        },
+        "validation": {k: fitted_genus[k] for k in fitted_genus if k != "target"},
         "test": {
             "answered_of_not_confident": float(g_ans.mean()) if len(g_ans) else None,
             "genus_accuracy": float(gc_test[g_ans].mean()) if g_ans.any() else None,
@@ -373,7 +283,7 @@ def measure(
     }
 
     # conformal set (split-conformal LAC on cross-source validation)
-    qhat = conformal_qhat(pv, yv, COVERAGE)
+    qhat = th.conformal_qhat
     sets = [prediction_set(p, qhat) for p in tp]
     single_sets = [prediction_set(p, qhat) for p in pt_all[~t["cross"]]]
     conformal = {
@@ -396,8 +306,7 @@ def measure(
 
     # safety at the chosen thresholds + curve against coverage
     curve, missed, n_toxic = safety_curve(tp, yt, labels, catalog, qhat)
-    dangerous = np.array([catalog.edibility(n) in DANGEROUS for n in labels])
-    edible = np.array([catalog.edibility(n) in ("edible", "choice") for n in labels])
+    dangerous, edible = catalog.mask(labels, DANGEROUS), catalog.mask(labels, EDIBLE)
     pred = tp.argmax(1)
     at_t = dangerous[yt] & answered & ~dangerous[pred]
     safety = {
@@ -419,7 +328,7 @@ def measure(
         "fit_on": "validation photos of cross-source species (sources the species did not train on)",
         "reported_on": "test photos of cross-source species",
         "temperature": temperature,
-        "temperature_before": t_old,
+        "temperature_before": loaded.temperature,
         "test_ece": expected_calibration_error(tp, yt),
         "test_top1_species_mean": _species_mean(correct_test, yt),
         "test_top5_species_mean": _species_mean([yi in np.argsort(-p)[:5] for p, yi in zip(tp, yt, strict=True)], yt),
@@ -433,25 +342,14 @@ def measure(
         "observations": observations,
     }
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "trust.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(out_dir / "trust.json", report)
     _plot(curve, conf_t, all_fungus, neg_fungus, gate_t, out_dir)
 
     if write:
-        from mushroom_id.core.models import update_model_config
-
-        thresholds = {
-            "fungus": gate_t,
-            "confident": conf_t,
-            "genus": genus_t,
-            "conformal_qhat": qhat,
-            "conformal_coverage": COVERAGE,
-        }
         folder = loaded.folder if loaded.folder is not None and not resolve_spec(spec).startswith("hf-hub:") else None
         if folder is None:
             raise ValueError("--write needs a local model (embedded or local-dir:)")
-        update_model_config(folder, temperature=temperature, thresholds=thresholds)
-        report["written_to"] = str(folder / "config.json")
+        report["written_to"] = str(cal.apply(folder))
     return report
 
 

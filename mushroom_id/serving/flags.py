@@ -27,6 +27,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mushroom_id.core.io import atomic_path
 from mushroom_id.core.paths import CACHE_DIR
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,8 @@ def default_flags_dir() -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class FlagStore:
@@ -172,9 +170,8 @@ class FlagStore:
                     suffix = Path(path).suffix.lower() or ".jpg"
                     rel = f"photos/{digest}{suffix}"
                     if not (self.folder / rel).exists():
-                        tmp = self.folder / f"{rel}.tmp"
-                        shutil.copyfile(path, tmp)
-                        tmp.replace(self.folder / rel)
+                        with atomic_path(self.folder / rel) as tmp:
+                            shutil.copyfile(path, tmp)
                     row["photo_files"].append(rel)
             with open(self.file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -27,7 +27,6 @@ into a folder outside it (the Space bundle, a temporary folder).
 from __future__ import annotations
 
 import base64
-import csv
 import functools
 import io
 import json
@@ -39,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mushroom_id.core.catalog import Catalog, default_catalog
-from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
+from mushroom_id.core.paths import REPO_DIR, shared_manifest, shared_photos_dir
 
 PHOTOS_ENV = "MUSHROOM_REFERENCE_PHOTOS"
 BUNDLE_DIR = REPO_DIR / "reference_photos"
@@ -173,8 +172,7 @@ class ReferencePhotos:
         """From ``../shared/data/photos/manifest.csv``, read in place."""
         catalog = catalog or default_catalog()
         photos_dir = Path(photos_dir)
-        with open(photos_dir / "manifest.csv", newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = shared_manifest(photos_dir)
         photos = [p for p in (photo_from_manifest(r, catalog, photos_dir.parent) for r in rows) if p]
         photos = [p for p in photos if Path(p.path).is_file()]
         refs = cls(photos, origin="shared", note=f"read in place from {photos_dir}")

@@ -32,7 +32,7 @@ from mushroom_id.core.models import MODEL_ENV, ModelLoadError, load_model, resol
 from mushroom_id.core.paths import REPO_DIR
 from mushroom_id.core.safety import DISCLAIMER, EDIBILITY_TEXT, danger_rank
 from mushroom_id.serving.flags import FlagStore
-from mushroom_id.serving.predictor import Predictor
+from mushroom_id.serving.predictor import Predictor, configure_threads
 from mushroom_id.serving.reference_photos import ReferencePhotos, default_reference_photos
 
 log = logging.getLogger(__name__)
@@ -880,6 +880,7 @@ def launch_options(**overrides) -> dict:
 
 
 def launch(demo: gr.Blocks, **overrides):
+    configure_threads()  # $MUSHROOM_THREADS / $MUSHROOM_RUNTIME: process-wide, so set once by the app
     return demo.launch(**launch_options(**overrides))
 
 

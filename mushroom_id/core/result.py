@@ -1,0 +1,82 @@
+"""The answer to a photo, as one typed definition.
+
+``core.safety.answer`` builds it, ``serving.ui`` renders it, ``python -m mushroom_id predict`` prints
+it and ``docs/api.md`` describes it (a test holds the three to these fields). It is plain JSON: the
+field names are the public API of ``/classify`` and ``predict --json``; new fields may be added,
+none renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+Edibility = Literal["deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice"]
+WarningKind = Literal["toxic_candidate", "lookalike", "unknown_edibility", "not_fungus", "not_confident"]
+# every kind of warning, in the order a result lists them
+WARNING_KINDS: tuple[str, ...] = WarningKind.__args__
+
+
+class Lookalike(TypedDict):
+    species: str
+    edibility: Edibility
+
+
+class Candidate(TypedDict):
+    species: str
+    genus: str
+    common_name: str
+    probability: float  # calibrated; the candidates sum to at most 1
+    edibility: Edibility  # always from the catalog; "unknown" is never "probably fine"
+    edibility_text: str
+    lookalikes: list[Lookalike]
+
+
+class PredictionSet(TypedDict):
+    species: list[str]  # contains the right species with probability `coverage` (conformal)
+    coverage: float | None
+
+
+class GenusAnswer(TypedDict):
+    genus: str
+    name: str  # "Amanita sp."
+    probability: float
+
+
+class Warning(TypedDict, total=False):
+    kind: WarningKind  # always present
+    species: str | None  # always present (None for not_fungus / not_confident)
+    edibility: Edibility | None  # always present
+    message: str  # always present
+    probability: float | None  # toxic_candidate only: the model's probability (None: a lookalike it does not know)
+    via: list[Literal["candidate", "lookalike"]]  # toxic_candidate only: why it is in play
+
+
+class ModelInfo(TypedDict):
+    id: str
+    num_species: int
+
+
+class Result(TypedDict):
+    is_fungus: bool
+    fungus_score: float | None  # None when the fungus gate is off
+    candidates: list[Candidate]  # most probable first; empty when not a fungus
+    prediction_set: PredictionSet
+    genus_answer: GenusAnswer | None
+    confident: bool
+    warnings: list[Warning]  # dangerous species first (deadly, poisonous, psychoactive), then by probability
+    summary: str  # the dangers in one sentence, "" when none is in play
+    message: str  # the headline
+    disclaimer: str
+    model: ModelInfo
+    photos: int
+
+
+class ErrorResult(TypedDict):
+    """``predict --json``: a photo that could not be read (the other photos still get a Result)."""
+
+    error: str
+
+
+def notice(kind: WarningKind, message: str) -> Warning:
+    """A warning about the answer as a whole (``not_fungus``, ``not_confident``): no species."""
+    return {"kind": kind, "species": None, "edibility": None, "message": message}
