@@ -221,7 +221,7 @@ def _cached_run(predictor: Predictor, name: str, ds, keys: list[str]):
     folder = predictor.loaded.folder
     h = hashlib.sha256("\n".join([name, *keys]).encode())
     if folder is not None:
-        h.update((folder / "model.safetensors").read_bytes())
+        h.update((folder / predictor.loaded.config.get("model_file", "model.safetensors")).read_bytes())  # keras:
         h.update(json.dumps(predictor.labels).encode())
         h.update(str(predictor.loaded.temperature).encode())
     file = CACHE_DIR / f"trust-{name}-{h.hexdigest()[:16]}.npz"
@@ -449,7 +449,7 @@ def measure(
         }
         folder = loaded.folder if loaded.folder is not None and not resolve_spec(spec).startswith("hf-hub:") else None
         if folder is None:
-            raise ValueError("--write needs a local model (embedded or local-dir:)")
+            raise ValueError("--write needs a local model (embedded, local-dir: or keras:)")
         update_model_config(folder, temperature=temperature, thresholds=thresholds)
         report["written_to"] = str(folder / "config.json")
     return report
