@@ -60,6 +60,7 @@ SCALES = ([-1, 1], [0, 1], [0, 255])
 # image_dataset_from_directory: "bilinear".
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 OUTPUTS = ("probabilities", "logits")
+NOT_CALIBRATED = 1.01  # the confident threshold of a sidecar no calibration has touched
 
 
 def import_keras():
@@ -253,7 +254,12 @@ def load_keras_file(path: Path):
         except ImportError as e:
             raise ModelLoadError(f"{path.name} is an HDF5 file, which needs h5py: {INSTALL_HINT}") from e
     try:
-        keras_model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            keras_model = _load_legacy_h5(keras, path)
+        else:
+            keras_model = keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except ModelLoadError:
+        raise
     except Exception as e:
         text = str(e)
         first = text.splitlines()[0][:300] if text else ""
@@ -277,6 +283,89 @@ def load_keras_file(path: Path):
             "standard Keras layers are served"
         )
     return keras_model
+
+
+# InceptionResNetV2 as tf.keras 2 built it scales each residual branch with a Python lambda
+# (`Lambda(lambda inputs, scale: inputs[0] + inputs[1] * scale, arguments={"scale": s}, name="block35_1")`);
+# Keras 3 builds the same block with its own CustomScaleLayer. Such a layer is rebuilt as CustomScaleLayer from
+# its name, its two inputs and its scale: the file's bytecode is never loaded or run.
+_IRV2_LAMBDA = re.compile(r"^block(35|17|8)_\d+$")
+# Arguments tf.keras 2 wrote for layers that never used them (SeparableConv inherited them from Conv) and that
+# Keras 3 refuses: dropped when they hold the value that means "not used".
+_UNUSED_TF2_ARGS = {
+    "SeparableConv1D": {"groups": 1, "kernel_initializer": None, "kernel_regularizer": None, "kernel_constraint": None},
+    "SeparableConv2D": {"groups": 1, "kernel_initializer": None, "kernel_regularizer": None, "kernel_constraint": None},
+    "DepthwiseConv2D": {"groups": 1},
+    "DepthwiseConv1D": {"groups": 1},
+}
+
+
+def legacy_h5_compat(model_config: dict) -> tuple[dict, list[str]]:
+    """The model config of a tf.keras 2 HDF5 file made loadable by Keras 3 (see above); (config, what changed)."""
+    import copy
+
+    config = copy.deepcopy(model_config)
+    notes: list[str] = []
+
+    def fix(layer: dict) -> dict:
+        kind, cfg = layer.get("class_name"), layer.get("config") or {}
+        if isinstance(cfg.get("layers"), list):  # a nested model (Sequential or Functional)
+            cfg["layers"] = [fix(inner) for inner in cfg["layers"]]
+        for key, unused in _UNUSED_TF2_ARGS.get(kind, {}).items():
+            if key in cfg and (unused is None or cfg[key] == unused):
+                del cfg[key]
+                notes.append(f"{cfg.get('name')}: dropped tf.keras 2's unused {key}")
+        nodes = layer.get("inbound_nodes") or []
+        if (
+            kind == "Lambda"
+            and _IRV2_LAMBDA.match(str(cfg.get("name", "")))
+            and set(cfg.get("arguments") or {}) == {"scale"}
+            and isinstance(cfg["arguments"]["scale"], int | float)
+            and len(nodes) == 1
+            and len(nodes[0]) == 2
+        ):
+            layer = dict(layer, class_name="CustomScaleLayer")
+            layer["config"] = {
+                "name": cfg["name"],
+                "trainable": cfg.get("trainable", True),
+                "dtype": cfg.get("dtype", "float32"),
+                "scale": float(cfg["arguments"]["scale"]),
+            }
+            notes.append(f"{cfg['name']}: InceptionResNetV2's residual-scale lambda rebuilt as CustomScaleLayer")
+            return layer
+        return layer
+
+    config = fix(config)
+    return config, notes
+
+
+def _load_legacy_h5(keras, path: Path):
+    """A legacy HDF5 file, through :func:`legacy_h5_compat` when it was written by tf.keras 2 (in memory:
+    the user's file is never changed)."""
+    import io
+
+    import h5py
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+    from keras.src.legacy.saving.legacy_h5_format import load_model_from_hdf5
+
+    with h5py.File(path, "r") as f:
+        raw = f.attrs.get("model_config")
+        if raw is None:
+            raise ModelLoadError(f"{path} holds no model (only weights?): save the whole model with model.save()")
+        raw = raw.decode("utf-8") if hasattr(raw, "decode") else raw
+        fixed, notes = legacy_h5_compat(json.loads(raw))
+        # Keras' own InceptionResNetV2 layer, which Keras 3 does not register for HDF5 files
+        known = {"CustomScaleLayer": CustomScaleLayer}
+        if not notes:
+            return load_model_from_hdf5(f, custom_objects=known, compile=False, safe_mode=True)
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as mem:
+            for key, value in f.attrs.items():
+                mem.attrs[key] = value
+            mem.attrs["model_config"] = json.dumps(fixed)
+            for key in f:
+                f.copy(f[key], mem, name=key)
+            return load_model_from_hdf5(mem, custom_objects=known, compile=False, safe_mode=True)
 
 
 def custom_parts(keras_model) -> list[str]:
@@ -386,6 +475,8 @@ def write_sidecar(
         "preprocessing": pre,
         "outputs": "probabilities",
         "temperature": 1.0,
+        # above any probability: never "confident" until `measure-trust --write` fits it on our photos
+        "thresholds": {"confident": NOT_CALIBRATED},
     }
     target = folder / "config.json"
     if target.is_file():
