@@ -90,6 +90,10 @@ class Predictor:
         self._trunk_blocks = 0
         if self.gate and not self._shared_backbone:
             self._trunk_blocks = shared_trunk_blocks(loaded.model, self.gate.model)
+        if self.gate and loaded.config.get("format") == "keras":  # 299 px in: the gate reads its own 224 px view
+            from .keras_models import gate_view
+
+            self.gate.model = gate_view(self.gate.model)
         self.genera = [genus_of(name) for name in loaded.labels]
         self._index = {name: i for i, name in enumerate(loaded.labels)}
         self.runtime = resolve_runtime(runtime)

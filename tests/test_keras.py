@@ -29,6 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 from mushroom_id.catalog import DANGEROUS, default_catalog  # noqa: E402
 from mushroom_id.keras_models import (  # noqa: E402
+    GateView,
     import_keras,
     keras_class_order,
     legacy_h5_compat,
@@ -286,8 +287,9 @@ def test_predictor_result_has_gate_warnings_and_disclaimer(model_files, photo_of
 
     loaded = load_model(f"keras:{model_files['h5']}")
     predictor = Predictor(loaded)
-    assert predictor.gate is not None  # the fungus gate runs on its own Lite0 (no shared trunk with Keras)
+    assert isinstance(predictor.gate.model, GateView)  # the fungus gate runs on its own Lite0, at 224 px
     results = [predictor.predict(photo_of(*p)) for p in PHOTOS[:2]]
+    assert all(r["fungus_score"] > 0.5 for r in results)  # a mushroom photo, seen by the gate as it was trained
     results.append(predictor.predict_observation([photo_of(*p) for p in PHOTOS[:2]]))
     for result in results:
         assert result["disclaimer"] == DISCLAIMER
