@@ -400,7 +400,7 @@ def test_class_order_of_the_original_labels(shared_catalog, tmp_path):
     assert read_class_names(train) == ["Agaricus_arvensis", "Clavaria_acuta", "Clavariaceae"]
 
 
-def test_cli_predict_and_sidecar_command(model_files, photo_of, tmp_path, tiny):
+def test_cli_predict_and_sidecar_command(model_files, photo_of, tmp_path, tiny, capsys):
     """The CLI as a user runs it: keras-sidecar on a model file, then predict --json on a real photo."""
     folder = tmp_path / "cli"
     folder.mkdir()
@@ -414,8 +414,10 @@ def test_cli_predict_and_sidecar_command(model_files, photo_of, tmp_path, tiny):
         cmd = [sys.executable, "-m", "mushroom_id", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
-    done = run("keras-sidecar", str(path), "--labels", str(labels), "--backbone", "custom", "--input-size", "299")
-    assert done.returncode == 2 and "scale" in done.stderr  # a custom backbone must state its scale
+    from mushroom_id.__main__ import main
+
+    args = ["keras-sidecar", str(path), "--labels", str(labels), "--backbone", "custom", "--input-size", "299"]
+    assert main(args) == 2 and "scale" in capsys.readouterr().err  # a custom backbone must state its scale
     done = run(
         "keras-sidecar", str(path), "--labels", str(labels), "--backbone", "custom", "--input-size", "299",
         "--scale=-1,1", "--model-id", "cli-tiny",
