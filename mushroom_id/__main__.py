@@ -4,6 +4,7 @@
   python -m mushroom_id build-embedded [--install]       # frozen candidates on ../shared, the best one
   python -m mushroom_id install runs/lite0_embedded/model  # a saved model becomes the calibrated default
   python -m mushroom_id measure-trust [--model SPEC] [--write]
+  python -m mushroom_id keras-sidecar model.h5 --backbone xception ...  # serve an original Keras model
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def cmd_measure_trust(args) -> int:
     return 0
 
 
+def cmd_keras_sidecar(args) -> int:
+    from mushroom_id.core.keras_models import keras_sidecar_command
+
+    return keras_sidecar_command(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mushroom_id", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model",
         default=None,
-        help="embedded | local-dir:<path> | hf-hub:<repo> (default: $MUSHROOM_MODEL)",
+        help="embedded | local-dir:<path> | hf-hub:<repo> | keras:<file.keras|.h5> (default: $MUSHROOM_MODEL)",
     )
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -157,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default="reports", help="folder for trust.json and trust.png")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_measure_trust)
+    k = sub.add_parser("keras-sidecar", help="write the config.json that serves a Keras model (keras:<file>)")
+    from mushroom_id.core.keras_models import add_sidecar_arguments
+
+    add_sidecar_arguments(k)
+    k.set_defaults(func=cmd_keras_sidecar)
     args = parser.parse_args(argv)
     return args.func(args)
 

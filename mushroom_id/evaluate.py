@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         "--model",
         action="append",
         default=[],
-        help="embedded | local-dir:<path> | hf-hub:<repo>; repeat to compare models",
+        help="embedded | local-dir:<path> | hf-hub:<repo> | keras:<file>; repeat to compare models",
     )
     parser.add_argument(
         "--candidates",

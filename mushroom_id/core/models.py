@@ -13,6 +13,7 @@ Model specs:
   ``embedded``               the default model committed in mushroom_id/data/embedded_model
   ``local-dir:/path``        a folder in the Hub layout
   ``hf-hub:org/name[@rev]``  a Hub model repo (needs the network; downloads config + safetensors)
+  ``keras:/path/model.keras``  a Keras model (.keras or .h5) with a sidecar config.json (mushroom_id.core.keras_models)
 The app and CLI read the spec from the environment variable ``MUSHROOM_MODEL``.
 """
 
@@ -172,7 +173,9 @@ def _spec_to_dir(spec: str) -> Path:
                 f"could not fetch {spec} from the Hugging Face Hub ({type(e).__name__}: {_redact(str(e))}). "
                 "Check the repo id and your network, or use local-dir:<path> offline."
             ) from None
-    raise ModelLoadError(f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>' or 'hf-hub:<org/name>'")
+    raise ModelLoadError(
+        f"unknown model spec {spec!r}: use 'embedded', 'local-dir:<path>', 'hf-hub:<org/name>' or 'keras:<file>'"
+    )
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
@@ -192,6 +195,10 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     from safetensors.torch import load_file
 
     spec = resolve_spec(spec)
+    if spec.startswith("keras:"):  # a Keras file with its sidecar config.json (optional extra)
+        from mushroom_id.core.keras_models import load_keras_model
+
+        return load_keras_model(spec, device)
     model_dir = _spec_to_dir(spec)
     if not model_dir.is_dir():
         raise ModelLoadError(f"model folder {model_dir} does not exist (from spec {spec!r})")

@@ -96,6 +96,10 @@ def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     shared = bool(base in LITE_PIP and loaded.config.get("frozen_backbone"))
     gate = imagenet_backbone(package=base if shared else LITE0_PIP)
     trunk = 0 if shared else shared_trunk_blocks(loaded.model, gate)
+    if loaded.config.get("format") == "keras":  # 299 px in: the gate reads its own 224 px view
+        from mushroom_id.core.keras_models import gate_view
+
+        gate = gate_view(gate)
     return ServedNetwork(loaded.model, gate, shared, trunk).eval()
 
 

@@ -348,7 +348,7 @@ def measure(
     if write:
         folder = loaded.folder if loaded.folder is not None and not resolve_spec(spec).startswith("hf-hub:") else None
         if folder is None:
-            raise ValueError("--write needs a local model (embedded or local-dir:)")
+            raise ValueError("--write needs a local model (embedded, local-dir: or keras:)")
         report["written_to"] = str(cal.apply(folder))
     return report
 
