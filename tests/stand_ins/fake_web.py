@@ -1,6 +1,8 @@
 """A local stand-in for the web a crawl talks to: Bing's image-results pages and the image hosts.
 
-Used by the tests and benchmarks (nothing here is needed to build the real dataset). It serves
+Used by the tests and benchmarks (nothing here is needed to build the real dataset; it lives under
+``tests/`` so that the ``data_prep`` package ships no stand-ins). Demo from the repository root:
+``python -m tests.stand_ins.fake_web --work-dir /tmp/e2e`` (the end-to-end run of data_prep/README.md). It serves
 real photos read in place from a folder, plus the failures a crawl meets on the web::
 
     /images/async?q="Genus species"&first=N   Bing-like results page (div.imgpt > a[m] with "murl")
@@ -164,7 +166,7 @@ def write_url_list(
     Mimics an export from GBIF / iNaturalist / Mushroom Observer: the served photos with the licence
     and origin the shared manifest gives. Optionally only some species / sources. Returns the row count.
     """
-    from .common import read_csv, write_csv
+    from data_prep.common import read_csv, write_csv
 
     rows = []
     for row in read_csv(web.photos_dir / "manifest.csv"):
@@ -185,7 +187,7 @@ def write_url_list(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m data_prep.fake_web [--work-dir DIR] [options of "all"]``: the whole chain on ../shared.
+    """``python -m tests.stand_ins.fake_web [--work-dir DIR] [options of "all"]``: the whole chain on ../shared.
 
     Serves the shared photos on 127.0.0.1, writes a URL list of them (with their licences) and runs
     ``python -m data_prep all --source url-list`` against it: the end-to-end run quoted in the README.
@@ -193,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
+    from data_prep.__main__ import main as data_prep_main
+    from data_prep.common import DEFAULT_WORK_DIR
     from mushroom_id.paths import shared_photos_dir
 
-    from .__main__ import main as data_prep_main
-    from .common import DEFAULT_WORK_DIR
-
-    parser = argparse.ArgumentParser(prog="python -m data_prep.fake_web")
+    parser = argparse.ArgumentParser(prog="python -m tests.stand_ins.fake_web")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR.parent / "data_shared")
     parser.add_argument("--photos", type=Path, default=shared_photos_dir())
     parser.add_argument("--port", type=int, default=8765, help="fixed, so that URLs (and image ids) stay stable")
