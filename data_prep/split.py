@@ -72,24 +72,22 @@ def observation_id(origin: str) -> str:
 
 def split_groups(rows: list[dict]) -> dict[str, str]:
     """image_id -> group key: duplicate groups and observations merged, keyed by their smallest raw_sha256."""
-    from mushroom_id.dedup import UnionFind
+    from mushroom_id.splits import connected_groups
 
-    uf = UnionFind([r["image_id"] for r in rows])
     first: dict[str, str] = {}
+    pairs = []
     for r in rows:
         for key in (f"dup:{r['dup_group']}" if r["dup_group"] else "", f"obs:{observation_id(r['origin'])}"):
             if key and not key.endswith(":"):
-                if key in first:
-                    uf.union(first[key], r["image_id"])
-                else:
-                    first[key] = r["image_id"]
+                pairs.append((first.setdefault(key, r["image_id"]), r["image_id"]))
+    root_of = connected_groups((r["image_id"] for r in rows), pairs)
     content: dict[str, str] = {}
     for r in rows:
-        root = uf.find(r["image_id"])
+        root = root_of[r["image_id"]]
         content[root] = min(content.get(root, r["raw_sha256"] or r["image_id"]), r["raw_sha256"] or r["image_id"])
     # Within one species: a look-alike photo filed under another species leaks no label (the label differs),
     # and a group owned by one species would decide another species' photo (and its sources) behind its back.
-    return {r["image_id"]: f"{r['species']}|{content[uf.find(r['image_id'])]}" for r in rows}
+    return {r["image_id"]: f"{r['species']}|{content[root_of[r['image_id']]]}" for r in rows}
 
 
 def assign_splits(
