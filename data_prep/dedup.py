@@ -40,7 +40,10 @@ from .common import (
     write_summary,
 )
 
-# Chosen on the shared photos (bench/near_copies.py; data_prep/README.md has the numbers).
+# Chosen on the shared photos (bench/near_copies.py; data_prep/README.md has the numbers): mirror PHash
+# distances are even; <= 8 finds 4 pairs beyond PHash <= 10 (2 mirrored copies, 2 unrelated photos of two
+# species, harmless for the split), <= 10 adds 19 unrelated ones. Cosine >= 0.90 finds 11 pairs, all of them
+# crops / mirrored crops / photos of one observation (checked by eye); 0.88 adds doubtful ones.
 DEFAULT_MIRROR_THRESHOLD = 8
 DEFAULT_CNN_THRESHOLD = 0.9
 
@@ -152,11 +155,28 @@ def embeddings(paths: list[str], batch: int = 32):
 
 
 def cnn_pairs(rows: list[dict], work_dir: Path, threshold: float) -> list[tuple[str, str, float]]:
-    """Pairs (a < b, cosine) of images whose backbone embeddings are at least ``threshold`` similar."""
+    """Pairs (a < b, cosine) of images whose backbone embeddings are at least ``threshold`` similar.
+
+    Embeddings are cached by raw sha256 in ``cache/embeddings.npz`` (a rerun embeds only new images).
+    """
+    import numpy as np
+
+    from .common import atomic_path
     from .near_duplicates import cosine_pairs
 
+    cache = work_dir / "cache" / "embeddings.npz"
+    known: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as saved:
+            known = dict(zip(saved["sha256"].tolist(), saved["vectors"], strict=True))
+    todo = {r["raw_sha256"]: str(work_dir / r["raw_path"]) for r in rows if r["raw_sha256"] not in known}
+    if todo:
+        for sha, vec in zip(todo, embeddings(list(todo.values())), strict=True):
+            known[sha] = vec
+        with atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, sha256=np.array(list(known)), vectors=np.stack(list(known.values())))
     ids = [r["image_id"] for r in rows]
-    vectors = embeddings([str(work_dir / r["raw_path"]) for r in rows])
+    vectors = np.stack([known[r["raw_sha256"]] for r in rows]) if rows else np.zeros((0, 1), np.float32)
     return sorted((min(ids[i], ids[j]), max(ids[i], ids[j]), s) for i, j, s in cosine_pairs(vectors, threshold))
 
 
