@@ -185,16 +185,17 @@ def _hub_edges(members: list[str]) -> list[tuple[str, str]]:
     return [(members[0], m) for m in members[1:]]
 
 
-def find_edges(rows: list[dict], max_distance: int) -> list[tuple[str, str, int, bool]]:
+def find_edges(rows: list[dict], max_distance: int, search=None) -> list[tuple[str, str, int, bool]]:
     """Image-level duplicate candidates: (id_a, id_b, phash distance, exact) with a < b.
 
     Linear in the size of each group of identical hashes: images with the same sha256 or the same PHash
     are linked to one member of the group (a star), and close hashes link one member of each hash, so
     10,000 copies of one placeholder are 9,999 edges. Connected components give the same clusters as
-    the all-pairs graph.
+    the all-pairs graph. ``search`` replaces :func:`near_duplicates.hash_pairs` (benchmarks).
     """
     from .near_duplicates import hash_pairs
 
+    search = search or hash_pairs
     by_code: dict[str, list[str]] = defaultdict(list)
     by_sha: dict[str, list[str]] = defaultdict(list)
     sha_of = {}
@@ -215,7 +216,7 @@ def find_edges(rows: list[dict], max_distance: int) -> list[tuple[str, str, int,
         for a, b in _hub_edges(members):
             add(a, b, 0)
     codes = list(by_code)
-    for i, j, d in hash_pairs(codes, max_distance):
+    for i, j, d in search(codes, max_distance):
         add(by_code[codes[i]][0], by_code[codes[j]][0], d)
     return sorted((a, b, d, exact) for (a, b), (d, exact) in edges.items())
 

@@ -10,7 +10,7 @@ same kind of species and a threshold calibrated on validation transfers to test)
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 
 SPLITS = ("train", "validation", "test")
@@ -93,7 +93,7 @@ def held_out_sources(group_sources: dict[str, set[str]], held_out_fraction: floa
     units: dict[str, set[str]] = defaultdict(set)
     for s in sources:
         units[unit_of[s]].add(s)
-    size = {u: sum(1 for ss in group_sources.values() if unit_of[min(ss)] == u) for u in units}
+    size = Counter(unit_of[min(ss)] for ss in group_sources.values())  # groups per unit
     order = sorted(units, key=lambda u: (size[u], _rank(seed, f"source:{species}:{u}")))
     target = max(1, round(held_out_fraction * len(group_sources)))
     held: set[str] = set()

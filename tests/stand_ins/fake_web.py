@@ -12,6 +12,7 @@ real photos read in place from a folder, plus the failures a crawl meets on the 
     /truncated/<relpath>                     the first 40% of the photo's bytes
     /html/<name>.jpg                         an HTML page disguised as a JPEG
     /tiny/<relpath>                          the photo shrunk to 10 x 8 px
+    /as/<png|webp>/<relpath>                 the photo re-encoded as PNG / WebP (any suffix in the URL)
     anything else                            404
 
 Start it with ``with FakeWeb(photos_dir) as web:``; ``web.url(path)`` and ``web.bing_template`` give
@@ -39,6 +40,7 @@ class FakeWeb:
         self.slow_seconds = slow_seconds
         self.photo_delay = photo_delay  # seconds added to every photo response (to make a crawl last)
         self.results: dict[str, list[str]] = {}
+        self.pages: dict[str, str] = {}  # image URL -> the page it is shown on (Bing's "purl")
         self.requests: list[str] = []
         self._flaky_seen: set[str] = set()
         self._lock = threading.Lock()
@@ -113,7 +115,9 @@ class FakeWeb:
         urls = self.results.get(name, [])[first : first + PAGE_SIZE]
         items = []
         for u in urls:
-            m = html.escape(json.dumps({"murl": u, "turl": u + "?thumb", "t": name}, separators=(",", ":")))
+            page = self.pages.get(u, u.rsplit("/", 1)[0] + "/page.html")
+            meta = {"murl": u, "purl": page, "turl": u + "?thumb", "t": name}
+            m = html.escape(json.dumps(meta, separators=(",", ":")))
             items.append(f'<div class="imgpt"><a class="iusc" m="{m}" href="#"><img src="{html.escape(u)}"/></a></div>')
         return ('<html><body><div id="mmComponent_images_1">' + "".join(items) + "</div></body></html>").encode()
 
@@ -134,7 +138,11 @@ class FakeWeb:
                 "text/html",
                 b"<html><head><title>Cookie consent</title></head><body>Accept cookies</body></html>",
             )
-        data = self._photo(rel) if kind in ("photos", "slow", "flaky", "truncated", "tiny") else None
+        if kind == "as":
+            fmt, _, rel = rel.partition("/")
+            stem = rel if rel.endswith(".jpg") else rel.rsplit(".", 1)[0]
+            rel = stem if stem.endswith(".jpg") else stem + ".jpg"
+        data = self._photo(rel) if kind in ("photos", "slow", "flaky", "truncated", "tiny", "as") else None
         if data is None:
             return 404, "text/html", b"<html><body>Not found</body></html>"
         if kind == "slow":
@@ -147,6 +155,12 @@ class FakeWeb:
                 return 503, "text/plain", b"busy"
         elif kind == "truncated":
             data = data[: int(len(data) * 0.4)]
+        elif kind == "as":
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(data)).convert("RGB").save(buf, fmt.upper())
+            return 200, f"image/{fmt}", buf.getvalue()
         elif kind == "tiny":
             from PIL import Image
 
