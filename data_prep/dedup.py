@@ -173,8 +173,8 @@ def cnn_pairs(rows: list[dict], work_dir: Path, threshold: float) -> list[tuple[
     if todo:
         for sha, vec in zip(todo, embeddings(list(todo.values())), strict=True):
             known[sha] = vec
-        with atomic_path(cache, suffix=".npz") as tmp:
-            np.savez(tmp, sha256=np.array(list(known)), vectors=np.stack(list(known.values())))
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+            np.savez(f, sha256=np.array(list(known)), vectors=np.stack(list(known.values())))
     ids = [r["image_id"] for r in rows]
     vectors = np.stack([known[r["raw_sha256"]] for r in rows]) if rows else np.zeros((0, 1), np.float32)
     return sorted((min(ids[i], ids[j]), max(ids[i], ids[j]), s) for i, j, s in cosine_pairs(vectors, threshold))

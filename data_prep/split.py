@@ -86,7 +86,7 @@ def split_groups(rows: list[dict]) -> dict[str, str]:
     first: dict[str, str] = {}
     pairs = []
     for r in rows:
-        for key in (f"dup:{r['dup_group']}" if r["dup_group"] else "", *observation_keys(r)):
+        for key in ([f"dup:{r['dup_group']}"] if r["dup_group"] else []) + observation_keys(r):
             pairs.append((first.setdefault(key, r["image_id"]), r["image_id"]))
     root_of = connected_groups((r["image_id"] for r in rows), pairs)
     content: dict[str, str] = {}
