@@ -207,10 +207,14 @@ def test_numpy_pair_search_matches_imagededup(photos_dir):
 
 
 @pytest.mark.slow
-def test_optional_cnn_pairs_from_offline_backbone(photos_dir):
+def test_optional_cnn_pairs_from_offline_backbone(photos_dir, tmp_path):
     from data_prep.dedup import cnn_pairs
 
     rels = (*NEAR_TRAIN_VAL_LEAK, *DISTINCT)
-    rows = [{"image_id": f"i{k}", "raw_path": str(photos_dir / r)} for k, r in enumerate(rels)]
-    pairs = cnn_pairs(rows, photos_dir, threshold=0.9)
+    rows = [{"image_id": f"i{k}", "raw_path": str(photos_dir / r), "raw_sha256": f"s{k}"} for k, r in enumerate(rels)]
+    pairs = cnn_pairs(rows, tmp_path, threshold=0.9)  # absolute raw paths; the cache goes to tmp_path
     assert [(a, b) for a, b, _ in pairs] == [("i0", "i1")]
+    assert (tmp_path / "cache" / "embeddings.npz").stat().st_size > 0
+    for r in rows:
+        r["raw_path"] = "/nonexistent"  # cached: nothing is read again
+    assert cnn_pairs(rows, tmp_path, threshold=0.9) == pairs
