@@ -11,7 +11,7 @@ Pillow on the same files, and the near-duplicate search at 10k / 50k / 154k hash
 * peers on the same files: Pillow decode + JPEG q90 encode (the floor for any re-encoding stage),
   and Pillow decode + resize to 600 px (bicubic) + encode.
 * dedup hashing: imagededup PHash per file (what ``data_prep.dedup`` runs per image).
-* search: ``mushroom_id.dedup.phash_pairs`` (numpy, exact, all pairs) on random 64-bit hashes with
+* search: ``data_prep.near_duplicates.hash_pairs`` (numpy, exact, all pairs) on random 64-bit hashes with
   1% planted near duplicates (1-8 bits flipped), vs imagededup's own ``find_duplicates``.
 """
 
@@ -106,7 +106,7 @@ def synthetic_hashes(n: int, seed: int = 0) -> list[str]:
 
 
 def search_numpy(codes: list[str]) -> int:
-    from mushroom_id.dedup import phash_pairs
+    from data_prep.near_duplicates import hash_pairs as phash_pairs
 
     return len(phash_pairs(codes, 8))
 
@@ -146,7 +146,7 @@ def main() -> int:
         with Image.open(f) as im:
             mpix += im.size[0] * im.size[1] / 1e6
     cores = os.cpu_count() or 1
-    import mushroom_id.dedup  # noqa: F401  - imported before forking, like the stage
+    import data_prep.near_duplicates  # noqa: F401  - imported before forking, like the stage
     from data_prep import normalize  # noqa: F401
 
     phash_one(files[0])  # imagededup import (~7 s) outside the timing, before the workers fork

@@ -8,7 +8,7 @@ Every command runs as a subprocess; its process tree is sampled every 50 ms (psu
 the peak RSS of the main process, and the peak of the summed RSS of the whole tree (forked workers
 share copy-on-write pages, so the sum overcounts: an upper bound). The app is measured after start
 and 8 predictions; the data stages run ``python -m data_prep <stage>`` one after another on every
-photo of ../shared served by ``data_prep.fake_web`` (the end-to-end run of data_prep/README.md).
+photo of ../shared served by ``tests/stand_ins/fake_web.py`` (the end-to-end run of data_prep/README.md).
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def main() -> int:
              "App")
 
     if not args.skip_data:
-        from data_prep.fake_web import FakeWeb, write_url_list
         from mushroom_id.core.paths import shared_photos_dir
+        from tests.stand_ins.fake_web import FakeWeb, write_url_list
 
         work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-memory-"))
         work.mkdir(parents=True, exist_ok=True)

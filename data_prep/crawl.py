@@ -42,11 +42,23 @@ from .common import (
     species_dir_name,
     write_summary,
 )
+from .gbif import GBIF_API
+from .http import BROWSER_USER_AGENT, RETRY_STATUS, mount_retries
 
-CRAWLERS = ("bing", "google", "url-list")
+CRAWLERS = ("bing", "google", "url-list", "gbif")
 BING_URL = "https://www.bing.com/images/async?q={query}&first={first}"
 DONE = "#done"  # journal key marking a species as finished
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# What a candidate URL may carry besides itself (URL lists and GBIF: licence, photographer, observation).
+META_KEYS = (
+    "license",
+    "license_raw",
+    "origin",
+    "source",
+    "creator",
+    "rights_holder",
+    "occurrence_id",
+    "observation_id",
+)
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 MAX_BYTES = 25 * 1024 * 1024
 
@@ -61,6 +73,24 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--retries", type=int, default=2, help="extra tries after a timeout/connection error/5xx")
     g.add_argument("--backoff", type=float, default=1.0, help="first retry waits this long, then doubles")
     g.add_argument("--delay", type=float, default=1.0, help="minimum seconds between two requests to one host")
+    g.add_argument(
+        "--user-agent",
+        default=BROWSER_USER_AGENT,
+        help="User-Agent for search-engine pages and image hosts (default: a normal desktop browser)",
+    )
+    g.add_argument("--gbif-api", default=GBIF_API, help="GBIF API root (for --source gbif)")
+    g.add_argument(
+        "--gbif-research-grade", action="store_true", help="only iNaturalist research-grade observations (gbif)"
+    )
+    g.add_argument(
+        "--gbif-licences",
+        choices=("any", "open"),
+        default="open",
+        help="open: only CC0, CC BY, CC BY-NC photos (default); any: every licence, recorded per image (gbif)",
+    )
+    g.add_argument(
+        "--contact", default="", help="e-mail or URL sent in the User-Agent to APIs (GBIF asks scripted users for one)"
+    )
     g.add_argument("--crawl-workers", type=int, default=8, help="species crawled at the same time")
     g.add_argument("--downloader-threads", type=int, default=4, help="download threads per species")
 
@@ -146,35 +176,29 @@ def inspect_image_bytes(data: bytes, content_type: str, min_side: int) -> dict:
 
 
 def fetch_image(session, url: str, settings: FetchSettings) -> tuple[dict, bytes | None]:
-    """GET ``url`` with retries and backoff; returns (outcome, bytes or None)."""
+    """GET ``url`` (the session retries with backoff and honours Retry-After); returns (outcome, bytes or None)."""
     import requests
 
-    last = ""
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            time.sleep(settings.backoff * 2 ** (attempt - 1))
-        try:
-            with session.get(url, timeout=settings.timeout, stream=True) as resp:
-                if resp.status_code != 200:
-                    last = f"http {resp.status_code}"
-                    if resp.status_code in RETRY_STATUS:
-                        continue
-                    return {"status": "dropped", "reason": last}, None
-                data = _read_limited(resp, settings.max_bytes)
-                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
-        except requests.Timeout:
-            last = "timeout"
-            continue
-        except requests.RequestException as e:
-            last = "timeout" if "timed out" in str(e).lower() else f"connection error ({type(e).__name__})"
-            continue
-        if data is None:
-            return {"status": "dropped", "reason": f"too large (over {settings.max_bytes // 2**20} MB)"}, None
-        if not data:
-            return {"status": "dropped", "reason": "empty response"}, None
-        outcome = inspect_image_bytes(data, content_type, settings.min_side)
-        return outcome, data if outcome["status"] == "ok" else None
-    return {"status": "dropped", "reason": f"{last} after {settings.retries + 1} tries"}, None
+    tries = f"after {settings.retries + 1} tries"
+    try:
+        with session.get(url, timeout=settings.timeout, stream=True) as resp:
+            if resp.status_code != 200:
+                retried = resp.status_code in RETRY_STATUS and settings.retries
+                return {
+                    "status": "dropped",
+                    "reason": f"http {resp.status_code}" + (f" {tries}" if retried else ""),
+                }, None
+            data = _read_limited(resp, settings.max_bytes)
+            content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    except requests.RequestException as e:
+        kind = "timeout" if "timed out" in str(e).lower() else f"connection error ({type(e).__name__})"
+        return {"status": "dropped", "reason": f"{kind} {tries}"}, None
+    if data is None:
+        return {"status": "dropped", "reason": f"too large (over {settings.max_bytes // 2**20} MB)"}, None
+    if not data:
+        return {"status": "dropped", "reason": "empty response"}, None
+    outcome = inspect_image_bytes(data, content_type, settings.min_side)
+    return outcome, data if outcome["status"] == "ok" else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +250,31 @@ def _components():
             self.limiter.wait(url)
             return super().get(url, **kwargs)
 
+    class FullBingParser(BingParser):
+        """Every result of a Bing page, whatever the format: ``murl`` (the image) and ``purl`` (the page it is on).
+
+        icrawler's parser keeps only URLs matching ``murl":"(.*?)\\.jpg`` (PNG, WebP and .jpeg results are
+        lost, and URLs are cut at their first ".jpg"); this one reads the JSON of each result's ``m`` attribute.
+        """
+
+        def parse(self, response):
+            import html as html_lib
+            import json
+
+            from bs4 import BeautifulSoup
+
+            soup = BeautifulSoup(response.content.decode("utf-8", "ignore"), "lxml")
+            for div in soup.find_all("div", class_="imgpt"):
+                a = div.find("a", attrs={"m": True})
+                if a is None:
+                    continue
+                try:
+                    meta = json.loads(html_lib.unescape(a["m"]))
+                except (ValueError, TypeError):
+                    continue
+                if isinstance(meta, dict) and meta.get("murl"):
+                    yield {"file_url": meta["murl"], "page_url": meta.get("purl") or ""}
+
     class ConfigurableBingFeeder(BingFeeder):
         def __init__(self, thread_num, signal, session, url_template=BING_URL):
             super().__init__(thread_num, signal, session)
@@ -253,6 +302,9 @@ def _components():
             super().__init__(thread_num, signal, session, storage)
             self.state, self.query, self.crawler, self.settings = state, query, crawler, settings
             self.meta = meta or {}
+
+        def process_meta(self, task):  # results-page extras (Bing's page URL) travel with the task
+            return task
 
         def _full(self) -> bool:
             if self.max_num > 0 and self.fetched_num >= self.max_num:
@@ -282,6 +334,7 @@ def _components():
                         "query": self.query,
                         "crawler": self.crawler,
                         **outcome,
+                        **({"origin": task["page_url"]} if task.get("page_url") else {}),
                         **self.meta.get(url, {}),
                     }
                     if data is not None:
@@ -317,8 +370,8 @@ def _components():
                     self.in_queue.task_done()
 
     class SpeciesCrawler(icrawler.Crawler):
-        def __init__(self, limiter: RateLimiter, *args, **kwargs):
-            self._limiter = limiter
+        def __init__(self, limiter: RateLimiter, settings: FetchSettings, user_agent: str, *args, **kwargs):
+            self._limiter, self._settings, self._user_agent = limiter, settings, user_agent
             super().__init__(*args, **kwargs)
 
         def set_session(self, headers=None):
@@ -326,7 +379,8 @@ def _components():
             session = PoliteSession(self.proxy_pool)
             session.limiter = self._limiter
             session.headers.update(self.session.headers)
-            session.headers["User-Agent"] = "mushroom-id-data-prep/0.1 (+https://huggingface.co; research dataset)"
+            session.headers["User-Agent"] = self._user_agent
+            mount_retries(session, self._settings.retries, self._settings.backoff)
             self.session = session
 
         def crawl(self, feeder_kwargs=None, parser_kwargs=None, downloader_kwargs=None):
@@ -352,7 +406,7 @@ def _components():
         "SpeciesCrawler": SpeciesCrawler,
         "RecordingDownloader": RecordingDownloader,
         "feeders": {"bing": ConfigurableBingFeeder, "google": GoogleFeeder},
-        "parsers": {"bing": BingParser, "google": GoogleParser, "url-list": PseudoParser},
+        "parsers": {"bing": FullBingParser, "google": GoogleParser, "url-list": PseudoParser, "gbif": PseudoParser},
     }
 
 
@@ -373,6 +427,7 @@ def crawl_species(
     bing_url: str = BING_URL,
     url_list: list[dict] | None = None,
     list_name: str = "",
+    user_agent: str = BROWSER_USER_AGENT,
 ) -> dict:
     """Crawl one species (resuming from its journal); returns its counts."""
     from icrawler.feeder import UrlListFeeder
@@ -384,10 +439,11 @@ def crawl_species(
     parts = _components()
     _quiet_icrawler()
     jobs: list[tuple[str, dict]] = []
-    if source == "url-list":
-        urls = [r["url"] for r in url_list or []]
-        meta = {r["url"]: {k: r.get(k, "") for k in ("license", "origin", "source")} for r in url_list or []}
-        jobs.append((f"url-list:{list_name}", {"url_list": urls, "meta": meta}))
+    listed = source in ("url-list", "gbif")
+    if listed:
+        urls = list(dict.fromkeys(r["url"] for r in url_list or []))
+        meta = {r["url"]: {k: r[k] for k in META_KEYS if r.get(k)} for r in url_list or []}
+        jobs.append((f"url-list:{list_name}" if source == "url-list" else "gbif", {"url_list": urls, "meta": meta}))
     else:
         jobs += [(f'"{q}"', {}) for q in queries]
     for query, job in jobs:
@@ -396,9 +452,11 @@ def crawl_species(
             budget = target - state.ok_count(exclude_query=query)
             if budget <= 0:
                 break
-        feeder_cls = UrlListFeeder if source == "url-list" else parts["feeders"][source]
+        feeder_cls = UrlListFeeder if listed else parts["feeders"][source]
         crawler = parts["SpeciesCrawler"](
             limiter,
+            settings,
+            user_agent,
             feeder_cls=feeder_cls,
             parser_cls=parts["parsers"][source],
             downloader_cls=parts["RecordingDownloader"],
@@ -414,7 +472,7 @@ def crawl_species(
                 "meta": job.get("meta"),
             },
         )
-        if source == "url-list":
+        if listed:
             feeder_kwargs = {"url_list": job["url_list"]}
         else:
             pages = 1000 if budget == 0 else min(1000, max(2 * budget, 40))  # search engines stop at ~1000
@@ -452,6 +510,7 @@ def manifest_rows(work_dir: Path, species_list: list[str], extra_rows: list[dict
                     "source_url": url,
                     "license": rec.get("license") or "unknown",
                     "origin": rec.get("origin", ""),
+                    **{k: rec.get(k, "") for k in ("creator", "rights_holder", "occurrence_id", "observation_id")},
                     "raw_path": rec.get("file", "") if ok else "",
                     "raw_sha256": rec.get("sha256", ""),
                     "raw_width": rec.get("width", ""),
@@ -507,6 +566,34 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
     return by_species, dropped
 
 
+def crawl_gbif_species(work_dir: Path, species: str, target: int, args, settings, limiter, api_session) -> dict:
+    """List a species' photos on GBIF (cached), then fetch them like a URL list."""
+    from .gbif import list_species
+
+    candidates, reason = list_species(
+        api_session,
+        args.gbif_api.rstrip("/"),
+        species,
+        target,
+        research_grade=args.gbif_research_grade,
+        open_only=args.gbif_licences == "open",
+        cache_dir=work_dir / "crawl",
+    )
+    result = crawl_species(
+        work_dir,
+        species,
+        [],
+        target,
+        "gbif",
+        settings,
+        limiter,
+        args.downloader_threads,
+        url_list=candidates,
+        user_agent=args.user_agent,
+    )
+    return {**result, "listed": len(candidates), "reason": reason}
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -526,6 +613,17 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("--source url-list needs --url-list CSV")
         url_lists, extra = read_url_list(args.url_list, default_catalog(), selected)
         species_rows = [r for r in species_rows if r["species"] in url_lists]
+    api = None
+    if args.source == "gbif":
+        from .http import api_session
+
+        api = api_session(args.contact, retries=max(args.retries, 4), backoff=args.backoff, limiter=limiter)
+    elif args.source == "google":
+        print(
+            "note: --source google is best effort: icrawler's Google parser breaks whenever Google changes its "
+            "pages (zero results then mean that, not an empty web); prefer gbif or bing",
+            flush=True,
+        )
     # photos taken in by `ingest` live in the same manifest: keep them (their later columns start clean)
     extra += local_rows(work_dir)
     results = []
@@ -535,7 +633,9 @@ def run(args: argparse.Namespace) -> int:
         tqdm(total=len(species_rows), desc="crawl", unit="species", disable=None) as bar,
     ):
         futures = [
-            pool.submit(
+            pool.submit(crawl_gbif_species, work_dir, r["species"], int(r["target"]), args, settings, limiter, api)
+            if args.source == "gbif"
+            else pool.submit(
                 crawl_species,
                 work_dir,
                 r["species"],
@@ -548,6 +648,7 @@ def run(args: argparse.Namespace) -> int:
                 args.bing_url,
                 url_lists.get(r["species"]),
                 args.url_list.name if args.url_list else "",
+                args.user_agent,
             )
             for r in species_rows
         ]
@@ -575,8 +676,12 @@ def run(args: argparse.Namespace) -> int:
         "urls_tried": len(rows),
         "images_kept": kept,
         "dropped": dict(sorted(reasons.items())),
+        "licences_kept": dict(Counter(r["license"] for r in rows if r["status"] == "ok").most_common()),
         "seconds": round(seconds, 1),
     }
+    if args.source == "gbif":
+        summary["gbif_photos_listed"] = sum(r.get("listed", 0) for r in results)
+        summary["gbif_species_without_photos"] = {r["species"]: r["reason"] for r in results if r.get("reason")}
     write_summary(work_dir, "crawl", summary)
     print_summary(
         "crawl",
@@ -588,6 +693,15 @@ def run(args: argparse.Namespace) -> int:
             ("URLs tried", len(rows)),
             ("images kept", kept),
             *[(f"dropped: {k}", v) for k, v in sorted(reasons.items())],
+            ("licences of the kept images", ", ".join(f"{k} {v}" for k, v in summary["licences_kept"].items())),
+            *(
+                [
+                    ("GBIF photos listed", summary["gbif_photos_listed"]),
+                    ("GBIF species without photos", len(summary["gbif_species_without_photos"])),
+                ]
+                if args.source == "gbif"
+                else []
+            ),
             ("time", f"{seconds:.1f} s"),
         ],
     )

@@ -2,8 +2,11 @@
 
 * Exact duplicates: same sha256 of the downloaded bytes. Near duplicates: imagededup PHash within
   ``--threshold`` bits (default 8, measured on ../shared: <= 8 were all true duplicates, 10 already
-  paired unrelated photos). ``--cnn`` adds pairs whose embeddings from our offline backbone (through
-  imagededup's ``CustomModel``) have cosine similarity >= ``--cnn-threshold``.
+  paired unrelated photos).
+* Mirrored copies (left-right flips) and crops are not dropped (they add a little) but join the same
+  split group: a mirror hash per image (the PHash of the flipped image) within ``--mirror-threshold`` of
+  another image's hash; ``--cnn`` adds pairs whose embeddings from our offline backbone have cosine
+  similarity >= ``--cnn-threshold`` (crops, re-framed copies; ~10 img/s on CPU, off by default).
 * Within a species each duplicate cluster keeps one copy: the largest (most pixels; ties: smallest
   image_id); the others are dropped as ``exact duplicate of <id>`` / ``near duplicate of <id>``.
 * A cluster holding images filed under two or more species is a label conflict: every image of it is
@@ -13,14 +16,15 @@
   threshold) share a group, and the split never puts one group on two sides, so even "same scene,
   slightly different shot" pairs cannot leak between train and test.
 * Hashes are cached by sha256 in ``cache/phash.jsonl`` (resumable); the pair search is exact and
-  all-pairs (numpy popcount in blocks: memory ``64 x N`` bytes).
+  all-pairs (numpy popcount in blocks: memory ``64 x N`` bytes). Clusters are connected components
+  (scipy) of a graph whose groups of identical hashes are stars, so memory is linear even for 10,000
+  copies of one "image unavailable" placeholder.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -36,6 +40,13 @@ from .common import (
     write_summary,
 )
 
+# Chosen on the shared photos (bench/near_copies.py; data_prep/README.md has the numbers): mirror PHash
+# distances are even; <= 8 finds 4 pairs beyond PHash <= 10 (2 mirrored copies, 2 unrelated photos of two
+# species, harmless for the split), <= 10 adds 19 unrelated ones. Cosine >= 0.90 finds 11 pairs, all of them
+# crops / mirrored crops / photos of one observation (checked by eye); 0.88 adds doubtful ones.
+DEFAULT_MIRROR_THRESHOLD = 8
+DEFAULT_CNN_THRESHOLD = 0.9
+
 REPORT_COLUMNS = (
     "kind",
     "image_id",
@@ -48,11 +59,9 @@ REPORT_COLUMNS = (
     "other_raw_path",
 )
 
-_HASHER = None
-
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    from mushroom_id.dedup import DEFAULT_PHASH_THRESHOLD
+    from .near_duplicates import DEFAULT_PHASH_THRESHOLD
 
     g = parser.add_argument_group("dedup")
     g.add_argument(
@@ -64,9 +73,20 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--group-threshold", type=int, default=10, help="PHash distance up to which kept images share a split group"
     )
-    g.add_argument("--cnn", action="store_true", help="also pair images by CNN embeddings (offline backbone)")
-    g.add_argument("--cnn-threshold", type=float, default=0.9,
-                   help="cosine similarity for a CNN pair (known duplicates in ../shared: 0.93)")
+    g.add_argument(
+        "--mirror-threshold",
+        type=int,
+        default=DEFAULT_MIRROR_THRESHOLD,
+        help="PHash distance between one image's mirror hash and another's hash up to which they share a "
+        "split group (mirrored copies; -1: off)",
+    )
+    g.add_argument("--cnn", action="store_true", help="also group images by CNN embeddings (offline backbone): crops")
+    g.add_argument(
+        "--cnn-threshold",
+        type=float,
+        default=DEFAULT_CNN_THRESHOLD,
+        help="cosine similarity from which two images share a split group (chosen on ../shared: bench/near_copies.py)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,26 +94,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
 
 
-def _phash_one(item: tuple[str, str]) -> tuple[str, str]:
-    global _HASHER
-    if _HASHER is None:
-        from imagededup.methods import PHash
+def _phash_one(item: tuple[str, str]) -> tuple[str, str, str]:
+    from .near_duplicates import phash_pair
 
-        _HASHER = PHash(verbose=False)
     sha, path = item
-    try:
-        code = _HASHER.encode_image(image_file=path)
-    except Exception:
-        code = None
-    return sha, str(code) if code else ""
+    code, mirror = phash_pair(path)
+    return sha, code, mirror
 
 
-def compute_phashes(rows: list[dict], work_dir: Path, workers: int) -> dict[str, str]:
-    """PHash per raw sha256 (cached in cache/phash.jsonl); "" for files PHash cannot read."""
-    import logging
-
+def compute_phashes(rows: list[dict], work_dir: Path, workers: int) -> dict[str, tuple[str, str]]:
+    """(PHash, mirror PHash) per raw sha256 (cached in cache/phash.jsonl); "" for files PHash cannot read."""
     journal = Journal(work_dir / "cache" / "phash.jsonl", key="sha256")
-    known = {k: v["phash"] for k, v in journal.load().items()}
+    known = {k: (v["phash"], v["mirror"]) for k, v in journal.load().items() if "mirror" in v}
     todo = {}
     for r in rows:
         if r["raw_sha256"] and r["raw_sha256"] not in known:
@@ -102,70 +114,78 @@ def compute_phashes(rows: list[dict], work_dir: Path, workers: int) -> dict[str,
         return known
     import imagededup.methods  # noqa: F401  (~7 s; imported once here: forked workers inherit it)
 
-    logging.getLogger("imagededup").setLevel(logging.WARNING)
     with journal:
-        for sha, code in parallel_map(_phash_one, list(todo.items()), workers, total=len(todo), desc="phash"):
-            known[sha] = code
-            journal.append({"sha256": sha, "phash": code})
+        for sha, code, mirror in parallel_map(_phash_one, list(todo.items()), workers, total=len(todo), desc="phash"):
+            known[sha] = (code, mirror)
+            journal.append({"sha256": sha, "phash": code, "mirror": mirror})
     return known
 
 
-def cnn_pairs(rows: list[dict], work_dir: Path, threshold: float) -> list[tuple[str, str, float]]:
-    """Pairs by cosine similarity of backbone embeddings, through imagededup's CNN with a CustomModel."""
+def embeddings(paths: list[str], batch: int = 32):
+    """L2-normalised pooled features of our offline ImageNet backbone (the whole photo squashed to its
+    224 px input, its own interpolation and normalisation), one row per path; a zero row for a file
+    that cannot be read. Run by the package's one inference loop."""
+    import numpy as np
     import torch
-    from imagededup.methods import CNN
-    from imagededup.utils import CustomModel
 
-    from mushroom_id.core.models import imagenet_backbone
+    from mushroom_id.core.inference import PooledFeatures, run
+    from mushroom_id.core.models import imagenet_model
 
-    backbone = imagenet_backbone().eval()
-    cfg = backbone.pretrained_cfg
-    mean, std = cfg.get("mean", (0.5, 0.5, 0.5)), cfg.get("std", (0.5, 0.5, 0.5))
-
-    class Embed(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = backbone
-
-        def forward(self, x):
-            return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
-
-    from torchvision import transforms
-
-    transform = transforms.Compose(
-        [transforms.Resize((224, 224)), transforms.ToTensor(), transforms.Normalize(mean, std)]
-    )
-    cnn = CNN(verbose=False, model_config=CustomModel(name="mushroom-id-backbone", model=Embed(), transform=transform))
-    id_of = {}
-    images = []
-    for r in rows:
-        p = str(work_dir / r["raw_path"])
-        id_of[p] = r["image_id"]
-        images.append(p)
-    encodings = {}
-    for p in images:
-        vec = cnn.encode_image(image_file=p)
-        if vec is not None:
-            encodings[p] = vec.reshape(-1)
-    with warnings.catch_warnings():  # "num_enc_workers has no effect": we pass the encodings
-        warnings.simplefilter("ignore", RuntimeWarning)
-        found = cnn.find_duplicates(encoding_map=encodings, min_similarity_threshold=threshold, scores=True)
-    pairs = set()
-    for a, dups in found.items():
-        for b, score in dups:
-            a_, b_ = id_of[str(a)], id_of[str(b)]
-            pairs.add((min(a_, b_), max(a_, b_), round(float(score), 4)))
-    return sorted(pairs)
+    backbone = imagenet_model()
+    out = run(PooledFeatures(backbone.model), paths, backbone.transform(whole_photo=True), batch, workers=0, desc="embed")
+    if not len(out.first):
+        return np.zeros((0, 1), np.float32)
+    f = torch.nn.functional.normalize(torch.from_numpy(out.first), dim=1).numpy()
+    f[~out.ok] = 0
+    return f
 
 
-def find_edges(rows: list[dict], max_distance: int) -> list[tuple[str, str, int, bool]]:
-    """Image-level duplicate candidates: (id_a, id_b, phash distance, exact) with a < b."""
-    from mushroom_id.dedup import phash_pairs
+def cnn_pairs(rows: list[dict], work_dir: Path, threshold: float) -> list[tuple[str, str, float]]:
+    """Pairs (a < b, cosine) of images whose backbone embeddings are at least ``threshold`` similar.
 
+    Embeddings are cached by raw sha256 in ``cache/embeddings.npz`` (a rerun embeds only new images).
+    """
+    import numpy as np
+
+    from .common import atomic_path
+    from .near_duplicates import cosine_pairs
+
+    cache = work_dir / "cache" / "embeddings.npz"
+    known: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as saved:
+            known = dict(zip(saved["sha256"].tolist(), saved["vectors"], strict=True))
+    todo = {r["raw_sha256"]: str(work_dir / r["raw_path"]) for r in rows if r["raw_sha256"] not in known}
+    if todo:
+        for sha, vec in zip(todo, embeddings(list(todo.values())), strict=True):
+            known[sha] = vec
+        with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+            np.savez(f, sha256=np.array(list(known)), vectors=np.stack(list(known.values())))
+    ids = [r["image_id"] for r in rows]
+    vectors = np.stack([known[r["raw_sha256"]] for r in rows]) if rows else np.zeros((0, 1), np.float32)
+    return sorted((min(ids[i], ids[j]), max(ids[i], ids[j]), s) for i, j, s in cosine_pairs(vectors, threshold))
+
+
+def _hub_edges(members: list[str]) -> list[tuple[str, str]]:
+    """Link a set of identical-hash images as a star from its first member: k - 1 pairs, not k^2 / 2."""
+    return [(members[0], m) for m in members[1:]]
+
+
+def find_edges(rows: list[dict], max_distance: int, search=None) -> list[tuple[str, str, int, bool]]:
+    """Image-level duplicate candidates: (id_a, id_b, phash distance, exact) with a < b.
+
+    Linear in the size of each group of identical hashes: images with the same sha256 or the same PHash
+    are linked to one member of the group (a star), and close hashes link one member of each hash, so
+    10,000 copies of one placeholder are 9,999 edges. Connected components give the same clusters as
+    the all-pairs graph. ``search`` replaces :func:`near_duplicates.hash_pairs` (benchmarks).
+    """
+    from .near_duplicates import hash_pairs
+
+    search = search or hash_pairs
     by_code: dict[str, list[str]] = defaultdict(list)
     by_sha: dict[str, list[str]] = defaultdict(list)
     sha_of = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["image_id"]):
         sha_of[r["image_id"]] = r["raw_sha256"]
         by_sha[r["raw_sha256"]].append(r["image_id"])
         if r["phash"]:
@@ -179,38 +199,60 @@ def find_edges(rows: list[dict], max_distance: int) -> list[tuple[str, str, int,
             edges[key] = (0 if exact else d, exact)
 
     for members in list(by_sha.values()) + list(by_code.values()):
-        for i, a in enumerate(members):
-            for b in members[i + 1 :]:
-                add(a, b, 0)
+        for a, b in _hub_edges(members):
+            add(a, b, 0)
     codes = list(by_code)
-    for i, j, d in phash_pairs(codes, max_distance):
-        for a in by_code[codes[i]]:
-            for b in by_code[codes[j]]:
-                add(a, b, d)
+    for i, j, d in search(codes, max_distance):
+        add(by_code[codes[i]][0], by_code[codes[j]][0], d)
     return sorted((a, b, d, exact) for (a, b), (d, exact) in edges.items())
 
 
+def mirror_edges(rows: list[dict], threshold: int) -> list[tuple[str, str, int]]:
+    """(a, b, distance) with a < b: ``b`` is close to the mirror image of ``a`` (or the reverse)."""
+    from .near_duplicates import hash_pairs
+
+    if threshold < 0:
+        return []
+    by_code: dict[str, list[str]] = defaultdict(list)
+    mirror_of: dict[str, str] = {}
+    for r in sorted(rows, key=lambda r: r["image_id"]):
+        if r["phash"] and r.get("phash_mirror"):
+            by_code[r["phash"]].append(r["image_id"])
+            mirror_of.setdefault(r["phash"], r["phash_mirror"])
+    codes = list(by_code)
+    out = {}
+    for i, j, d in hash_pairs([mirror_of[c] for c in codes], threshold, against=codes):
+        a, b = sorted((by_code[codes[i]][0], by_code[codes[j]][0]))
+        out[(a, b)] = min(d, out.get((a, b), d))
+    return sorted((a, b, d) for (a, b), d in out.items())
+
+
 def deduplicate(
-    rows: list[dict], edges: list[tuple[str, str, int, bool]], threshold: int, group_threshold: int
+    rows: list[dict],
+    edges: list[tuple[str, str, int, bool]],
+    threshold: int,
+    group_threshold: int,
+    group_pairs: list[tuple[str, str]] = (),
 ) -> list[dict]:
-    """Apply the rules to ``rows`` (status ok, with phash) in place; returns the report rows."""
-    from mushroom_id.dedup import UnionFind, hamming
+    """Apply the rules to ``rows`` (status ok, with phash) in place; returns the report rows.
+
+    ``group_pairs`` (mirrored copies, crops found by embeddings) only join split groups; they drop nothing.
+    """
+    from data_prep.grouping import connected_groups
+
+    from .near_duplicates import hamming
 
     by_id = {r["image_id"]: r for r in rows}
     dup_edges = [(a, b, d, ex) for a, b, d, ex in edges if ex or d <= threshold]
-    clusters = UnionFind(by_id)
-    for a, b, _, _ in dup_edges:
-        clusters.union(a, b)
+    cluster_of = connected_groups(by_id, ((a, b) for a, b, _, _ in dup_edges))
     members: dict[str, list[str]] = defaultdict(list)
     for iid in by_id:
-        members[clusters.find(iid)].append(iid)
+        members[cluster_of[iid]].append(iid)
 
     report = []
-    conflict_ids = set()
     for a, b, d, exact in dup_edges:
         ra, rb = by_id[a], by_id[b]
         if ra["species"] != rb["species"]:
-            conflict_ids.update((a, b))
             report.append(
                 {
                     "kind": "label conflict (exact)" if exact else "label conflict (near)",
@@ -257,15 +299,18 @@ def deduplicate(
                     "other_raw_path": kb["raw_path"],
                 }
             )
-    # split groups among the survivors, with the looser threshold
-    kept = [i for i, r in by_id.items() if r["status"] == "ok"]
-    groups = UnionFind(kept)
-    kept_set = set(kept)
-    for a, b, d, exact in edges:
-        if a in kept_set and b in kept_set and (exact or d <= group_threshold):
-            groups.union(a, b)
+    # split groups among the survivors: the looser threshold, plus mirrored copies and crops. A dropped
+    # duplicate stands for the copy that was kept (its mirror or crop partner joins that copy's group).
+    kept = {i for i, r in by_id.items() if r["status"] == "ok"}
+
+    def alive(i: str) -> str:
+        return by_id[i]["duplicate_of"] or i if i in by_id else i
+
+    pairs = [(alive(a), alive(b)) for a, b, d, exact in edges if exact or d <= group_threshold]
+    pairs += [(alive(a), alive(b)) for a, b in group_pairs]
+    group_of = connected_groups(kept, pairs)
     for i in kept:
-        by_id[i]["dup_group"] = groups.find(i)
+        by_id[i]["dup_group"] = group_of[i]
     return sorted(report, key=lambda x: (x["kind"], x["species"], x["image_id"]))
 
 
@@ -278,16 +323,18 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     codes = compute_phashes(live, work_dir, args.workers)
     for r in live:
-        r["phash"] = codes.get(r["raw_sha256"], "")
+        r["phash"], r["phash_mirror"] = codes.get(r["raw_sha256"], ("", ""))
     t_hash = time.perf_counter() - t0
     edges = find_edges(live, max(args.threshold, args.group_threshold))
+    mirrored = mirror_edges(live, args.mirror_threshold)
+    close = {(a, b) for a, b, d, ex in edges if ex or d <= args.group_threshold}
+    group_pairs = [(a, b) for a, b, _ in mirrored if (a, b) not in close]
+    n_mirror = len(group_pairs)
     if args.cnn:
-        known = {(a, b) for a, b, _, _ in edges}
-        for a, b, _similarity in cnn_pairs([r for r in live if r["phash"]], work_dir, args.cnn_threshold):
-            if (a, b) not in known:
-                edges.append((a, b, 0, False))  # counts as a duplicate whatever the PHash distance
+        crops = cnn_pairs([r for r in live if r["phash"]], work_dir, args.cnn_threshold)
+        group_pairs += [(a, b) for a, b, _ in crops if (a, b) not in close]
     t_pairs = time.perf_counter() - t0 - t_hash
-    report = deduplicate(live, edges, args.threshold, args.group_threshold)
+    report = deduplicate(live, edges, args.threshold, args.group_threshold, group_pairs)
     manifest.write(rows)
     write_csv(work_dir / "dedup_report.csv", report, REPORT_COLUMNS)
 
@@ -304,6 +351,9 @@ def run(args: argparse.Namespace) -> int:
         "label_conflict_images_quarantined": dropped.get("label conflict", 0),
         "images_kept": len(kept),
         "kept_in_multi_image_split_groups": sum(size * n for size, n in group_sizes.items() if size > 1),
+        "mirrored_pairs_grouped": n_mirror,
+        "embedding_pairs_grouped": len(group_pairs) - n_mirror,
+        "mirror_threshold": args.mirror_threshold,
         "threshold": args.threshold,
         "group_threshold": args.group_threshold,
         "cnn": bool(args.cnn),
@@ -322,6 +372,8 @@ def run(args: argparse.Namespace) -> int:
             ("unreadable for PHash (normalize decides)", summary["unreadable_for_phash"]),
             ("images kept", len(kept)),
             (f"kept in shared split groups (<= {args.group_threshold})", summary["kept_in_multi_image_split_groups"]),
+            (f"mirrored copies grouped (mirror <= {args.mirror_threshold})", n_mirror),
+            *([(f"crops grouped (cosine >= {args.cnn_threshold})", len(group_pairs) - n_mirror)] if args.cnn else []),
             ("time hashing / pair search", f"{t_hash:.1f} s / {t_pairs:.2f} s"),
             ("report", work_dir / "dedup_report.csv"),
         ],

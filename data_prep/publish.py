@@ -10,8 +10,13 @@ exactly as researchers load the Hub repo::
 
 Features: ``image`` (Image), ``label`` (ClassLabel whose names are ALL catalog accepted species,
 sorted, so label ids are the same for every build), ``species``, ``edibility`` and ``dangerous``
-(from the catalog), ``source_url``, ``license``, ``origin``, ``crawler``, ``source``, ``query``, ``sha256``
-(of the published JPEG), ``image_id``, ``width``, ``height``.
+(from the catalog), ``source_url``, ``license``, ``origin`` (the photo's page: observation, web page),
+``creator``, ``rights_holder``, ``observation_id``, ``crawler``, ``source``, ``query``, ``sha256`` (of the
+published JPEG), ``image_id``, ``width``, ``height``. ``attribution.csv`` lists every image's creator,
+licence and page; the card has the licence counts and an attribution table.
+
+``--licences open`` publishes only redistributable images (CC0, public domain, CC BY, CC BY-SA, CC BY-NC,
+CC BY-NC-SA); ``all`` (default) publishes every image with its licence, ``unknown`` included.
 
 Streaming: rows are read from disk and written in row groups of 100, one shard at a time. The folder
 is built next to the target and swapped in at the end, so a crash never leaves half a dataset.
@@ -33,6 +38,8 @@ from .common import Manifest, add_common_arguments, atomic_path, print_summary, 
 SPLITS = ("train", "validation", "test")
 ROW_GROUP = 100
 CHART = "images_per_species.png"
+ATTRIBUTION = "attribution.csv"
+ATTRIBUTION_COLUMNS = ("image_id", "split", "species", "creator", "rights_holder", "license", "origin", "source_url")
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +50,12 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the saved login)")
     g.add_argument("--private", action="store_true", help="create the Hub repo as private")
     g.add_argument("--pretty-name", default="Mushroom species images (cleaned)")
+    g.add_argument(
+        "--licences",
+        choices=("all", "open"),
+        default="all",
+        help="open: only redistributable images (CC0, CC BY, CC BY-SA, CC BY-NC[-SA]); all: every image",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +76,9 @@ def dataset_features(names: list[str]):
             "source_url": datasets.Value("string"),
             "license": datasets.Value("string"),
             "origin": datasets.Value("string"),
+            "creator": datasets.Value("string"),
+            "rights_holder": datasets.Value("string"),
+            "observation_id": datasets.Value("string"),
             "crawler": datasets.Value("string"),
             "source": datasets.Value("string"),
             "query": datasets.Value("string"),
@@ -85,6 +101,9 @@ def _example(row: dict, work_dir: Path, label_of: dict[str, int], catalog) -> di
         "source_url": row["source_url"],
         "license": row["license"] or "unknown",
         "origin": row["origin"],
+        "creator": row.get("creator", ""),
+        "rights_holder": row.get("rights_holder", ""),
+        "observation_id": row.get("observation_id") or _observation(row),
         "crawler": row["crawler"],
         "source": row.get("source") or row["crawler"],
         "query": row["query"],
@@ -93,6 +112,12 @@ def _example(row: dict, work_dir: Path, label_of: dict[str, int], catalog) -> di
         "width": int(row["width"]),
         "height": int(row["height"]),
     }
+
+
+def _observation(row: dict) -> str:
+    from .split import observation_id
+
+    return observation_id(row.get("origin", ""))
 
 
 def write_split(
@@ -184,8 +209,43 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
+def attribution_table(published: list[dict], top: int = 50) -> list[str]:
+    """Markdown lines: images per creator (or rights holder) and licence, most images first."""
+    per: Counter = Counter()
+    page: dict = {}
+    for r in published:
+        who = r.get("creator") or r.get("rights_holder") or ""
+        if not who:
+            continue
+        key = (who, r.get("rights_holder") or "", r["license"] or "unknown")
+        per[key] += 1
+        page.setdefault(key, r["origin"] if r["origin"].startswith("http") else r["source_url"])
+    if not per:
+        return ["No source named a creator for these images (see `source_url` and `origin` per image)."]
+    lines = [
+        f"Every image's creator, licence and page are in `{ATTRIBUTION}` (and in the columns `creator`, "
+        "`rights_holder`, `license`, `origin`). Images per creator:",
+        "",
+        "| creator | rights holder | license | images | e.g. |",
+        "|---|---|---|---:|---|",
+    ]
+    ranked = sorted(per.items(), key=lambda x: (-x[1], x[0]))
+    for (who, holder, lic), n in ranked[:top]:
+        lines.append(f"| {who} | {holder} | {lic} | {n:,} | {page[(who, holder, lic)]} |")
+    if len(ranked) > top:
+        lines.append(f"| ... {len(ranked) - top:,} more | | | {sum(n for _, n in ranked[top:]):,} | |")
+    return lines
+
+
 def dataset_card(
-    features, split_info: dict, rows: list[dict], summaries: dict, species_counts: Counter, pretty_name: str
+    features,
+    split_info: dict,
+    rows: list[dict],
+    summaries: dict,
+    species_counts: Counter,
+    pretty_name: str,
+    published: list[dict] | None = None,
+    licences_choice: str = "all",
 ) -> str:
     import datasets
     import yaml
@@ -215,7 +275,9 @@ def dataset_card(
         ],
         "dataset_info": {"config_name": "default", **info._to_yaml_dict()},
     }
-    licences = Counter(r["license"] or "unknown" for r in rows if r["split"])
+    published = published if published is not None else [r for r in rows if r["status"] == "ok" and r["split"]]
+    licences = Counter(r["license"] or "unknown" for r in published)
+    left_out = sum(1 for r in rows if r["status"] == "ok" and r["split"]) - len(published)
     drops = Counter((r["drop_stage"], reason_kind(r["drop_reason"])) for r in rows if r["status"] == "dropped")
     dedup = summaries.get("dedup", {})
     split = summaries.get("split", {})
@@ -258,8 +320,9 @@ def dataset_card(
         "",
         "1. **species**: the catalog's accepted species, each queried under all its names (synonyms are "
         "filed under the accepted name, so one species cannot appear as two classes).",
-        "2. **crawl**: icrawler (Bing / Google / URL lists with licences), polite rate limits, retries, "
-        "minimum size; every URL tried is in the manifest with its outcome.",
+        "2. **crawl**: GBIF occurrences with still images (licence, creator and observation page per photo), "
+        "or icrawler (Bing / Google / URL lists), polite rate limits, retries, minimum size; every URL tried "
+        "is in the manifest with its outcome.",
         f"3. **dedup**: exact (sha256) and near duplicates (imagededup PHash, Hamming distance <= "
         f"{dedup.get('threshold', 8)}) removed within a species, keeping the largest copy; duplicates filed "
         "under two species are label conflicts and are quarantined. Found: "
@@ -269,9 +332,10 @@ def dataset_card(
         "4. **normalize**: EXIF orientation applied, metadata stripped, RGB JPEG, longer side at most "
         "600 px (aspect kept); truncated, corrupt, tiny, grayscale-only and non-image files dropped.",
         f"5. **split**: {' / '.join(f'{100 * f:.0f}' for f in split.get('fractions', (0.7, 0.15, 0.15)))} per "
-        f"species (seed {split.get('seed', 0)}), grouped: images within PHash distance "
-        f"{dedup.get('group_threshold', 10)} of each other always land in the same split, so no near "
-        "duplicate crosses from train to validation or test. Species with 1 distinct image are train-only, "
+        f"species (seed {split.get('seed', 0)}), grouped: photos of one observation (specimen), images "
+        f"within PHash distance {dedup.get('group_threshold', 10)} of each other and mirrored copies always "
+        "land in the same split, so no specimen or near duplicate crosses from train to validation or test. "
+        "Species with 1 distinct image are train-only, "
         f"with 2 train + one held-out image in validation or test ({split.get('species_train_only', '?')} "
         "train-only species, "
         f"{split.get('species_without_validation', '?')} without validation images).",
@@ -291,6 +355,19 @@ def dataset_card(
         "| license | images |",
         "|---|---:|",
         *[f"| {lic} | {n:,} |" for lic, n in licences.most_common()],
+        "",
+        *(
+            [
+                f"Published with `--licences open`: only redistributable licences; {left_out:,} images under "
+                "other or unknown terms were left out.",
+                "",
+            ]
+            if licences_choice == "open"
+            else []
+        ),
+        "### Attribution",
+        "",
+        *attribution_table(published),
         "",
         "## Limitations",
         "",
@@ -325,14 +402,23 @@ def _remove_dead_staging(out: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_name: str = "") -> dict:
+def build_dataset(
+    work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_name: str = "", licences: str = "all"
+) -> dict:
     from mushroom_id.core.catalog import default_catalog
+
+    from .gbif import is_open_licence
 
     catalog = default_catalog()
     rows = Manifest(work_dir).rows()
     published = [r for r in rows if r["status"] == "ok" and r["split"]]
     if not published:
         raise SystemExit("no images with a split in the manifest: run `python -m data_prep split` first")
+    n_all = len(published)
+    if licences == "open":
+        published = [r for r in published if is_open_licence(r["license"])]
+        if not published:
+            raise SystemExit(f"--licences open: none of the {n_all} images has an open licence")
     names = sorted(catalog.names)
     label_of = {n: i for i, n in enumerate(names)}
     features = dataset_features(names)
@@ -366,8 +452,17 @@ def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_n
         read_summaries(work_dir),
         species_counts,
         pretty_name or "Mushroom species images (cleaned)",
+        published,
+        licences,
     )
     (staging / "README.md").write_text(card, encoding="utf-8")
+    from .common import write_csv
+
+    write_csv(
+        staging / ATTRIBUTION,
+        sorted(published, key=lambda r: (r["split"], r["species"], r["image_id"])),
+        ATTRIBUTION_COLUMNS,
+    )
     # swap the finished folder in
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
@@ -378,6 +473,7 @@ def build_dataset(work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_n
         "species": len(species_counts),
         "labels": len(names),
         "bytes_on_disk": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
+        "left_out_by_licence": n_all - len(published),
     }
 
 
@@ -400,10 +496,11 @@ def push_folder(folder: Path, repo_id: str, token: str | None = None, private: b
 def run(args: argparse.Namespace) -> int:
     out = args.out or args.work_dir / "dataset"
     t0 = time.perf_counter()
-    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name)
+    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name, args.licences)
     lines = [(f"{s}", counts.get(s, 0)) for s in SPLITS] + [
         ("species with images / labels", f"{counts['species']} / {counts['labels']}"),
         ("size on disk", f"{counts['bytes_on_disk'] / 1e6:.1f} MB"),
+        *([("left out (licence not open)", counts["left_out_by_licence"])] if args.licences == "open" else []),
         ("folder", out),
         ("time", f"{time.perf_counter() - t0:.1f} s"),
     ]

@@ -6,9 +6,12 @@ come back as two classes (the original's Boletus badius / Imleria badia).
 
 ``--candidates CSV`` reproduces the original's method instead: from a table of candidate names with
 a popularity column (``../shared/data/catalog/species_search_hits.csv``: 1911 names with Google hit
-counts) drop ``var.`` names and duplicates and keep the names above ``--min-hits`` (20,000 -> 1071).
-Kept names are resolved through the catalog; the summary lists the catalog species the method misses
-(its counts are wrong for some: Amanita muscaria 2,050 hits) and the names it would keep twice.
+counts) drop ``var.`` names and duplicates and keep the names above ``--min-hits``. Hit counts are parsed
+from the search-result text (``--results-column``: "Aproximadamente 2.050.000 resultados", Spanish
+thousands separators): the table's numeric column read "2.050.000" as 2,050, which put Amanita muscaria,
+Boletus edulis, Agaricus bisporus and more popular species under the cut (``--hits-as-original``
+reproduces that). Kept names are resolved through the catalog; the summary lists the species the parsing
+fix brings in, the catalog species the method misses and the names it would keep twice.
 """
 
 from __future__ import annotations
@@ -30,7 +33,13 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--candidates", type=Path, help="original method: candidate names table (names + hit counts)")
     g.add_argument("--min-hits", type=float, default=20000, help="keep candidates with more hits than this")
     g.add_argument("--name-column", default="names")
-    g.add_argument("--hits-column", default="Number_Hits_Google")
+    g.add_argument("--hits-column", default="Number_Hits_Google", help="numeric column (used when the text has none)")
+    g.add_argument("--results-column", default="Results_Google", help="search-result text the hit count is parsed from")
+    g.add_argument(
+        "--hits-as-original",
+        action="store_true",
+        help="use the numeric column as the original did (thousands separators misread: 2.050.000 -> 2050)",
+    )
     g.add_argument("--only", help="restrict to these species (comma-separated names; synonyms resolve)")
     g.add_argument("--per-species", type=int, default=200, help="images to crawl per species (0: no cap)")
     g.add_argument(
@@ -46,9 +55,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stage_arguments(parser)
 
 
-def select_from_candidates(rows: list[dict[str, str]], catalog, min_hits: float, name_col: str, hits_col: str):
+_HITS_RE = re.compile(r"(\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+|\d+)\s*(?:resultados?|results?)", re.I)
+
+
+def parse_hits(text: str) -> float | None:
+    """The hit count in a search-result line, any thousands separator ("Aproximadamente 2.050.000
+    resultados (0,45 segundos)" -> 2050000; "About 1,230 results" -> 1230); None when there is none."""
+    m = _HITS_RE.search(text or "")
+    return float(re.sub(r"\D", "", m.group(1))) if m else None
+
+
+def _column_hits(row: dict, hits_col: str) -> float:
+    try:
+        return float(row.get(hits_col) or 0)
+    except ValueError:
+        return 0.0
+
+
+def select_from_candidates(
+    rows: list[dict[str, str]],
+    catalog,
+    min_hits: float,
+    name_col: str,
+    hits_col: str,
+    results_col: str | None = "Results_Google",
+    as_original: bool = False,
+):
     """The original's selection. Returns (accepted names kept, report dict)."""
     seen, kept_names = set(), []
+    kept_by_column: list[str] = []
+    misparsed: dict[str, list[float]] = {}
     n_var = n_dup = 0
     for row in rows:
         name = " ".join(row[name_col].split())
@@ -59,12 +95,15 @@ def select_from_candidates(rows: list[dict[str, str]], catalog, min_hits: float,
             n_dup += 1
             continue
         seen.add(name.lower())
-        try:
-            hits = float(row[hits_col] or 0)
-        except ValueError:
-            hits = 0.0
+        column = _column_hits(row, hits_col)
+        parsed = parse_hits(row.get(results_col) or "") if results_col else None
+        if parsed is not None and parsed != column:
+            misparsed[name] = [column, parsed]
+        hits = column if as_original or parsed is None else parsed
         if hits > min_hits:
             kept_names.append(name)
+        if column > min_hits:
+            kept_by_column.append(name)
     by_accepted: dict[str, list[str]] = defaultdict(list)
     unresolved = []
     for name in kept_names:
@@ -75,6 +114,9 @@ def select_from_candidates(rows: list[dict[str, str]], catalog, min_hits: float,
             by_accepted[accepted].append(name)
     twice = {acc: names for acc, names in by_accepted.items() if len(names) > 1}
     missed = sorted(set(catalog.names) - set(by_accepted))
+    by_column = {catalog.resolve(n) for n in kept_by_column} - {None}
+    brought_in = sorted(set(by_accepted) - by_column)
+    left_out = sorted(by_column - set(by_accepted))
     report = {
         "candidates": len(rows),
         "dropped_var_names": n_var,
@@ -84,6 +126,11 @@ def select_from_candidates(rows: list[dict[str, str]], catalog, min_hits: float,
         "kept_not_in_catalog": unresolved,
         "kept_twice_under_two_names": twice,
         "catalog_species_missed": missed,
+        "hits_parsed_from_text": not as_original,
+        "names_misparsed_by_the_numeric_column": len(misparsed),
+        "misparsed_examples": dict(sorted(misparsed.items(), key=lambda x: -x[1][1])[:10]),
+        "species_brought_in_by_parsing": brought_in if not as_original else [],
+        "species_left_out_by_parsing": left_out if not as_original else [],
     }
     return sorted(by_accepted), report
 
@@ -120,7 +167,13 @@ def run(args: argparse.Namespace) -> int:
     report: dict = {}
     if args.candidates:
         names, report = select_from_candidates(
-            list(read_csv(args.candidates)), catalog, args.min_hits, args.name_column, args.hits_column
+            list(read_csv(args.candidates)),
+            catalog,
+            args.min_hits,
+            args.name_column,
+            args.hits_column,
+            args.results_column,
+            args.hits_as_original,
         )
         method = f"candidates from {args.candidates.name}, hits > {args.min_hits:g}"
     else:
@@ -165,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
             ("  not in the catalog (left out)", len(report["kept_not_in_catalog"])),
             ("  kept twice under two names", len(report["kept_twice_under_two_names"])),
             ("catalog species the method misses", len(report["catalog_species_missed"])),
+            ("names whose numeric hit count is misparsed", report["names_misparsed_by_the_numeric_column"]),
+            ("species the parsing fix brings in", len(report["species_brought_in_by_parsing"])),
         ]
         twice = "; ".join(f"{acc} <- {', '.join(v)}" for acc, v in sorted(report["kept_twice_under_two_names"].items()))
         atomic_write_text(
@@ -174,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print_summary("species", lines)
     if report:
+        if report["species_brought_in_by_parsing"]:
+            print(f"  brought in by parsing the hit counts: {', '.join(report['species_brought_in_by_parsing'])}")
         for acc, v in sorted(report["kept_twice_under_two_names"].items())[:10]:
             print(f"  kept twice: {acc} <- {', '.join(v)}")
         missed = report["catalog_species_missed"]

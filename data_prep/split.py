@@ -1,13 +1,14 @@
 """split: train / validation / test, per species, cross-source, duplicate and observation groups never split.
 
-Groups: images of one species within the dedup group threshold (``dup_group``) and photos of one
-observation (an observation id in ``origin``: iNaturalist observation URL, GBIF occurrence) form one
-group. A group is keyed by its species and smallest ``raw_sha256`` (content, never a file path or a
-location), so the same photos give the same split on every machine. (Exact and near duplicates across
-species were quarantined by dedup; looser look-alikes across species carry different labels, so they
-leak nothing and are split with their own species.)
+Groups: images of one species within the dedup group threshold (``dup_group``: near duplicates,
+mirrored copies, crops with ``dedup --cnn``) and photos of one observation (``observation_id`` /
+``occurrence_id`` from the GBIF source, or an id in ``origin``: iNaturalist observation URL, GBIF
+occurrence, Mushroom Observer) form one group. A group is keyed by its species and smallest
+``raw_sha256`` (content, never a file path or a location), so the same photos give the same split on
+every machine. (Exact and near duplicates across species were quarantined by dedup; looser look-alikes
+across species carry different labels, so they leak nothing and are split with their own species.)
 
-``--strategy cross-source`` (default, ``mushroom_id.splits.cross_source_split``): for every species with
+``--strategy cross-source`` (default, ``data_prep.grouping.cross_source_split``): for every species with
 photos from two or more sources (``source``: a collection or website), whole sources are held out
 (smallest first, about 30% of its groups) and their groups go to validation and test: a held-out photo
 is from a photographer/site the species never trained on, which is what a user's upload is. Species with
@@ -70,26 +71,31 @@ def observation_id(origin: str) -> str:
     return ""
 
 
+def observation_keys(row: dict) -> list[str]:
+    """Every id naming the specimen of a photo: its ``observation_id``, its GBIF ``occurrence_id`` and the
+    observation named in ``origin`` (one iNaturalist observation published through GBIF carries two ids,
+    both join the group)."""
+    ids = {row.get("observation_id") or "", row.get("occurrence_id") or "", observation_id(row.get("origin", ""))}
+    return sorted(f"obs:{i}" for i in ids if i)
+
+
 def split_groups(rows: list[dict]) -> dict[str, str]:
     """image_id -> group key: duplicate groups and observations merged, keyed by their smallest raw_sha256."""
-    from mushroom_id.dedup import UnionFind
+    from data_prep.grouping import connected_groups
 
-    uf = UnionFind([r["image_id"] for r in rows])
     first: dict[str, str] = {}
+    pairs = []
     for r in rows:
-        for key in (f"dup:{r['dup_group']}" if r["dup_group"] else "", f"obs:{observation_id(r['origin'])}"):
-            if key and not key.endswith(":"):
-                if key in first:
-                    uf.union(first[key], r["image_id"])
-                else:
-                    first[key] = r["image_id"]
+        for key in ([f"dup:{r['dup_group']}"] if r["dup_group"] else []) + observation_keys(r):
+            pairs.append((first.setdefault(key, r["image_id"]), r["image_id"]))
+    root_of = connected_groups((r["image_id"] for r in rows), pairs)
     content: dict[str, str] = {}
     for r in rows:
-        root = uf.find(r["image_id"])
+        root = root_of[r["image_id"]]
         content[root] = min(content.get(root, r["raw_sha256"] or r["image_id"]), r["raw_sha256"] or r["image_id"])
     # Within one species: a look-alike photo filed under another species leaks no label (the label differs),
     # and a group owned by one species would decide another species' photo (and its sources) behind its back.
-    return {r["image_id"]: f"{r['species']}|{content[uf.find(r['image_id'])]}" for r in rows}
+    return {r["image_id"]: f"{r['species']}|{content[root_of[r['image_id']]]}" for r in rows}
 
 
 def assign_splits(
@@ -100,7 +106,7 @@ def assign_splits(
     strategy: str = "cross-source",
 ) -> dict:
     """Fill ``split`` of the kept rows in place (dropping too-small species); returns counts."""
-    from mushroom_id.splits import cross_source_species, cross_source_split, grouped_split
+    from data_prep.grouping import cross_source_species, cross_source_split, grouped_split
 
     live = [r for r in rows if r["status"] == "ok"]
     group_of = split_groups(live)

@@ -77,6 +77,16 @@ def test_no_import_runs_up_a_layer(path):
     check_layers(path)
 
 
+DATA_PREP = sorted((PACKAGE.parent / "data_prep").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", DATA_PREP, ids=lambda p: f"data_prep.{p.stem}")
+def test_data_prep_is_built_on_the_core_only(path):
+    for target in imports(path):
+        if target.startswith("mushroom_id."):
+            assert target.startswith("mushroom_id.core"), f"data_prep/{path.name} imports {target}: only the core"
+
+
 def test_the_checker_sees_an_arrow_back_up():
     """The rule above can fail: a core module importing the predictor (even lazily), an engine
     module importing a command line, anything importing data_prep."""

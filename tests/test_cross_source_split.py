@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from data_prep.grouping import cross_source_species, cross_source_split, held_out_sources
 from data_prep.split import observation_id, split_groups
-from mushroom_id.splits import cross_source_species, cross_source_split, held_out_sources
 
 
 def test_observation_ids_from_origin_notes():

@@ -16,8 +16,8 @@ from PIL import Image
 from data_prep.__main__ import main
 from data_prep.common import Manifest
 from data_prep.crawl import DONE, image_id
-from data_prep.fake_web import FakeWeb
 from mushroom_id.core.paths import REPO_DIR
+from tests.stand_ins.fake_web import FakeWeb
 
 FAST = ["--timeout", "0.5", "--retries", "1", "--backoff", "0.01", "--delay", "0"]
 

@@ -10,7 +10,24 @@ from PIL import Image
 from data_prep.__main__ import main
 from data_prep.common import MANIFEST_COLUMNS, Manifest, read_csv
 from data_prep.dedup import deduplicate
-from mushroom_id.dedup import hamming, near_duplicate_pairs, phash_encodings, phash_pairs
+from data_prep.near_duplicates import hamming, hash_pairs, phash_pair
+
+
+def phash_encodings(files):
+    return {f: phash_pair(f)[0] for f in files}
+
+
+def near_duplicate_pairs(encodings, threshold=8):
+    """imagededup's own search: the reference the pipeline's numpy search is checked against."""
+    import warnings
+
+    from imagededup.methods import PHash
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        found = PHash(verbose=False).find_duplicates(encoding_map=encodings, max_distance_threshold=threshold)
+    return {tuple(sorted((str(a), str(b)))) for a, dups in found.items() for b in dups}
+
 
 # Checked by eye (see data_prep/README.md). Paths relative to ../shared/data/photos.
 EXACT_CROSS_SPECIES = (
@@ -183,17 +200,21 @@ def test_numpy_pair_search_matches_imagededup(photos_dir):
     keys = list(enc)
     for threshold in (4, 8, 12):
         ours = {
-            (min(keys[i], keys[j]), max(keys[i], keys[j])) for i, j, _ in phash_pairs([enc[k] for k in keys], threshold)
+            (min(keys[i], keys[j]), max(keys[i], keys[j])) for i, j, _ in hash_pairs([enc[k] for k in keys], threshold)
         }
         assert ours == near_duplicate_pairs(enc, threshold)
     assert ours  # the set does contain near duplicates
 
 
 @pytest.mark.slow
-def test_optional_cnn_pairs_from_offline_backbone(photos_dir):
+def test_optional_cnn_pairs_from_offline_backbone(photos_dir, tmp_path):
     from data_prep.dedup import cnn_pairs
 
     rels = (*NEAR_TRAIN_VAL_LEAK, *DISTINCT)
-    rows = [{"image_id": f"i{k}", "raw_path": str(photos_dir / r)} for k, r in enumerate(rels)]
-    pairs = cnn_pairs(rows, photos_dir, threshold=0.9)
+    rows = [{"image_id": f"i{k}", "raw_path": str(photos_dir / r), "raw_sha256": f"s{k}"} for k, r in enumerate(rels)]
+    pairs = cnn_pairs(rows, tmp_path, threshold=0.9)  # absolute raw paths; the cache goes to tmp_path
     assert [(a, b) for a, b, _ in pairs] == [("i0", "i1")]
+    assert (tmp_path / "cache" / "embeddings.npz").stat().st_size > 0
+    for r in rows:
+        r["raw_path"] = "/nonexistent"  # cached: nothing is read again
+    assert cnn_pairs(rows, tmp_path, threshold=0.9) == pairs

@@ -10,9 +10,9 @@ from PIL import Image
 
 from data_prep.__main__ import main
 from data_prep.common import Manifest, read_csv, write_csv
-from data_prep.fake_web import FakeWeb, write_url_list
+from data_prep.near_duplicates import hamming
 from mushroom_id.core.catalog import default_catalog
-from mushroom_id.dedup import hamming
+from tests.stand_ins.fake_web import FakeWeb, write_url_list
 
 SPECIES = {
     "Boletus edulis",

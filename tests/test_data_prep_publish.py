@@ -162,13 +162,14 @@ def test_cli_push_takes_token_from_env_and_never_prints_it(published, tmp_path, 
     assert (tmp_path / "hub" / "org" / "m" / "README.md").is_file()
 
     class Failing(FakeHubApi):
-        def upload_folder(self, **kw):
-            raise RuntimeError("401 Client Error: Unauthorized")
+        def upload_folder(self, **kw):  # a server that echoes the credentials back in its error
+            raise RuntimeError(f"401 Client Error: Unauthorized (Authorization: Bearer {self.token})")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: Failing(token, tmp_path / "hub"))
     with pytest.raises(SystemExit) as err:
         main(["publish", "--work-dir", str(work), "--out", str(tmp_path / "ds"), "--repo-id", "org/m"])
-    assert "push to org/m failed" in str(err.value) and secret not in str(err.value)
+    assert "push to org/m failed" in str(err.value) and "401 Client Error" in str(err.value)
+    assert secret not in str(err.value) and "Bearer <token>" in str(err.value)  # the token was in it: redacted
     out = capsys.readouterr()
     assert secret not in out.out + out.err
 

@@ -26,7 +26,8 @@ def test_default_is_the_catalog_with_all_names_as_queries(tmp_path):
 
 def test_original_popularity_method_and_what_it_misses(tmp_path, shared_catalog):
     table = shared_catalog / "species_search_hits.csv"
-    assert main(["species", "--work-dir", str(tmp_path), "--candidates", str(table)]) == 0
+    argv = ["species", "--work-dir", str(tmp_path), "--candidates", str(table), "--hits-as-original"]
+    assert main(argv) == 0
     summary = json.loads((tmp_path / "summaries" / "species.json").read_text())
     with open(table, newline="") as f:
         hits = {r["names"]: float(r["Number_Hits_Google"]) for r in csv.DictReader(f) if " var." not in r["names"]}
@@ -46,3 +47,26 @@ def test_original_popularity_method_and_what_it_misses(tmp_path, shared_catalog)
         or catalog.get(n).name in {catalog.resolve(k) for k, v in hits.items() if v > 20000}
         for n in selected
     )
+
+
+def test_hit_counts_are_parsed_with_thousands_separators(tmp_path, shared_catalog):
+    from data_prep.species import parse_hits
+
+    assert parse_hits("Aproximadamente 2.050.000 resultados (0,45 segundos) ") == 2_050_000
+    assert parse_hits("About 1,230 results (0.31 seconds)") == 1230
+    assert parse_hits("99 resultados") == 99 and parse_hits("no hits") is None
+    table = shared_catalog / "species_search_hits.csv"
+    assert main(["species", "--work-dir", str(tmp_path), "--candidates", str(table)]) == 0
+    summary = json.loads((tmp_path / "summaries" / "species.json").read_text())
+    assert summary["names_misparsed_by_the_numeric_column"] == 29
+    assert summary["kept_by_threshold"] == 1081  # 10 popular names were under the cut
+    brought_in = set(summary["species_brought_in_by_parsing"])
+    assert {"Amanita muscaria", "Boletus edulis"} <= brought_in
+    assert not brought_in & set(summary["catalog_species_missed"]) and not summary["species_left_out_by_parsing"]
+    selected = {r["species"] for r in read_csv(tmp_path / "species.csv")}
+    assert {"Amanita muscaria", "Boletus edulis"} <= selected
+    # every original label still resolves to a catalog species, as before
+    catalog = default_catalog()
+    with open(shared_catalog / "labels_933.csv", newline="") as f:
+        labels = [r["Names"] for r in csv.DictReader(f)]
+    assert sum(catalog.resolve(n) is not None for n in labels) == 929  # the 3 non-species and one more, as before

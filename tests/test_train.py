@@ -480,7 +480,7 @@ def _two_process_validation(out_dir: str, n: int):
     import timm
     from accelerate import Accelerator
 
-    from mushroom_id.engine.inference import predict
+    from mushroom_id.core.inference import predict
 
     torch.set_num_threads(1)  # forked children must not enter OpenMP regions the parent started
     accelerator = Accelerator(cpu=True)

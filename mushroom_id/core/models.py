@@ -123,11 +123,14 @@ class LoadedModel:
     def num_classes(self) -> int:
         return len(self.labels)
 
-    def transform(self):
+    def transform(self, whole_photo: bool = False):
         """Evaluation transform from the model's own data config (same as in training): the one
-        definition of preprocessing for serving, evaluation, calibration, features and dedup."""
+        definition of preprocessing for serving, evaluation, calibration and features.
+        ``whole_photo``: the whole photo squashed to the input size, no crop (dedup compares whole frames)."""
         from timm.data import create_transform
 
+        if whole_photo:
+            return create_transform(**{**self.data_config, "crop_pct": 1.0, "crop_mode": "squash"}, is_training=False)
         return create_transform(**self.data_config, is_training=False)
 
 

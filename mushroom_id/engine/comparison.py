@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from mushroom_id.core.catalog import Catalog, default_catalog
+from mushroom_id.core.inference import cached_features, run
 from mushroom_id.core.io import atomic_write_json, write_csv
 from mushroom_id.core.models import LoadedModel
 from mushroom_id.engine.calibration import fit_temperature
@@ -20,7 +21,6 @@ from mushroom_id.engine.evaluation import (
     reliability,
     report,
 )
-from mushroom_id.engine.inference import cached_features, run
 from mushroom_id.engine.metrics import softmax
 from mushroom_id.engine.plots import confusion_plot, reliability_diagram, training_curves
 

@@ -158,7 +158,7 @@ def manifest_splits(
     content, so always the same ones); ``cross_source`` names the species whose held-out photos come from
     sources they did not train on.
     """
-    from mushroom_id.splits import cross_source_species
+    from data_prep.grouping import cross_source_species
 
     work_dir = Path(work_dir)
     file = work_dir / "manifest.csv"

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mushroom_id.core.inference import predict
 from mushroom_id.core.io import atomic_path, atomic_write_json, write_csv
 from mushroom_id.core.models import fingerprint
 from mushroom_id.engine.config import ConfigError, TrainConfig, save_config
 from mushroom_id.engine.data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
 from mushroom_id.engine.determinism import SeededDataset, seed_everything, seed_from
 from mushroom_id.engine.evaluation import quick_metrics
-from mushroom_id.engine.inference import predict
 from mushroom_id.engine.launch import check_launch
 from mushroom_id.engine.trainable import (
     CachedTrunkDataset,

@@ -184,7 +184,7 @@ class Top(nn.Module):
 
 def compute_trunk_cache(trunk: Trunk, dataset, views: Sequence, batch_size: int = 32, workers: int = 2) -> torch.Tensor:
     """Trunk outputs (N, V, C, H, W) in float16 for each image under each transform in ``views``."""
-    from mushroom_id.engine.inference import run
+    from mushroom_id.core.inference import run
 
     out = [
         torch.from_numpy(

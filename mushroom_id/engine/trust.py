@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, default_catalog
+from mushroom_id.core.inference import cached
 from mushroom_id.core.io import atomic_write_json
 from mushroom_id.core.models import load_model, resolve_spec
 from mushroom_id.core.network import fungus_scores, served_network
@@ -50,7 +51,6 @@ from mushroom_id.engine.calibration import (
     conformal_qhat,
     genus_stats,
 )
-from mushroom_id.engine.inference import cached
 from mushroom_id.engine.metrics import auroc, expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
 
 REPORT_DIR = Path("reports")

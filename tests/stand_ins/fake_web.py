@@ -1,6 +1,8 @@
 """A local stand-in for the web a crawl talks to: Bing's image-results pages and the image hosts.
 
-Used by the tests and benchmarks (nothing here is needed to build the real dataset). It serves
+Used by the tests and benchmarks (nothing here is needed to build the real dataset; it lives under
+``tests/`` so that the ``data_prep`` package ships no stand-ins). Demo from the repository root:
+``python -m tests.stand_ins.fake_web --work-dir /tmp/e2e`` (the end-to-end run of data_prep/README.md). It serves
 real photos read in place from a folder, plus the failures a crawl meets on the web::
 
     /images/async?q="Genus species"&first=N   Bing-like results page (div.imgpt > a[m] with "murl")
@@ -10,6 +12,7 @@ real photos read in place from a folder, plus the failures a crawl meets on the 
     /truncated/<relpath>                     the first 40% of the photo's bytes
     /html/<name>.jpg                         an HTML page disguised as a JPEG
     /tiny/<relpath>                          the photo shrunk to 10 x 8 px
+    /as/<png|webp>/<relpath>                 the photo re-encoded as PNG / WebP (any suffix in the URL)
     anything else                            404
 
 Start it with ``with FakeWeb(photos_dir) as web:``; ``web.url(path)`` and ``web.bing_template`` give
@@ -37,6 +40,7 @@ class FakeWeb:
         self.slow_seconds = slow_seconds
         self.photo_delay = photo_delay  # seconds added to every photo response (to make a crawl last)
         self.results: dict[str, list[str]] = {}
+        self.pages: dict[str, str] = {}  # image URL -> the page it is shown on (Bing's "purl")
         self.requests: list[str] = []
         self._flaky_seen: set[str] = set()
         self._lock = threading.Lock()
@@ -111,7 +115,9 @@ class FakeWeb:
         urls = self.results.get(name, [])[first : first + PAGE_SIZE]
         items = []
         for u in urls:
-            m = html.escape(json.dumps({"murl": u, "turl": u + "?thumb", "t": name}, separators=(",", ":")))
+            page = self.pages.get(u, u.rsplit("/", 1)[0] + "/page.html")
+            meta = {"murl": u, "purl": page, "turl": u + "?thumb", "t": name}
+            m = html.escape(json.dumps(meta, separators=(",", ":")))
             items.append(f'<div class="imgpt"><a class="iusc" m="{m}" href="#"><img src="{html.escape(u)}"/></a></div>')
         return ('<html><body><div id="mmComponent_images_1">' + "".join(items) + "</div></body></html>").encode()
 
@@ -132,7 +138,11 @@ class FakeWeb:
                 "text/html",
                 b"<html><head><title>Cookie consent</title></head><body>Accept cookies</body></html>",
             )
-        data = self._photo(rel) if kind in ("photos", "slow", "flaky", "truncated", "tiny") else None
+        if kind == "as":
+            fmt, _, rel = rel.partition("/")
+            stem = rel if rel.endswith(".jpg") else rel.rsplit(".", 1)[0]
+            rel = stem if stem.endswith(".jpg") else stem + ".jpg"
+        data = self._photo(rel) if kind in ("photos", "slow", "flaky", "truncated", "tiny", "as") else None
         if data is None:
             return 404, "text/html", b"<html><body>Not found</body></html>"
         if kind == "slow":
@@ -145,6 +155,12 @@ class FakeWeb:
                 return 503, "text/plain", b"busy"
         elif kind == "truncated":
             data = data[: int(len(data) * 0.4)]
+        elif kind == "as":
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(data)).convert("RGB").save(buf, fmt.upper())
+            return 200, f"image/{fmt}", buf.getvalue()
         elif kind == "tiny":
             from PIL import Image
 
@@ -164,7 +180,7 @@ def write_url_list(
     Mimics an export from GBIF / iNaturalist / Mushroom Observer: the served photos with the licence
     and origin the shared manifest gives. Optionally only some species / sources. Returns the row count.
     """
-    from .common import read_csv, write_csv
+    from data_prep.common import read_csv, write_csv
 
     rows = []
     for row in read_csv(web.photos_dir / "manifest.csv"):
@@ -185,7 +201,7 @@ def write_url_list(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m data_prep.fake_web [--work-dir DIR] [options of "all"]``: the whole chain on ../shared.
+    """``python -m tests.stand_ins.fake_web [--work-dir DIR] [options of "all"]``: the whole chain on ../shared.
 
     Serves the shared photos on 127.0.0.1, writes a URL list of them (with their licences) and runs
     ``python -m data_prep all --source url-list`` against it: the end-to-end run quoted in the README.
@@ -193,12 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import time
 
+    from data_prep.__main__ import main as data_prep_main
+    from data_prep.common import DEFAULT_WORK_DIR
     from mushroom_id.core.paths import shared_photos_dir
 
-    from .__main__ import main as data_prep_main
-    from .common import DEFAULT_WORK_DIR
-
-    parser = argparse.ArgumentParser(prog="python -m data_prep.fake_web")
+    parser = argparse.ArgumentParser(prog="python -m tests.stand_ins.fake_web")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR.parent / "data_shared")
     parser.add_argument("--photos", type=Path, default=shared_photos_dir())
     parser.add_argument("--port", type=int, default=8765, help="fixed, so that URLs (and image ids) stay stable")

@@ -10,10 +10,38 @@ same kind of species and a threshold calibrated on validation transfers to test)
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 
 SPLITS = ("train", "validation", "test")
+
+
+def connected_groups(keys: Iterable[Hashable], pairs: Iterable[tuple[Hashable, Hashable]]) -> dict:
+    """key -> the smallest key of its connected component (scipy's connected components over ``pairs``).
+
+    Linear in keys + pairs: a group of k identical images needs k - 1 pairs (a star), not k^2 / 2.
+    Pairs naming unknown keys are ignored.
+    """
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ordered = sorted(set(keys))
+    index = {k: i for i, k in enumerate(ordered)}
+    a, b = [], []
+    for x, y in pairs:
+        if x in index and y in index:
+            a.append(index[x])
+            b.append(index[y])
+    n = len(ordered)
+    if n == 0:
+        return {}
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    first = {}
+    for i, label in enumerate(labels.tolist()):  # keys are sorted: the first seen is the smallest
+        first.setdefault(label, i)
+    return {k: ordered[first[label]] for k, label in zip(ordered, labels.tolist(), strict=True)}
 
 
 def _rank(seed: int, key: str) -> str:
@@ -60,18 +88,12 @@ def held_out_sources(group_sources: dict[str, set[str]], held_out_fraction: floa
     """Sources of one species to hold out: whole sources, smallest first, about ``held_out_fraction`` of its
     groups, never every source (training keeps at least one). Sources that share a duplicate group are one
     unit, so no photo in validation or test has a copy from a training source."""
-    from mushroom_id.dedup import UnionFind
-
     sources = sorted({s for ss in group_sources.values() for s in ss})
-    uf = UnionFind(sources)
-    for ss in group_sources.values():
-        first, *rest = sorted(ss)
-        for s in rest:
-            uf.union(first, s)
+    unit_of = connected_groups(sources, ((min(ss), s) for ss in group_sources.values() for s in ss))
     units: dict[str, set[str]] = defaultdict(set)
     for s in sources:
-        units[uf.find(s)].add(s)
-    size = {u: sum(1 for ss in group_sources.values() if uf.find(min(ss)) == u) for u in units}
+        units[unit_of[s]].add(s)
+    size = Counter(unit_of[min(ss)] for ss in group_sources.values())  # groups per unit
     order = sorted(units, key=lambda u: (size[u], _rank(seed, f"source:{species}:{u}")))
     target = max(1, round(held_out_fraction * len(group_sources)))
     held: set[str] = set()

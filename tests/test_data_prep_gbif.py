@@ -1,0 +1,123 @@
+"""The GBIF source end to end against a local stand-in of GBIF's API (real photos from ../shared)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+
+import pytest
+
+from data_prep.__main__ import main
+from data_prep.common import Manifest
+from data_prep.gbif import is_open_licence, media_records, normalise_licence
+from tests.stand_ins.fake_gbif import FakeGbif, occurrences_from_shared
+
+SPECIES = ["Lactarius deliciosus", "Laetiporus sulphureus", "Galerina marginata", "Schizophyllum commune"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://creativecommons.org/licenses/by-nc/4.0/", "cc-by-nc-4.0"),
+        ("https://creativecommons.org/licenses/by-sa/3.0/legalcode", "cc-by-sa-3.0"),
+        ("http://creativecommons.org/publicdomain/zero/1.0/", "cc0-1.0"),
+        ("CC0_1_0", "cc0-1.0"),
+        ("CC_BY_4_0", "cc-by-4.0"),
+        ("CC BY-NC 4.0", "cc-by-nc-4.0"),
+        ("cc-by-nc-nd", "cc-by-nc-nd-4.0"),
+        ("All rights reserved", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_licences_are_normalised(raw, expected):
+    assert normalise_licence(raw) == expected
+
+
+def test_open_licences():
+    assert all(map(is_open_licence, ("cc0-1.0", "cc-by-4.0", "cc-by-nc-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0")))
+    assert not any(map(is_open_licence, ("cc-by-nd-4.0", "cc-by-nc-nd-4.0", "unknown", "", "see origin")))
+
+
+def test_media_records_carry_provenance():
+    occ = {
+        "key": 4516381400,
+        "datasetKey": "50c9509d-22c7-4a22-a47d-8c48425ef4a7",
+        "datasetName": "iNaturalist research-grade observations",
+        "occurrenceID": "https://www.inaturalist.org/observations/321701514",
+        "references": "https://www.inaturalist.org/observations/321701514",
+        "recordedBy": "Ana",
+        "media": [
+            {
+                "type": "StillImage",
+                "identifier": "https://x/1.jpg",
+                "license": "http://creativecommons.org/licenses/by/4.0/",
+                "creator": "Ana B.",
+                "rightsHolder": "Ana B.",
+            },
+            {"type": "Sound", "identifier": "https://x/1.mp3"},
+            {"type": "StillImage", "identifier": "https://x/2.jpg", "license": "All rights reserved"},
+        ],
+    }
+    recs = media_records(occ, open_only=False)
+    assert [r["url"] for r in recs] == ["https://x/1.jpg", "https://x/2.jpg"]
+    first = recs[0]
+    assert first["license"] == "cc-by-4.0" and first["creator"] == "Ana B." and first["rights_holder"] == "Ana B."
+    assert first["origin"] == "https://www.inaturalist.org/observations/321701514"
+    assert (first["occurrence_id"], first["observation_id"]) == ("gbif:4516381400", "inat:321701514")
+    assert recs[1]["creator"] == "Ana"  # the occurrence's recorder when the photo names nobody
+    assert [r["url"] for r in media_records(occ, open_only=True)] == ["https://x/1.jpg"]
+
+
+@pytest.mark.slow
+def test_gbif_crawl_end_to_end_into_load_dataset(tmp_path, photos_dir, photo_manifest):
+    import datasets
+
+    occurrences = occurrences_from_shared(photo_manifest, SPECIES, per_occurrence=2)
+    work = tmp_path / "work"
+    with FakeGbif(photos_dir, occurrences) as gbif:
+        argv = [
+            "all", "--work-dir", str(work), "--source", "gbif", "--gbif-api", gbif.api,
+            "--gbif-licences", "any", "--contact", "tests@example.org", "--only", ",".join(SPECIES),
+            "--per-species", "0", "--delay", "0", "--backoff", "0.01", "--timeout", "5", "--workers", "1",
+            "--licences", "open",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        n_requests = len(gbif.requests)
+        assert main(argv) == 0  # rerun: the listing is cached and every URL journaled
+        assert len(gbif.requests) == n_requests
+    searches = [r for r in gbif.requests if r.startswith("/v1/occurrence/search")]
+    assert len(searches) == len(SPECIES) + 1  # the first was answered 429 + Retry-After, then retried
+    assert all("limit=300" in r and "mediaType=StillImage" in r for r in searches)
+    assert any("tests@example.org" in ua for ua in gbif.user_agents)
+
+    rows = Manifest(work).rows()
+    media = [m for o in occurrences for m in o["media"]]
+    assert len(rows) == len(media)
+    kept = [r for r in rows if r["status"] == "ok"]
+    assert kept and all(r["creator"].startswith("Photographer") and r["occurrence_id"] for r in kept)
+    summary = json.loads((work / "summaries" / "crawl.json").read_text())
+    assert {"cc-by-nc-4.0", "cc0-1.0", "cc-by-4.0", "unknown", "cc-by-nc-nd-4.0"} <= set(summary["licences_kept"])
+
+    ds = datasets.load_dataset(str(work / "dataset"), cache_dir=str(tmp_path / "hf"))
+    published = [ex for s in ds for ex in ds[s].remove_columns("image")]
+    assert published and all(is_open_licence(ex["license"]) for ex in published)  # --licences open
+    assert len(published) == sum(is_open_licence(r["license"]) for r in kept if r["split"])
+    for ex in published:
+        assert ex["creator"].startswith("Photographer") and ex["rights_holder"]
+        # the observation's page (GBIF's occurrence page when the publisher names none)
+        assert ex["origin"].startswith(
+            ("https://www.inaturalist.org/observations/", "https://www.gbif.org/occurrence/")
+        )
+        assert ex["observation_id"].startswith(("inat:", "gbif:"))
+    # photos of one observation never cross splits
+    sides = defaultdict(set)
+    for s in ds:
+        for ex in ds[s].remove_columns("image"):
+            sides[ex["observation_id"]].add(s)
+    assert sides and all(len(v) == 1 for v in sides.values())
+    card = (work / "dataset" / "README.md").read_text()
+    assert "### Attribution" in card and "| Photographer" in card and "--licences open" in card
+    with open(work / "dataset" / "attribution.csv", newline="") as f:
+        attribution = list(csv.DictReader(f))
+    assert len(attribution) == len(published) and all(a["creator"] for a in attribution)
