@@ -41,8 +41,14 @@ def parse_config(spec: str) -> dict:
 
 def start_app(cfg: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
-               MUSHROOM_RUNTIME=cfg["runtime"], MUSHROOM_CONCURRENCY=str(cfg["concurrency"]))
+    env = dict(
+        os.environ,
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_ANALYTICS_ENABLED="False",
+        HF_HUB_OFFLINE="1",
+        MUSHROOM_RUNTIME=cfg["runtime"],
+        MUSHROOM_CONCURRENCY=str(cfg["concurrency"]),
+    )
     env.pop("MUSHROOM_THREADS", None)
     if cfg["threads"]:
         env["MUSHROOM_THREADS"] = cfg["threads"]
@@ -124,9 +130,20 @@ def main() -> int:
             for n in levels:
                 r = load_level(url, n, args.requests, photos)
                 lat = r["latencies"]
-                rows.append([spec, cfg["runtime"], cfg["threads"] or "default", cfg["concurrency"], n,
-                             r["ok"] / r["wall"], median(lat) * 1000, percentile(lat, 95) * 1000, r["errors"],
-                             f"{ready:.0f}"])
+                rows.append(
+                    [
+                        spec,
+                        cfg["runtime"],
+                        cfg["threads"] or "default",
+                        cfg["concurrency"],
+                        n,
+                        r["ok"] / r["wall"],
+                        median(lat) * 1000,
+                        percentile(lat, 95) * 1000,
+                        r["errors"],
+                        f"{ready:.0f}",
+                    ]
+                )
                 print(f"  {spec} N={n}: {rows[-1][5]:.2f} req/s, p95 {rows[-1][7]:.0f} ms", file=sys.stderr, flush=True)
         finally:
             proc.terminate()
@@ -134,9 +151,22 @@ def main() -> int:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    show(["config", "runtime", "threads", "MUSHROOM_CONCURRENCY", "callers N", "req/s", "p50 ms", "p95 ms",
-          "errors", "start s"], rows,
-         f"/classify under N concurrent gradio_client callers, {args.requests} requests each")
+    show(
+        [
+            "config",
+            "runtime",
+            "threads",
+            "MUSHROOM_CONCURRENCY",
+            "callers N",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "errors",
+            "start s",
+        ],
+        rows,
+        f"/classify under N concurrent gradio_client callers, {args.requests} requests each",
+    )
     return 0
 
 

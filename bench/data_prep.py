@@ -165,12 +165,23 @@ def main() -> int:
     for name in cases:
         one, many = median(rates[(name, 1)]), median(rates[(name, cores)])
         rows.append([name, one, many, many / one, len(files) / many, 154_000 / many / 60])
-    show(["work per image", "img/s, 1 core", f"img/s, {cores} cores", "scaling", "s for these files",
-          "min for 154k (same sizes)"], rows,
-         f"{len(files)} shared photos ({mpix / len(files):.2f} MP average), median of {args.repeats} passes")
+    show(
+        [
+            "work per image",
+            "img/s, 1 core",
+            f"img/s, {cores} cores",
+            "scaling",
+            "s for these files",
+            "min for 154k (same sizes)",
+        ],
+        rows,
+        f"{len(files)} shared photos ({mpix / len(files):.2f} MP average), median of {args.repeats} passes",
+    )
     base = median(rates[("Pillow decode + resize 600 + encode q90", 1)])
-    print(f"normalize reaches {median(rates[('normalize (data_prep)', 1)]) / base:.0%} of raw Pillow "
-          "decode + resize + encode on one core.\n")
+    print(
+        f"normalize reaches {median(rates[('normalize (data_prep)', 1)]) / base:.0%} of raw Pillow "
+        "decode + resize + encode on one core.\n"
+    )
 
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
@@ -185,8 +196,11 @@ def main() -> int:
             t_idd = time.perf_counter() - t0
         rows.append([f"{n:,}", t_np, pairs, t_idd, pairs_idd])
         print(f"  search n={n:,}: {t_np:.1f} s", flush=True)
-    show(["hashes", "phash_pairs s (numpy)", "pairs found", "imagededup find_duplicates s", "pairs found"], rows,
-         "Near-duplicate search (PHash distance <= 8), synthetic hashes, 1% planted near duplicates")
+    show(
+        ["hashes", "phash_pairs s (numpy)", "pairs found", "imagededup find_duplicates s", "pairs found"],
+        rows,
+        "Near-duplicate search (PHash distance <= 8), synthetic hashes, 1% planted near duplicates",
+    )
     return 0
 
 

@@ -83,8 +83,9 @@ def app_memory(runtime: str) -> list:
 
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), MUSHROOM_RUNTIME=runtime, GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     sampler = PeakSampler(proc.pid)
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -109,8 +110,7 @@ def main() -> int:
 
     if not args.skip_app:
         rows = [app_memory(rt) for rt in ("torch", "onnx")]
-        show(["process", "start s", "RSS after start MB", "peak RSS MB (start + 8 predictions)"], rows,
-             "App")
+        show(["process", "start s", "RSS after start MB", "peak RSS MB (start + 8 predictions)"], rows, "App")
 
     if not args.skip_data:
         from mushroom_id.core.paths import shared_photos_dir
@@ -121,7 +121,10 @@ def main() -> int:
         stage_args = {
             "species": ["--per-species", "0"],
             "crawl": ["--source", "url-list", "--delay", "0", "--min-side", "64"],
-            "dedup": [], "normalize": [], "split": [], "publish": [],
+            "dedup": [],
+            "normalize": [],
+            "split": [],
+            "publish": [],
         }
         rows = []
         with FakeWeb(shared_photos_dir()) as web:
@@ -129,13 +132,25 @@ def main() -> int:
             n = write_url_list(web, url_list)
             stage_args["crawl"] += ["--url-list", str(url_list)]
             for stage, extra in stage_args.items():
-                cmd = [sys.executable, "-m", "data_prep", stage, "--work-dir", str(work),
-                       "--workers", str(args.workers), *extra]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "data_prep",
+                    stage,
+                    "--work-dir",
+                    str(work),
+                    "--workers",
+                    str(args.workers),
+                    *extra,
+                ]
                 seconds, main_mb, tree_mb, code = run_measured(cmd)
                 rows.append([stage, seconds, main_mb, tree_mb, "ok" if code == 0 else f"exit {code}"])
                 print(f"  {stage}: {seconds:.1f} s, {main_mb:.0f} / {tree_mb:.0f} MB", file=sys.stderr, flush=True)
-        show(["stage", "seconds", "peak RSS main MB", "peak RSS tree MB (sum)", "status"], rows,
-             f"python -m data_prep <stage> on the {n:,} shared photos, --workers {args.workers}")
+        show(
+            ["stage", "seconds", "peak RSS main MB", "peak RSS tree MB (sum)", "status"],
+            rows,
+            f"python -m data_prep <stage> on the {n:,} shared photos, --workers {args.workers}",
+        )
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     return 0

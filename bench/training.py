@@ -37,10 +37,36 @@ TRAIN_DEFAULTS = dict(scale=(0.25, 1.0), hflip=0.5, vflip=0.0, color_jitter=0.3,
 
 def run_train_py(steps: int, batch: int, workers: int, lr: float, out: Path) -> dict:
     cmd = [
-        sys.executable, "train.py", "--config", "configs/lite0.yaml", "--data", "shared-photos", "--epochs", "1",
-        "--max-steps-per-epoch", str(steps), "--batch-size", str(batch), "--num-workers", str(workers),
-        "--mixed-precision", "no", "--channels-last", "false", "--ema-decay", "null", "--lr", str(lr),
-        "--warmup-epochs", "0", "--test-split", "null", "--export-onnx", "false", "--output-dir", str(out),
+        sys.executable,
+        "train.py",
+        "--config",
+        "configs/lite0.yaml",
+        "--data",
+        "shared-photos",
+        "--epochs",
+        "1",
+        "--max-steps-per-epoch",
+        str(steps),
+        "--batch-size",
+        str(batch),
+        "--num-workers",
+        str(workers),
+        "--mixed-precision",
+        "no",
+        "--channels-last",
+        "false",
+        "--ema-decay",
+        "null",
+        "--lr",
+        str(lr),
+        "--warmup-epochs",
+        "0",
+        "--test-split",
+        "null",
+        "--export-onnx",
+        "false",
+        "--output-dir",
+        str(out),
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -62,7 +88,8 @@ def run_trainer(steps: int, batch: int, workers: int, lr: float, out: Path) -> d
 
     data = load_splits("shared-photos")
     config = TimmWrapperConfig(
-        architecture="tf_efficientnet_lite0", num_labels=len(data.labels),
+        architecture="tf_efficientnet_lite0",
+        num_labels=len(data.labels),
         model_args={"drop_rate": 0.2, "drop_path_rate": 0.1},
     )
     model = TimmWrapperForImageClassification(config)
@@ -82,10 +109,23 @@ def run_trainer(steps: int, batch: int, workers: int, lr: float, out: Path) -> d
             return {"pixel_values": x, "labels": y}
 
     args = TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps, learning_rate=lr,
-        weight_decay=0.05, optim="adamw_torch", lr_scheduler_type="constant", dataloader_num_workers=workers,
-        use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no", logging_strategy="no",
-        remove_unused_columns=False, disable_tqdm=True, max_grad_norm=1.0, seed=0,
+        output_dir=str(out),
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=lr,
+        weight_decay=0.05,
+        optim="adamw_torch",
+        lr_scheduler_type="constant",
+        dataloader_num_workers=workers,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        max_grad_norm=1.0,
+        seed=0,
     )
     from transformers import TrainerCallback
 
@@ -100,8 +140,12 @@ def run_trainer(steps: int, batch: int, workers: int, lr: float, out: Path) -> d
     t0 = time.perf_counter()
     result = Trainer(model=model, args=args, train_dataset=AsDict(), callbacks=[steps_cb]).train()
     gaps = [b - a for a, b in zip(steps_cb.times, steps_cb.times[1:], strict=False)]
-    return {"images_per_s": result.metrics["train_samples_per_second"], "wall": time.perf_counter() - t0,
-            "steady": batch / median(gaps) if gaps else float("nan"), "threads": torch.get_num_threads()}
+    return {
+        "images_per_s": result.metrics["train_samples_per_second"],
+        "wall": time.perf_counter() - t0,
+        "steady": batch / median(gaps) if gaps else float("nan"),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def make_600px(files: list[Path], out_dir: Path) -> list[str]:
@@ -185,34 +229,52 @@ def main() -> int:
         peer_ips = median([r["images_per_s"] for r in peer_runs])
         rows = [
             ["train.py (Accelerate loop)", ours_ips, "-", median([r["wall"] for r in ours_runs] or [float("nan")])],
-            ["transformers Trainer + TimmWrapperForImageClassification", peer_ips,
-             median([r["steady"] for r in peer_runs]), median([r["wall"] for r in peer_runs])],
+            [
+                "transformers Trainer + TimmWrapperForImageClassification",
+                peer_ips,
+                median([r["steady"] for r in peer_runs]),
+                median([r["wall"] for r in peer_runs]),
+            ],
         ]
-        show(["trainer", "train images/s (its own figure)", "steady state (steps 2+)",
-              "wall s (incl. start-up, data, eval)"], rows,
-             f"tf_efficientnet_lite0, full fine-tuning, fp32, 224 px, batch {args.batch_size}, {args.steps} steps, "
-             f"{args.workers} loader workers, shared-photos train split, CPU, median of {args.peer_repeats} "
-             "alternated runs")
-        print(f"train.py / Trainer: {ours_ips / peer_ips:.2f}x (each trainer's own images/s: samples over the "
-              "training loop's time, loader start-up included)\n")
+        show(
+            [
+                "trainer",
+                "train images/s (its own figure)",
+                "steady state (steps 2+)",
+                "wall s (incl. start-up, data, eval)",
+            ],
+            rows,
+            f"tf_efficientnet_lite0, full fine-tuning, fp32, 224 px, batch {args.batch_size}, {args.steps} steps, "
+            f"{args.workers} loader workers, shared-photos train split, CPU, median of {args.peer_repeats} "
+            "alternated runs",
+        )
+        print(
+            f"train.py / Trainer: {ours_ips / peer_ips:.2f}x (each trainer's own images/s: samples over the "
+            "training loop's time, loader start-up included)\n"
+        )
 
     import torch
 
     threads = torch.get_num_threads()
-    files = make_600px(shared_photos()[:: max(1, len(shared_photos()) // args.loader_files)][: args.loader_files],
-                       tmp)
+    files = make_600px(shared_photos()[:: max(1, len(shared_photos()) // args.loader_files)][: args.loader_files], tmp)
     per_core, all_cores = loader_throughput(files, args.workers, args.batch_size, args.repeats)
     torch.set_num_threads(threads)
     cores = args.workers
     efficiency = all_cores / (per_core * cores)
-    show(["what", "images/s"], [
-        ["1 core (one process, load_image + training transform)", per_core],
-        [f"DataLoader, {cores} workers", all_cores],
-        [f"scaling efficiency at {cores} workers", efficiency],
-        ["projected: 16-core GPU host, 16 workers (1 core x 16 x efficiency)", per_core * 16 * efficiency],
-        ["projected: 16-core GPU host, 15 workers (one core kept for the training process)",
-         per_core * 15 * efficiency],
-    ], f"Data loader: {len(files)} JPEGs of 600 px -> 299 px training crops, median of {args.repeats} passes")
+    show(
+        ["what", "images/s"],
+        [
+            ["1 core (one process, load_image + training transform)", per_core],
+            [f"DataLoader, {cores} workers", all_cores],
+            [f"scaling efficiency at {cores} workers", efficiency],
+            ["projected: 16-core GPU host, 16 workers (1 core x 16 x efficiency)", per_core * 16 * efficiency],
+            [
+                "projected: 16-core GPU host, 15 workers (one core kept for the training process)",
+                per_core * 15 * efficiency,
+            ],
+        ],
+        f"Data loader: {len(files)} JPEGs of 600 px -> 299 px training crops, median of {args.repeats} passes",
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

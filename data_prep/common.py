@@ -81,7 +81,6 @@ STAGE_ORDER = ("crawl", "dedup", "normalize", "split", "publish")
 Row = dict[str, str]
 
 
-
 # ---------------------------------------------------------------------------------------------
 # files
 

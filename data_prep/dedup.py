@@ -132,7 +132,9 @@ def embeddings(paths: list[str], batch: int = 32):
     from mushroom_id.core.models import imagenet_model
 
     backbone = imagenet_model()
-    out = run(PooledFeatures(backbone.model), paths, backbone.transform(whole_photo=True), batch, workers=0, desc="embed")
+    out = run(
+        PooledFeatures(backbone.model), paths, backbone.transform(whole_photo=True), batch, workers=0, desc="embed"
+    )
     if not len(out.first):
         return np.zeros((0, 1), np.float32)
     f = torch.nn.functional.normalize(torch.from_numpy(out.first), dim=1).numpy()

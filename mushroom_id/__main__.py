@@ -1,10 +1,10 @@
 """The mushroom identifier's command line.
 
-  python -m mushroom_id predict photo.jpg [more.jpg ...] [--json] [--observation]
-  python -m mushroom_id build-embedded [--install]       # frozen candidates on ../shared, the best one
-  python -m mushroom_id install runs/lite0_embedded/model  # a saved model becomes the calibrated default
-  python -m mushroom_id measure-trust [--model SPEC] [--write]
-  python -m mushroom_id keras-sidecar model.h5 --backbone xception ...  # serve an original Keras model
+python -m mushroom_id predict photo.jpg [more.jpg ...] [--json] [--observation]
+python -m mushroom_id build-embedded [--install]       # frozen candidates on ../shared, the best one
+python -m mushroom_id install runs/lite0_embedded/model  # a saved model becomes the calibrated default
+python -m mushroom_id measure-trust [--model SPEC] [--write]
+python -m mushroom_id keras-sidecar model.h5 --backbone xception ...  # serve an original Keras model
 """
 
 from __future__ import annotations
@@ -101,7 +101,9 @@ def cmd_install(args) -> int:
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: report[k] for k in ("model", "temperature", "test_top1_species_mean", "written_to")}, indent=2))
+    print(
+        json.dumps({k: report[k] for k in ("model", "temperature", "test_top1_species_mean", "written_to")}, indent=2)
+    )
     return 0
 
 

@@ -102,6 +102,7 @@ def test_mutated_real_photos_never_crash(seeds, predictor):
 
 def _png_bomb(width: int, height: int) -> bytes:
     """A valid PNG header claiming width x height, with a small compressed body."""
+
     def chunk(tag: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
 

@@ -265,8 +265,13 @@ def _crawled_work_dir(work: Path, photos_dir: Path, photo_manifest: list[dict]) 
     catalog = default_catalog()
     truth = {r["path"].split("/", 1)[1]: r for r in photo_manifest}
     picked = set(NEAR_PAIRS)
-    for folder, n in (("Boletus_edulis", 60), ("Amanita_virosa", 25), ("Cantharellus_cibarius", 25),
-                      ("Amanita_phalloides", 3), ("Coprinus_comatus", 15)):
+    for folder, n in (
+        ("Boletus_edulis", 60),
+        ("Amanita_virosa", 25),
+        ("Cantharellus_cibarius", 25),
+        ("Amanita_phalloides", 3),
+        ("Coprinus_comatus", 15),
+    ):
         picked |= {f"{folder}/{p.name}" for p in sorted((photos_dir / folder).glob("*.jpg"))[:n]}
     rows = []
     for rel in sorted(picked):
@@ -564,7 +569,11 @@ def test_hub_token_is_never_printed_by_model_loading(fake_hub, tmp_path, photo_o
         f"sys.exit(main(['predict', {str(photo_of('Boletus edulis', 'seed'))!r}, '--model', 'hf-hub:acme/mush']))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO_DIR, env=_hub_env(endpoint, tmp_path), capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=REPO_DIR,
+        env=_hub_env(endpoint, tmp_path),
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     output = proc.stdout + proc.stderr
@@ -610,7 +619,11 @@ def test_hub_token_is_never_printed_by_publish(reference_chain, fake_hub, tmp_pa
     shutil.copytree(states["split"], work)
     proc = subprocess.run(
         [*_stage_cmd("publish", work), "--push-to-hub", "acme/mushrooms"],
-        cwd=REPO_DIR, env=_hub_env(fake_hub(echo), tmp_path), capture_output=True, text=True, timeout=180,
+        cwd=REPO_DIR,
+        env=_hub_env(fake_hub(echo), tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "push to acme/mushrooms failed" in output and "401" in output
@@ -624,9 +637,34 @@ def test_hub_token_is_never_printed_by_publish(reference_chain, fake_hub, tmp_pa
 
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "train.py", "--model", "test_efficientnet", "--pretrained", "none", "--img-size", "48",
-        "--data", str(data), "--output-dir", str(out), "--epochs", "3", "--batch-size", "4", "--num-workers", "0",
-        "--lr", "0.01", "--warmup-epochs", "0.5", "--auto-augment", "none", "--color-jitter", "0", "--seed", "0",
+        sys.executable,
+        "train.py",
+        "--model",
+        "test_efficientnet",
+        "--pretrained",
+        "none",
+        "--img-size",
+        "48",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(out),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--num-workers",
+        "0",
+        "--lr",
+        "0.01",
+        "--warmup-epochs",
+        "0.5",
+        "--auto-augment",
+        "none",
+        "--color-jitter",
+        "0",
+        "--seed",
+        "0",
         *extra,
     ]
 
@@ -642,8 +680,9 @@ def killed_training(tmp_path_factory, photos_dir):
     env = {**_env(), "PYTHONUNBUFFERED": "1"}
     log_path = root / "killed.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(_train_cmd(data, out), cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            _train_cmd(data, out), cwd=REPO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.time() + 240
         while proc.poll() is None and time.time() < deadline:
             if "epoch 1:" in log_path.read_text(errors="replace"):  # printed once epoch_001 is saved
@@ -654,8 +693,9 @@ def killed_training(tmp_path_factory, photos_dir):
         proc.wait()
     killed_history = (out / "metrics.csv").read_text()
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch_001"]
-    resumed = subprocess.run(_train_cmd(data, out, "--resume", "auto"), cwd=REPO_DIR, env=env, capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        _train_cmd(data, out, "--resume", "auto"), cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
     return data, out, killed_history, resumed.stdout + resumed.stderr
 
@@ -689,8 +729,14 @@ def test_corrupt_checkpoint_gives_a_clear_error(killed_training, tmp_path):
     shutil.copytree(out / "checkpoints" / "epoch_003", bad / "checkpoints" / "epoch_003")
     weights = bad / "checkpoints" / "epoch_003" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # cut short, as a full disk would leave it
-    proc = subprocess.run(_train_cmd(data, bad, "--epochs", "4", "--resume", "auto"), cwd=REPO_DIR, env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        _train_cmd(data, bad, "--epochs", "4", "--resume", "auto"),
+        cwd=REPO_DIR,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert _clear_error(proc.stderr, "epoch_003"), proc.stderr[-500:]
 
@@ -704,8 +750,14 @@ def test_half_written_latest_checkpoint_is_skipped(killed_training, tmp_path):
     shutil.copytree(out / "checkpoints" / "epoch_003", run / "checkpoints" / "epoch_003")
     shutil.copytree(out / "best", run / "best")  # the rest of a real run folder
     (run / "checkpoints" / "epoch_004").mkdir()  # killed right after the folder was made (old, non-atomic save)
-    proc = subprocess.run(_train_cmd(data, run, "--epochs", "4", "--resume", "auto"), cwd=REPO_DIR, env=_env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        _train_cmd(data, run, "--epochs", "4", "--resume", "auto"),
+        cwd=REPO_DIR,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-2000:]
     assert "skipping incomplete checkpoint" in log and "epoch_004" in log

@@ -113,7 +113,10 @@ def test_space_requirements_cover_what_the_app_imports(bundle):
                         todo.append(candidate)
             elif top not in sys.stdlib_module_names:
                 third_party.add(top)
-    assert bundle / "mushroom_id" / "serving" / "predictor.py" in seen and bundle / "mushroom_id" / "serving" / "ui.py" in seen
+    assert (
+        bundle / "mushroom_id" / "serving" / "predictor.py" in seen
+        and bundle / "mushroom_id" / "serving" / "ui.py" in seen
+    )
     dists = importlib.metadata.packages_distributions()
     required = requirement_names(bundle / "requirements.txt")
     missing = []

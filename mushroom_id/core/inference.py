@@ -87,7 +87,9 @@ def run(
     if isinstance(images, torch.utils.data.DataLoader) or accelerator is not None and not hasattr(images, "__len__"):
         loader = images
     else:
-        dataset = images.with_transform(transform) if hasattr(images, "with_transform") else ImageFiles(images, transform)
+        dataset = (
+            images.with_transform(transform) if hasattr(images, "with_transform") else ImageFiles(images, transform)
+        )
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False)
     was_training = getattr(network, "training", False)
     if isinstance(network, nn.Module):
@@ -153,7 +155,9 @@ def cached_features(model: nn.Module, transform, images, keys: Sequence[str], ta
     return cached(f"features-{tag}", keys, PooledFeatures(model), images, transform)[0]
 
 
-def predict(model: nn.Module, loader, accelerator=None, desc: str = "eval") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, loader, accelerator=None, desc: str = "eval"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(logits (N, C) float32, labels (N,), sample indices (N,)) of a model over a labelled loader
     (:func:`run`; gathered over processes with an Accelerator)."""
     out = run(model, loader, accelerator=accelerator, desc=desc)

@@ -85,7 +85,6 @@ def shared_trunk_blocks(model: nn.Module, gate_model: nn.Module) -> int:
     return k if k < len(model.blocks) else 0  # all equal would mean shared_backbone's case
 
 
-
 def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     """The species model with the fungus gate: an offline ImageNet-pretrained EfficientNet-Lite (Lite0,
     or the species model's own frozen Lite backbone, so one forward serves both; a partially fine-tuned
@@ -115,14 +114,27 @@ def export_network(network: ServedNetwork, input_size: tuple[int, ...], path: Pa
         warnings.simplefilter("ignore")
         try:  # the TorchScript exporter: ~3 s here, against ~30 s for the dynamo one
             torch.onnx.export(
-                network, (example,), str(tmp), dynamo=False, opset_version=OPSET, input_names=["pixel_values"],
-                output_names=outputs, dynamic_axes={"pixel_values": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
+                network,
+                (example,),
+                str(tmp),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["pixel_values"],
+                output_names=outputs,
+                dynamic_axes={"pixel_values": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             )
         except Exception as e:  # pragma: no cover - depends on the torch version
             log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", e)
             batch = torch.export.Dim("batch", min=1, max=1024)
             torch.onnx.export(
-                network, (example,), str(tmp), dynamo=True, opset_version=OPSET, input_names=["pixel_values"],
-                output_names=outputs, dynamic_shapes=({0: batch},), verbose=False,
+                network,
+                (example,),
+                str(tmp),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=["pixel_values"],
+                output_names=outputs,
+                dynamic_shapes=({0: batch},),
+                verbose=False,
             )
     return path

@@ -127,7 +127,9 @@ def features(data: DataSplits, backbone: str) -> dict[str, np.ndarray]:
     out = {}
     for split in ("train", "validation", "test"):
         ds = data[split]
-        out[split] = cached_features(backbone_model.model, backbone_model.transform(), ds, list(ds.keys), f"{backbone}-pooled")
+        out[split] = cached_features(
+            backbone_model.model, backbone_model.transform(), ds, list(ds.keys), f"{backbone}-pooled"
+        )
     return out
 
 

@@ -1,5 +1,4 @@
-"""Evaluate loaded models on a dataset split and compare them (the library behind ``python -m mushroom_id.evaluate``).
-"""
+"""Evaluate loaded models on a dataset split and compare them (behind ``python -m mushroom_id.evaluate``)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,6 @@ def export_onnx(loaded: LoadedModel, path: str | Path, check_images: Sequence | 
     PyTorch on ``check_images`` (PIL images or files) or on random inputs."""
     import onnx
 
-
     path = Path(path)
     network = ServedNetwork(loaded.model.float().eval(), None, shared_backbone=False)  # outputs: logits
     export_network(network, tuple(loaded.data_config["input_size"]), path)

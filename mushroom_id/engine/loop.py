@@ -446,7 +446,9 @@ def train(
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     if config.grad_clip:
-                        accelerator.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+                        accelerator.clip_grad_norm_(
+                            [p for p in model.parameters() if p.requires_grad], config.grad_clip
+                        )
                     lr = lr_at(state.step, total_steps, warmup_steps, base_lr, min(config.min_lr, base_lr))
                     for group in optimizer.param_groups:
                         group["lr"] = lr

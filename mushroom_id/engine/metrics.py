@@ -98,9 +98,7 @@ def toxic_as_non_toxic_rate(y_true: np.ndarray, y_pred: np.ndarray, toxic: Seque
     return float(np.mean(~toxic[np.asarray(y_pred)[is_toxic]]))
 
 
-def fungiclef_cost(
-    y_true: np.ndarray, y_pred: np.ndarray, toxic: Sequence[bool], edible: Sequence[bool]
-) -> float:
+def fungiclef_cost(y_true: np.ndarray, y_pred: np.ndarray, toxic: Sequence[bool], edible: Sequence[bool]) -> float:
     """Mean FungiCLEF safety cost: 100 per toxic specimen predicted as a non-toxic species,
     1 per edible specimen predicted as a toxic species."""
     toxic, edible = np.asarray(toxic, dtype=bool), np.asarray(edible, dtype=bool)

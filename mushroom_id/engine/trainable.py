@@ -188,7 +188,15 @@ def compute_trunk_cache(trunk: Trunk, dataset, views: Sequence, batch_size: int 
 
     out = [
         torch.from_numpy(
-            run(trunk, dataset, transform, batch_size, workers, desc=f"trunk cache view {v + 1}/{len(views)}", dtype=torch.float16).first
+            run(
+                trunk,
+                dataset,
+                transform,
+                batch_size,
+                workers,
+                desc=f"trunk cache view {v + 1}/{len(views)}",
+                dtype=torch.float16,
+            ).first
         )
         for v, transform in enumerate(views)
     ]

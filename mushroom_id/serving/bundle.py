@@ -1,5 +1,4 @@
-"""Assemble a deployable Hugging Face Space folder (the library behind ``python -m mushroom_id.space``).
-"""
+"""Assemble a deployable Hugging Face Space folder (the library behind ``python -m mushroom_id.space``)."""
 
 from __future__ import annotations
 

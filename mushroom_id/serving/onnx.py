@@ -33,8 +33,13 @@ DEFAULT_CACHE = Path.home() / ".cache" / "mushroom_id" / "onnx"
 class OnnxNetwork:
     """Callable like :class:`ServedNetwork` (torch tensors in and out), backed by ONNX Runtime."""
 
-    def __init__(self, network: ServedNetwork, input_size: tuple[int, ...], threads: int | None = None,
-                 cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        network: ServedNetwork,
+        input_size: tuple[int, ...],
+        threads: int | None = None,
+        cache_dir: str | Path | None = None,
+    ):
         import onnxruntime as ort
 
         cache = Path(cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)

@@ -260,7 +260,9 @@ def export(refs: ReferencePhotos, out_dir: str | Path, species: Iterable[str] | 
         (out / rel).write_bytes(thumbnail_bytes(photo.path, size=EXAMPLE_PX, quality=88))
         examples.append({**asdict(photo), "path": rel})
     index = {
-        "about": "Reference and example photos with their credits; written by mushroom_id.serving.reference_photos.export",
+        "about": (
+            "Reference and example photos with their credits; written by mushroom_id.serving.reference_photos.export"
+        ),
         "photos": photos,
         "examples": examples,
     }
