@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.stand_ins.local_server import LocalServer
 
 INAT = "50c9509d-22c7-4a22-a47d-8c48425ef4a7"
 OTHER_DATASET = "7f8d1a2e-0000-4000-8000-00000000beef"
@@ -79,7 +81,7 @@ def occurrences_from_shared(photo_manifest: list[dict], species: list[str], per_
     return out
 
 
-class FakeGbif:
+class FakeGbif(LocalServer):
     def __init__(self, photos_dir: str | Path, occurrences: list[dict], rate_limit_first: bool = True):
         self.photos_dir = Path(photos_dir).resolve()
         self.occurrences = occurrences
@@ -88,7 +90,6 @@ class FakeGbif:
         self.user_agents: set[str] = set()
         self._rate_limit = rate_limit_first
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self.base = ""
 
     @property
@@ -118,24 +119,8 @@ class FakeGbif:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.base = f"http://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.base = self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeGbif:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def _json(self, obj, status: int = 200, headers: dict | None = None):
         return status, "application/json", json.dumps(obj).encode(), headers or {}

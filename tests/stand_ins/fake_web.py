@@ -26,14 +26,16 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.stand_ins.local_server import LocalServer
 
 PAGE_SIZE = 35  # Bing's async endpoint returns ~35 results per page while icrawler steps by 20
 
 
-class FakeWeb:
+class FakeWeb(LocalServer):
     def __init__(self, photos_dir: str | Path, slow_seconds: float = 3.0, photo_delay: float = 0.0, port: int = 0):
         self.port = port  # 0: any free port
         self.photos_dir = Path(photos_dir).resolve()
@@ -44,7 +46,6 @@ class FakeWeb:
         self.requests: list[str] = []
         self._flaky_seen: set[str] = set()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self._base = ""
 
     # -- addresses
@@ -84,24 +85,8 @@ class FakeWeb:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self._base = f"http://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._base = self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeWeb:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- content
     def _photo(self, rel: str) -> bytes | None:
