@@ -470,7 +470,8 @@ def test_measure_trust_writes_the_sidecar(model_files, photos_dir, tmp_path, mon
 
     from test_train_fixtures import write_hub_dataset
 
-    from mushroom_id.engine import inference, trust
+    from mushroom_id.core import inference
+    from mushroom_id.engine import trust
 
     folder = tmp_path / "calibrated"
     shutil.copytree(model_files["keras"].parent, folder)
