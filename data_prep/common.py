@@ -265,6 +265,52 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+class Stage:
+    """What every manifest stage does around its own work. At the start: read the manifest and forget
+    what this stage and every later one decided (``reset_from``), so a rerun starts clean. At the end:
+    ``finish(summary)`` reports one summary dict, saved as JSON and printed from the same dict."""
+
+    def __init__(self, name: str, work_dir: Path):
+        self.name, self.work_dir = name, Path(work_dir)
+        self.manifest = Manifest(self.work_dir)
+        self.rows = self.manifest.rows()
+        reset_from(self.rows, name)
+
+    @property
+    def live(self) -> list[Row]:
+        """The rows still kept (the same dicts as in ``rows``: a verdict on one is a verdict in both)."""
+        return [r for r in self.rows if r["status"] == "ok"]
+
+    def write(self) -> None:
+        self.manifest.write(self.rows)
+
+    def finish(self, summary: dict[str, Any]) -> int:
+        return report(self.work_dir, self.name, summary)
+
+
+def report(work_dir: Path, stage: str, summary: dict[str, Any]) -> int:
+    """Save a stage's summary (``summaries/<stage>.json``, quoted by publish) and print the same dict."""
+    write_summary(work_dir, stage, summary)
+    print_summary(stage, summary_lines(summary))
+    return 0
+
+
+def summary_lines(summary: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """``images_kept: 3`` -> ``("images kept", 3)``; a dict value gives one line per key, a long list
+    its length (the JSON keeps it whole)."""
+    for key, value in summary.items():
+        label = key.replace("_", " ")
+        if isinstance(value, dict):
+            if not value:
+                yield label, "-"
+            for k, v in value.items():
+                yield f"{label}: {k}", v
+        elif isinstance(value, list | tuple) and len(value) > 6:
+            yield label, f"{len(value)} (listed in summaries/)"
+        elif value is not None:
+            yield label, value
+
+
 def print_summary(title: str, lines: Iterable[tuple[str, Any]]) -> None:
     print(f"\n== {title} ==")
     for label, value in lines:

@@ -37,10 +37,9 @@ from .common import (
     Manifest,
     add_common_arguments,
     atomic_write_bytes,
-    print_summary,
     read_csv,
+    report,
     species_dir_name,
-    write_summary,
 )
 from .gbif import GBIF_API
 from .http import BROWSER_USER_AGENT, RETRY_STATUS, mount_retries
@@ -682,27 +681,4 @@ def run(args: argparse.Namespace) -> int:
     if args.source == "gbif":
         summary["gbif_photos_listed"] = sum(r.get("listed", 0) for r in results)
         summary["gbif_species_without_photos"] = {r["species"]: r["reason"] for r in results if r.get("reason")}
-    write_summary(work_dir, "crawl", summary)
-    print_summary(
-        "crawl",
-        [
-            ("source", args.source),
-            ("species", summary["species"]),
-            ("species already done (resumed)", summary["species_resumed_as_done"]),
-            ("species with no image", summary["species_with_no_image"]),
-            ("URLs tried", len(rows)),
-            ("images kept", kept),
-            *[(f"dropped: {k}", v) for k, v in sorted(reasons.items())],
-            ("licences of the kept images", ", ".join(f"{k} {v}" for k, v in summary["licences_kept"].items())),
-            *(
-                [
-                    ("GBIF photos listed", summary["gbif_photos_listed"]),
-                    ("GBIF species without photos", len(summary["gbif_species_without_photos"])),
-                ]
-                if args.source == "gbif"
-                else []
-            ),
-            ("time", f"{seconds:.1f} s"),
-        ],
-    )
-    return 0
+    return report(work_dir, "crawl", summary)

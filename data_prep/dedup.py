@@ -30,14 +30,11 @@ from pathlib import Path
 
 from .common import (
     Journal,
-    Manifest,
+    Stage,
     add_common_arguments,
     drop,
     parallel_map,
-    print_summary,
-    reset_from,
     write_csv,
-    write_summary,
 )
 
 # Chosen on the shared photos (bench/near_copies.py; data_prep/README.md has the numbers): mirror PHash
@@ -318,10 +315,8 @@ def deduplicate(
 
 def run(args: argparse.Namespace) -> int:
     work_dir: Path = args.work_dir
-    manifest = Manifest(work_dir)
-    rows = manifest.rows()
-    reset_from(rows, "dedup")
-    live = [r for r in rows if r["status"] == "ok"]
+    stage = Stage("dedup", work_dir)
+    live = stage.live
     t0 = time.perf_counter()
     codes = compute_phashes(live, work_dir, args.workers)
     for r in live:
@@ -337,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
         group_pairs += [(a, b) for a, b, _ in crops if (a, b) not in close]
     t_pairs = time.perf_counter() - t0 - t_hash
     report = deduplicate(live, edges, args.threshold, args.group_threshold, group_pairs)
-    manifest.write(rows)
+    stage.write()
     write_csv(work_dir / "dedup_report.csv", report, REPORT_COLUMNS)
 
     dropped = Counter(r["drop_reason"].split(" of ")[0].split(":")[0] for r in live if r["status"] == "dropped")
@@ -362,22 +357,4 @@ def run(args: argparse.Namespace) -> int:
         "seconds_hashing": round(t_hash, 1),
         "seconds_pair_search": round(t_pairs, 2),
     }
-    write_summary(work_dir, "dedup", summary)
-    print_summary(
-        "dedup",
-        [
-            ("images in", len(live)),
-            ("exact duplicates dropped", summary["exact_duplicates_dropped"]),
-            (f"near duplicates dropped (phash <= {args.threshold})", summary["near_duplicates_dropped"]),
-            ("label-conflict pairs (two species)", summary["label_conflict_pairs"]),
-            ("images quarantined for label conflicts", summary["label_conflict_images_quarantined"]),
-            ("unreadable for PHash (normalize decides)", summary["unreadable_for_phash"]),
-            ("images kept", len(kept)),
-            (f"kept in shared split groups (<= {args.group_threshold})", summary["kept_in_multi_image_split_groups"]),
-            (f"mirrored copies grouped (mirror <= {args.mirror_threshold})", n_mirror),
-            *([(f"crops grouped (cosine >= {args.cnn_threshold})", len(group_pairs) - n_mirror)] if args.cnn else []),
-            ("time hashing / pair search", f"{t_hash:.1f} s / {t_pairs:.2f} s"),
-            ("report", work_dir / "dedup_report.csv"),
-        ],
-    )
-    return 0
+    return stage.finish(summary)

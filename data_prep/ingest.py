@@ -28,11 +28,10 @@ from .common import (
     Manifest,
     add_common_arguments,
     atomic_write_bytes,
-    print_summary,
     read_csv,
+    report,
     species_dir_name,
     write_csv,
-    write_summary,
 )
 from .crawl import image_id
 
@@ -198,15 +197,4 @@ def run(args: argparse.Namespace) -> int:
         "sources": dict(Counter(r["source"] for r in kept)),
         "dropped": dict(reasons),
     }
-    write_summary(work_dir, "ingest", summary)
-    print_summary(
-        "ingest",
-        [
-            ("photos", len(new)),
-            ("kept (catalog species)", len(kept)),
-            ("species", summary["species"]),
-            *[(f"  source {k}", v) for k, v in sorted(summary["sources"].items())],
-            *[(f"dropped: {k}", v) for k, v in sorted(reasons.items())],
-        ],
-    )
-    return 0
+    return report(work_dir, "ingest", summary)

@@ -24,16 +24,13 @@ from pathlib import Path
 
 from .common import (
     Journal,
-    Manifest,
+    Stage,
     add_common_arguments,
     atomic_write_bytes,
     drop,
     parallel_map,
-    print_summary,
     reason_kind,
-    reset_from,
     species_dir_name,
-    write_summary,
 )
 
 RESIZE_MODES = ("longest", "shortest", "square")
@@ -147,10 +144,8 @@ def _normalize_one(item: tuple[str, str, str, str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     work_dir: Path = args.work_dir
-    manifest = Manifest(work_dir)
-    rows = manifest.rows()
-    reset_from(rows, "normalize")
-    live = [r for r in rows if r["status"] == "ok"]
+    stage = Stage("normalize", work_dir)
+    live = stage.live
     settings = f"{args.resize}-{args.size}-q{args.quality}-min{args.min_side_px}"
     _SETTINGS.update(
         size=args.size, mode=args.resize, min_side=args.min_side_px, quality=args.quality, work_dir=str(work_dir)
@@ -188,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         first_of_sha[rec["sha256"]] = r["image_id"]
         r.update(path=rec["path"], sha256=rec["sha256"], width=str(rec["width"]), height=str(rec["height"]))
-    manifest.write(rows)
+    stage.write()
 
     # files of images that are no longer kept (or from other settings) would only confuse
     wanted = {r["path"] for r in live if r["path"]}
@@ -212,18 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 1),
         "images_per_second": round(len(todo) / seconds, 1) if todo and seconds else None,
         "workers": args.workers,
+        "settings": settings,
+        "stale_files_removed": removed,
     }
-    write_summary(work_dir, "normalize", summary)
-    print_summary(
-        "normalize",
-        [
-            ("images in", len(live)),
-            ("processed now / reused", f"{len(todo)} / {len(live) - len(todo)}"),
-            ("images kept", kept),
-            *[(f"dropped: {k}", v) for k, v in sorted(reasons.items())],
-            ("settings", settings),
-            ("stale files removed", removed),
-            ("throughput", f"{summary['images_per_second']} img/s on {args.workers} workers" if todo else "-"),
-        ],
-    )
-    return 0
+    return stage.finish(summary)

@@ -28,7 +28,7 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from .common import Manifest, add_common_arguments, drop, print_summary, reset_from, write_summary
+from .common import Stage, add_common_arguments, drop
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,32 +159,11 @@ def assign_splits(
 
 def run(args: argparse.Namespace) -> int:
     work_dir: Path = args.work_dir
-    manifest = Manifest(work_dir)
-    rows = manifest.rows()
-    reset_from(rows, "split")
+    stage = Stage("split", work_dir)
+    rows = stage.rows
     if not any(r["path"] for r in rows):
         raise SystemExit("no normalized images in the manifest: run `python -m data_prep normalize` first")
     counts = assign_splits(rows, args.fractions, args.seed, args.min_per_species, args.strategy)
-    manifest.write(rows)
+    stage.write()
     summary = {**counts, "fractions": list(args.fractions), "seed": args.seed, "min_per_species": args.min_per_species}
-    write_summary(work_dir, "split", summary)
-    total = sum(counts["images"].values()) or 1
-    print_summary(
-        "split",
-        [
-            *[
-                (f"{s}", f"{counts['images'].get(s, 0)} ({100 * counts['images'].get(s, 0) / total:.1f}%)")
-                for s in ("train", "validation", "test")
-            ],
-            ("strategy", counts["strategy"]),
-            ("species", counts["species"]),
-            ("  held out from unseen sources (cross-source)", counts["species_cross_source"]),
-            ("  in all three splits", counts["species_in_all_three"]),
-            ("  train only (1 distinct image)", counts["species_train_only"]),
-            ("  without validation (< 3 distinct images)", counts["species_without_validation"]),
-            (f"species excluded (< {args.min_per_species} images)", counts["species_excluded"]),
-            ("duplicate groups kept together (> 1 image)", counts["groups_with_several_images"]),
-            ("seed", args.seed),
-        ],
-    )
-    return 0
+    return stage.finish(summary)
