@@ -23,7 +23,7 @@ from test_train_fixtures import (  # noqa: F401 (one_thread: an autouse fixture)
 
 from mushroom_id.engine.config import load_config, parse_overrides
 from mushroom_id.engine.data import class_weights, load_splits
-from mushroom_id.engine.loop import TrainState, lr_at, smooth_one_hot, soft_cross_entropy, train
+from mushroom_id.engine.loop import TrainState, lr_schedule, smooth_one_hot, soft_cross_entropy, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,10 +152,28 @@ def test_soft_cross_entropy_equals_weighted_cross_entropy_for_hard_labels():
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
-    values = [lr_at(s, 100, 10, 1.0, 0.01) for s in range(101)]
-    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
-    assert values[10] == pytest.approx(1.0) and values[100] == pytest.approx(0.01)
+    """timm's cosine schedule per step, checked by hand: 10 epochs of 10 steps, 1 warmup epoch, base 1.0."""
+    import math
+
+    from mushroom_id.engine.config import TrainConfig
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    config = TrainConfig(epochs=10, warmup_epochs=1, min_lr=0.01)
+    schedule = lr_schedule(optimizer, 1.0, config, steps_per_epoch=10)
+
+    def lr(step):
+        schedule.step_update(num_updates=step)
+        return optimizer.param_groups[0]["lr"]
+
+    values = [lr(s) for s in range(101)]
+    assert values[0] == pytest.approx(0.1)  # warmup starts at base / warmup steps
+    assert values[5] == pytest.approx(0.1 + 5 * (1.0 - 0.1) / 10)  # linear
+    cosine = [0.01 + 0.5 * (1.0 - 0.01) * (1 + math.cos(math.pi * s / 100)) for s in range(101)]
+    assert values[10:] == pytest.approx(cosine[10:])  # then the cosine over the whole run
+    assert values[100] == pytest.approx(0.01)
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
+    assert lr(37) == values[37]  # stateless in the step: a resumed run gets the same rate
 
 
 def test_class_weights_balance_and_extra_weight_for_toxic_species():

@@ -85,12 +85,24 @@ class TrainState:
         self.epoch_loss_sum = self.epoch_seconds = 0.0
 
 
-def lr_at(step: int, total: int, warmup: int, base: float, minimum: float) -> float:
-    """Linear warmup to ``base``, then cosine decay to ``minimum`` at ``total`` steps."""
-    if warmup > 0 and step < warmup:
-        return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * progress))
+def lr_schedule(optimizer, base: float, config: TrainConfig, steps_per_epoch: int):
+    """timm's cosine schedule per optimizer step: linear warmup from ``base / warmup steps`` over
+    ``warmup_epochs``, cosine from ``base`` to ``min_lr`` at the last step (the warmup overlaps its start).
+    Stateless in the step (``step_update(num_updates=step)``), so a resumed run gets the same rates."""
+    from timm.scheduler import create_scheduler_v2
+
+    warmup_steps = max(1, int(config.warmup_epochs * steps_per_epoch))
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched="cosine",
+        num_epochs=config.epochs,
+        warmup_epochs=config.warmup_epochs,
+        warmup_lr=base / warmup_steps,
+        min_lr=min(config.min_lr, base),
+        step_on_epochs=False,
+        updates_per_epoch=steps_per_epoch,
+    )
+    return scheduler
 
 
 def soft_cross_entropy(
@@ -386,8 +398,8 @@ def train(
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+    schedules = {id(adamw): lr_schedule(adamw, config.lr, config, steps_per_epoch)}
+    schedules[id(sgd)] = lr_schedule(sgd, config.sgd_lr, config, steps_per_epoch)
     on_gpu = accelerator.device.type == "cuda"
 
     def use_sgd(epoch: int) -> bool:
@@ -418,7 +430,6 @@ def train(
         # a resumed epoch skips the batches it has done (the sampler gives the same order: seed + epoch)
         loader = accelerator.skip_first_batches(train_loader, state.batch) if state.batch else train_loader
         optimizer = sgd if use_sgd(epoch) else adamw
-        base_lr = config.sgd_lr if optimizer is sgd else config.lr
         if on_gpu:
             torch.cuda.reset_peak_memory_stats(accelerator.device)
         tic = time.time()
@@ -449,9 +460,7 @@ def train(
                         accelerator.clip_grad_norm_(
                             [p for p in model.parameters() if p.requires_grad], config.grad_clip
                         )
-                    lr = lr_at(state.step, total_steps, warmup_steps, base_lr, min(config.min_lr, base_lr))
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
+                    schedules[id(optimizer)].step_update(num_updates=state.step)
                 optimizer.step()
                 optimizer.zero_grad()
             state.batch += 1
