@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from mushroom_id.core.catalog import Catalog, default_catalog
-from mushroom_id.core.models import LoadedModel, ModelLoadError
+from mushroom_id.core.models import LoadedModel, ModelLoadError, write_config
 
 PREFIX = "keras:"
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -520,9 +520,7 @@ def write_sidecar(
     keras_model = load_keras_file(model_file)
     config["outputs"] = _output_kind(keras_model) or "probabilities"
     loaded = _assemble(keras_model, config, folder, model_file, default_catalog())
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, target)
+    write_config(folder, config)
     return loaded
 
 

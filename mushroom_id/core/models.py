@@ -267,8 +267,10 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     )
 
 
-def _write_config(model_dir: Path, config: dict[str, Any]) -> None:
-    atomic_write_text(model_dir / "config.json", json.dumps(config, indent=2) + "\n")
+def write_config(model_dir: Path, config: dict[str, Any]) -> None:
+    """The one writer of a model folder's ``config.json`` (save_model, save_calibration, the Keras
+    sidecar): atomic, so a kill never leaves half a file."""
+    atomic_write_text(Path(model_dir) / "config.json", json.dumps(config, indent=2) + "\n")
 
 
 def save_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path:
@@ -280,7 +282,7 @@ def save_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path
     if unknown:
         raise ValueError(f"not calibration keys: {sorted(unknown)}")
     config.update(calibration)
-    _write_config(model_dir, config)
+    write_config(model_dir, config)
     return model_dir / "config.json"
 
 
@@ -334,7 +336,7 @@ def save_model(
     (config.get("model_args") or {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
-    _write_config(out, config)
+    write_config(out, config)
     if training_images is not None:
         atomic_write_text(out / "training_images.txt", "".join(f"{k}\n" for k in sorted(set(training_images))))
     return out
