@@ -12,7 +12,7 @@ from data_prep.__main__ import main
 from data_prep.common import Manifest, read_csv, write_csv
 from data_prep.near_duplicates import hamming
 from mushroom_id.core.catalog import default_catalog
-from tests.stand_ins.fake_web import FakeWeb, write_url_list
+from tests.stand_ins.fake_web import FakeWeb, chain_argv, write_url_list
 
 SPECIES = {
     "Boletus edulis",
@@ -59,25 +59,7 @@ def test_all_stages_on_real_photos(tmp_path, photos_dir):
         keep.append({"species": "Boletus edulis", "url": web.url("missing/porcino.jpg"), "license": "", "origin": ""})
         keep.append({"species": "Boletus edulis", "url": web.url("html/porcino.jpg"), "license": "", "origin": ""})
         write_csv(url_list, keep, ("species", "url", "license", "origin"))
-        argv = [
-            "all",
-            "--work-dir",
-            str(work),
-            "--source",
-            "url-list",
-            "--url-list",
-            str(url_list),
-            "--per-species",
-            "0",
-            "--delay",
-            "0",
-            "--timeout",
-            "2",
-            "--retries",
-            "0",
-            "--workers",
-            "2",
-        ]
+        argv = chain_argv(work, url_list, "--timeout", "2", "--retries", "0", "--workers", "2")
         assert main(argv) == 0
         first = {p.name: p.read_bytes() for p in (work / "dataset" / "data").iterdir()}
         assert main(argv) == 0  # rerun: everything is reused, nothing changes

@@ -185,6 +185,12 @@ def write_url_list(
     return write_csv(out, rows, ("species", "url", "license", "origin"))
 
 
+def chain_argv(work_dir: Path, url_list: Path, *more: str) -> list[str]:
+    """``python -m data_prep all`` over a URL list of this stand-in: every image, no delay (one local host)."""
+    return ["all", "--work-dir", str(work_dir), "--source", "url-list", "--url-list", str(url_list),
+            "--per-species", "0", "--delay", "0", *more]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.stand_ins.fake_web [--work-dir DIR] [options of "all"]``: the whole chain on ../shared.
 
@@ -208,24 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         url_list = args.work_dir / "shared_photos_urls.csv"
         write_url_list(web, url_list)
         t0 = time.perf_counter()
-        code = data_prep_main(
-            [
-                "all",
-                "--work-dir",
-                str(args.work_dir),
-                "--source",
-                "url-list",
-                "--url-list",
-                str(url_list),
-                "--per-species",
-                "0",
-                "--delay",
-                "0",
-                "--min-side",
-                "64",
-                *rest,
-            ]
-        )
+        code = data_prep_main(chain_argv(args.work_dir, url_list, "--min-side", "64", *rest))
         print(f"\nend-to-end: {time.perf_counter() - t0:.1f} s")
         return code
 
