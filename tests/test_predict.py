@@ -185,6 +185,20 @@ def test_genus_answer_thresholds():
     assert genus_answer(np.array([0.3, 0.35, 0.35]), labels, t)["name"] == "Amanita sp."
     assert genus_answer(np.array([0.25, 0.3, 0.45]), labels, t) is None  # Amanita 0.55 < 0.6
     assert genus_answer(np.array([0.1, 0.55, 0.35]), labels, t) is None  # a species is clear
+    off = Thresholds(confident=1.0, genus=1.0)  # what calibration writes when no threshold holds
+    assert genus_answer(np.array([0.5, 0.5, 0.0]), labels, off) is None  # all the mass, still off
+
+
+def test_never_confident_means_never(catalog):
+    """Threshold 1.0 (no threshold held on validation): even a top probability that rounds to 1.0
+    (0.99996 -> "100%") is not called confident."""
+    never = hand_made_predictor(LABELS, {**THRESHOLDS, "confident": 1.0, "genus": 1.0}, catalog)
+    p = np.full(len(LABELS), 0.00004 / (len(LABELS) - 1))
+    p[7] = 0.99996  # Boletus edulis
+    r = never.answer(p, fungus_score=0.9)
+    assert r["candidates"][0]["probability"] == 1.0  # rounded in the JSON
+    assert not r["confident"] and r["message"].startswith("Not confident")
+    assert Thresholds(confident=0.9).is_confident(0.95) and not Thresholds(confident=1.0).is_confident(1.0)
 
 
 # ---- the embedded model on real photos ----------------------------------------------------------

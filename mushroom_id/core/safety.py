@@ -37,11 +37,16 @@ EDIBILITY_TEXT = {
 class Thresholds:
     """Decision thresholds; fitted values travel with the model in its config.json."""
 
-    confident: float = 0.5  # top-1 probability needed to name a species with confidence
-    genus: float = 0.6  # probability mass one genus needs for a genus-level answer
+    confident: float = 0.5  # top-1 probability needed to name a species with confidence (>= 1: never)
+    genus: float = 0.6  # probability mass one genus needs for a genus-level answer (>= 1: off)
     conformal_qhat: float | None = None  # LAC score quantile: set = {p >= 1 - qhat}
     conformal_coverage: float | None = None  # the coverage the quantile was calibrated for
     fungus: float = 0.2  # fungus-gate score below which the photo is rejected
+
+    def is_confident(self, probability: float) -> bool:
+        """A threshold of 1.0 or more means never: calibration found none that holds (a probability
+        that rounds to 1.0 must not slip through)."""
+        return self.confident < 1.0 and probability >= self.confident
 
     @classmethod
     def from_config(cls, config: dict) -> Thresholds:
@@ -80,7 +85,7 @@ def genus_answer(probs: np.ndarray, labels: Sequence[str], thresholds: Threshold
     if float(probs.max()) >= thresholds.confident:
         return None
     genus, mass = max(genus_probabilities(probs, labels).items(), key=lambda kv: kv[1])
-    if mass < thresholds.genus:
+    if thresholds.genus >= 1.0 or mass < thresholds.genus:  # >= 1: the genus answer is off
         return None
     return {"genus": genus, "name": f"{genus} sp.", "probability": round(mass, 4)}
 
@@ -317,7 +322,7 @@ def answer(
     in_set = prediction_set(probs, t.conformal_qhat)
     result["prediction_set"]["species"] = [labels[i] for i in in_set]
     top = result["candidates"][0]
-    result["confident"] = top["probability"] >= t.confident
+    result["confident"] = t.is_confident(float(probs[order[0]]))
     result["genus_answer"] = genus_answer(probs, labels, t)
 
     plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
