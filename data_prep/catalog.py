@@ -316,26 +316,33 @@ def display(name: str) -> str:
     return " ".join(name.split())
 
 
-class _UnionFind:
+class _Groups:
+    """Names merged into species, one union at a time (vetoes are checked between unions):
+    scipy's DisjointSet; asking for a name's root adds the name."""
+
     def __init__(self):
-        self.parent: dict[str, str] = {}
+        from scipy.cluster.hierarchy import DisjointSet
+
+        self._sets = DisjointSet()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._sets
+
+    def __iter__(self):
+        return iter(self._sets)
 
     def add(self, key: str) -> None:
-        self.parent.setdefault(key, key)
+        if key not in self._sets:
+            self._sets.add(key)
 
     def find(self, key: str) -> str:
         self.add(key)
-        root = key
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[key] != root:
-            self.parent[key], key = root, self.parent[key]
-        return root
+        return self._sets[key]
 
     def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)  # deterministic
+        self.add(a)
+        self.add(b)
+        self._sets.merge(a, b)
 
 
 # --------------------------------------------------------------------------- sources
@@ -458,7 +465,7 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
     """All catalog rows (sorted by name) and a report of what was merged and added."""
     src = read_sources(source_dir, synonyms_csv)
     report = BuildReport(labels=len(src.labels))
-    uf = _UnionFind()
+    uf = _Groups()
     spelling: dict[str, str] = {}  # key -> preferred display spelling
     edges: list[tuple[str, str, str]] = []  # (key, key, why)
 
@@ -545,7 +552,7 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
 
     # 3. groups and their accepted names
     groups: dict[str, set[str]] = defaultdict(set)
-    for key in uf.parent:
+    for key in uf:
         groups[uf.find(key)].add(key)
 
     def accepted_of(members: set[str]) -> str:
@@ -568,7 +575,7 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
 
     def resolve(name: str) -> str | None:
         key = normalize_name(name)
-        return accepted_by_root[uf.find(key)] if key in uf.parent else None
+        return accepted_by_root[uf.find(key)] if key in uf else None
 
     # 4. edibility evidence per group root
     evidence_by_root: dict[str, set[tuple[str, str, str]]] = defaultdict(set)  # (source, value, as-name)
@@ -585,7 +592,7 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
             return
         for name in names:
             key = normalize_name(name)
-            if key not in uf.parent:
+            if key not in uf:
                 report.unmatched_source_names[source] += 1
                 continue
             evidence_by_root[uf.find(key)].add((source, value.strip(), display(name)))
@@ -653,7 +660,7 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
             continue
         for mention in _mentions(entry.get("possible_confusion") or ""):
             other = normalize_name(mention)
-            if other not in uf.parent:
+            if other not in uf:
                 continue
             other_root = uf.find(other)
             if other_root in species_roots and other_root != root:
