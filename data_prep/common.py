@@ -300,13 +300,17 @@ def summary_lines(summary: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     its length (the JSON keeps it whole)."""
     for key, value in summary.items():
         label = key.replace("_", " ")
-        if isinstance(value, dict):
+        if isinstance(value, dict) and len(value) > 6:
+            yield label, f"{len(value)} (listed in summaries/)"
+        elif isinstance(value, dict):
             if not value:
                 yield label, "-"
             for k, v in value.items():
                 yield f"{label}: {k}", v
         elif isinstance(value, list | tuple) and len(value) > 6:
             yield label, f"{len(value)} (listed in summaries/)"
+        elif isinstance(value, list | tuple):
+            yield label, ", ".join(map(str, value)) or "-"
         elif value is not None:
             yield label, value
 

@@ -21,7 +21,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from .common import add_common_arguments, atomic_write_text, print_summary, read_csv, write_csv, write_summary
+from .common import add_common_arguments, atomic_write_text, read_csv, write_csv
+from .common import report as report_summary
 
 SPECIES_COLUMNS = ("species", "queries", "edibility", "dangerous", "target")
 QUERY_SEP = "; "
@@ -198,39 +199,16 @@ def run(args: argparse.Namespace) -> int:
         "target_images": sum(int(r["target"]) for r in rows),
         **report,
     }
-    write_summary(args.work_dir, "species", summary)
-    lines = [
-        ("method", method),
-        ("species selected", len(rows)),
-        ("queries (all names)", n_queries),
-        (f"dangerous species (x{args.toxic_factor:g} images)", summary["dangerous_species"]),
-        ("target images (0 = no cap)", summary["target_images"]),
-    ]
+    summary["toxic_factor"] = args.toxic_factor
     if report:
-        lines += [
-            ("candidates read", report["candidates"]),
-            (
-                "dropped var. names / duplicate names",
-                f"{report['dropped_var_names']} / {report['dropped_duplicate_names']}",
-            ),
-            (f"kept above {args.min_hits:g} hits", report["kept_by_threshold"]),
-            ("  of which catalog species", report["kept_species_in_catalog"]),
-            ("  not in the catalog (left out)", len(report["kept_not_in_catalog"])),
-            ("  kept twice under two names", len(report["kept_twice_under_two_names"])),
-            ("catalog species the method misses", len(report["catalog_species_missed"])),
-            ("names whose numeric hit count is misparsed", report["names_misparsed_by_the_numeric_column"]),
-            ("species the parsing fix brings in", len(report["species_brought_in_by_parsing"])),
-        ]
         twice = "; ".join(f"{acc} <- {', '.join(v)}" for acc, v in sorted(report["kept_twice_under_two_names"].items()))
         atomic_write_text(
             args.work_dir / "species_candidates_report.txt",
             f"kept twice: {twice}\nmissed: {', '.join(report['catalog_species_missed'])}\n"
             f"not in catalog: {', '.join(report['kept_not_in_catalog'])}\n",
         )
-    print_summary("species", lines)
+    report_summary(args.work_dir, "species", summary)
     if report:
-        if report["species_brought_in_by_parsing"]:
-            print(f"  brought in by parsing the hit counts: {', '.join(report['species_brought_in_by_parsing'])}")
         for acc, v in sorted(report["kept_twice_under_two_names"].items())[:10]:
             print(f"  kept twice: {acc} <- {', '.join(v)}")
         missed = report["catalog_species_missed"]
