@@ -213,3 +213,22 @@ def _readable_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def test_the_fungus_gate_reads_its_own_view_of_any_species_input():
+    """Same size and normalisation as the gate: the gate itself. Otherwise (a 299 px model with ImageNet
+    mean/std) the view turns the species model's input back into what the gate expects."""
+    from mushroom_id.core.network import GateView, gate_view
+
+    gate = imagenet_backbone()
+    assert gate_view(gate, {"input_size": (3, 224, 224), "mean": (0.5,) * 3, "std": (0.5,) * 3}) is gate
+    imagenet = {"input_size": (3, 299, 299), "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    view = gate_view(gate, imagenet)
+    assert isinstance(view, GateView) and view.size == 224
+    pixels = torch.rand(1, 3, 299, 299)
+    species_input = (pixels - torch.tensor(imagenet["mean"]).view(1, 3, 1, 1)) / torch.tensor(imagenet["std"]).view(
+        1, 3, 1, 1
+    )
+    gate_input = torch.nn.functional.interpolate((pixels - 0.5) / 0.5, size=(224, 224), mode="bilinear", antialias=True)
+    with torch.inference_mode():
+        assert torch.allclose(view(species_input), gate(gate_input), atol=1e-3)

@@ -42,6 +42,7 @@ from torch import nn
 
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.models import LoadedModel, ModelLoadError, write_config
+from mushroom_id.core.network import GateView  # noqa: F401  (the gate's view of a 299 px Keras input)
 
 PREFIX = "keras:"
 SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -114,32 +115,6 @@ class KerasClassifier(nn.Module):
             )
         # a softmax can underflow to exactly 0: the floor keeps log finite (its probability stays ~1e-38)
         return p.clamp_min(torch.finfo(p.dtype).tiny).log()
-
-
-class GateView(nn.Module):
-    """The fungus gate's own view of the Keras model's input: the same [-1, 1] photo resized (bilinear,
-    antialiased) to the gate's native size. Its EfficientNet-Lite scores fungi far worse at 299 px (median
-    fungus score 0.20 against 0.81 at 224 px on 40 shared photos); through this view, 0.85."""
-
-    def __init__(self, gate_model: nn.Module, size: int):
-        super().__init__()
-        self.size = size
-        self.gate_model = gate_model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
-        return self.gate_model(x)
-
-
-def gate_view(gate_model: nn.Module) -> nn.Module:
-    """``gate_model`` reading its native input size (the Keras input has the gate's scale, [-1, 1], already)."""
-    from timm.data import resolve_data_config
-
-    config = resolve_data_config(model=gate_model)
-    if tuple(config["mean"]) != (0.5, 0.5, 0.5) or tuple(config["std"]) != (0.5, 0.5, 0.5):
-        raise ValueError("the fungus gate expects inputs in [-1, 1], as Keras models here get them")
-    return GateView(gate_model, int(config["input_size"][-1]))
 
 
 def resolve_class_names(class_names: list[str], catalog: Catalog) -> tuple[list[str], list[int] | None, dict]:

@@ -85,6 +85,43 @@ def shared_trunk_blocks(model: nn.Module, gate_model: nn.Module) -> int:
     return k if k < len(model.blocks) else 0  # all equal would mean shared_backbone's case
 
 
+class GateView(nn.Module):
+    """The fungus gate's own view of the species model's input: back to pixels with the species model's
+    mean/std, normalised with the gate's, resized (bilinear, antialiased) to the gate's native size.
+    The gate's EfficientNet-Lite scores fungi far worse off its size (a 299 px Keras input: median fungus
+    score 0.20 against 0.81 at 224 px on 40 shared photos; through this view, 0.85)."""
+
+    def __init__(self, gate_model: nn.Module, size: int, scale: torch.Tensor, shift: torch.Tensor):
+        super().__init__()
+        self.gate_model, self.size = gate_model, size
+        self.register_buffer("scale", scale.view(1, -1, 1, 1))  # x_gate = x * scale + shift, per channel
+        self.register_buffer("shift", shift.view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.scale + self.shift
+        if x.shape[-2:] != (self.size, self.size):
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True)
+        return self.gate_model(x)
+
+
+def gate_view(gate_model: nn.Module, data_config: dict) -> nn.Module:
+    """``gate_model`` itself when the species model's input is what the gate expects (size, mean, std),
+    else a :class:`GateView` that turns the one into the other."""
+    from timm.data import resolve_data_config
+
+    gate_config = resolve_data_config(model=gate_model)
+    size = int(gate_config["input_size"][-1])
+    mean, std = (torch.tensor(data_config[k], dtype=torch.float32) for k in ("mean", "std"))
+    gate_mean, gate_std = (torch.tensor(gate_config[k], dtype=torch.float32) for k in ("mean", "std"))
+    if (
+        tuple(data_config["input_size"][-2:]) == (size, size)
+        and torch.equal(mean, gate_mean)
+        and torch.equal(std, gate_std)
+    ):
+        return gate_model
+    return GateView(gate_model, size, std / gate_std, (mean - gate_mean) / gate_std)
+
+
 def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     """The species model with the fungus gate: an offline ImageNet-pretrained EfficientNet-Lite (Lite0,
     or the species model's own frozen Lite backbone, so one forward serves both; a partially fine-tuned
@@ -95,10 +132,8 @@ def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     shared = bool(base in LITE_PIP and loaded.config.get("frozen_backbone"))
     gate = imagenet_backbone(package=base if shared else LITE0_PIP)
     trunk = 0 if shared else shared_trunk_blocks(loaded.model, gate)
-    if loaded.config.get("format") == "keras":  # 299 px in: the gate reads its own 224 px view
-        from mushroom_id.core.keras_models import gate_view
-
-        gate = gate_view(gate)
+    if not shared and not trunk:  # a gate of its own: it reads the photo the way it was trained to
+        gate = gate_view(gate, loaded.data_config)
     return ServedNetwork(loaded.model, gate, shared, trunk).eval()
 
 
