@@ -84,7 +84,7 @@ def run(
     (``engine.data.LabeledImages``: (x, y, index) items), a list of files (unreadable ones get
     ``ok=False``), or a ready DataLoader (``transform`` unused). With an Accelerator and a prepared
     loader each process sees its shard and every process gets every photo once (gathered)."""
-    if isinstance(images, torch.utils.data.DataLoader) or accelerator is not None and not hasattr(images, "__len__"):
+    if isinstance(images, torch.utils.data.DataLoader):  # accelerate's prepared loaders are DataLoaders too
         loader = images
     else:
         dataset = (
@@ -100,18 +100,20 @@ def run(
         device = torch.device("cpu")
     outs: list[list[torch.Tensor]] = []
     ys, idxs, oks = [], [], []
+    seen = 0  # photos before this batch (the index of a file list)
     show = accelerator is None or accelerator.is_local_main_process
     for x, second, *rest in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not show):
         out = network(x.to(device))
         out = [o.to(dtype) for o in (out if isinstance(out, tuple | list) else (out,))]
         if second.dtype == torch.bool:  # a file list: (x, ok)
-            y, idx, ok = torch.full((len(x),), -1), torch.arange(len(x)), second
+            y, idx, ok = torch.full((len(x),), -1), torch.arange(seen, seen + len(x)), second
         else:
             y, idx, ok = second, rest[0], torch.ones(len(x), dtype=torch.bool)
         if accelerator is not None:  # gathered on the accelerator's device (NCCL needs the GPU)
             moved = [t.to(accelerator.device) for t in (*out, y, idx)]
             *out, y, idx = accelerator.gather_for_metrics(tuple(moved))
             ok = torch.ones(len(y), dtype=torch.bool)
+        seen += len(x)
         outs.append([o.cpu() for o in out])
         ys.append(y.cpu())
         idxs.append(idx.cpu())
@@ -125,19 +127,29 @@ def run(
     return Outputs(arrays, torch.cat(ys).numpy(), torch.cat(idxs).numpy(), torch.cat(oks).numpy().astype(bool))
 
 
-def cache_file(tag: str, keys: Sequence[str], network: nn.Module, cache_dir: Path | None = None) -> Path:
-    """Where :func:`cached` keeps ``tag``'s outputs of ``network`` on the photos ``keys``."""
+def cache_file(
+    tag: str, keys: Sequence[str], network: nn.Module, cache_dir: Path | None = None, weights: str | None = None
+) -> Path:
+    """Where :func:`cached` keeps ``tag``'s outputs of ``network`` on the photos ``keys`` (``weights``: the
+    network's :func:`fingerprint`, when the caller already has it)."""
     h = hashlib.sha256("\n".join([tag, *keys]).encode())
-    h.update(fingerprint(network).encode())
+    h.update((weights or fingerprint(network)).encode())
     return Path(cache_dir or CACHE_DIR) / f"{tag}-{h.hexdigest()[:16]}.npz"
 
 
 def cached(
-    tag: str, keys: Sequence[str], network: nn.Module, images, transform, cache_dir: Path | None = None, **kwargs
+    tag: str,
+    keys: Sequence[str],
+    network: nn.Module,
+    images,
+    transform,
+    cache_dir: Path | None = None,
+    weights: str | None = None,
+    **kwargs,
 ) -> list[np.ndarray]:
     """:func:`run`'s output arrays, from the cache when this network already ran on these photos
     (``keys``: their content hashes or paths). Every photo must be readable."""
-    file = cache_file(tag, keys, network, cache_dir)
+    file = cache_file(tag, keys, network, cache_dir, weights)
     if file.is_file():
         with np.load(file) as z:
             return [z[f"out{k}"] for k in range(len(z.files))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import os
 import tempfile
@@ -59,13 +60,7 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: 
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        for row in _chain(first, rows):
+        for row in itertools.chain([first] if first is not None else [], rows):
             writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
             n += 1
     return n
-
-
-def _chain(first: dict | None, rest: Iterator[dict]) -> Iterator[dict]:
-    if first is not None:
-        yield first
-        yield from rest

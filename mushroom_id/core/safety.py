@@ -290,6 +290,7 @@ def answer(
     model: ModelInfo,
     photos: int = 1,
     top_k: int = 5,
+    index: dict[str, int] | None = None,
 ) -> Result:
     """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
 
@@ -316,7 +317,7 @@ def answer(
         result["warnings"].append(notice("not_fungus", NOT_FUNGUS_MESSAGE))
         return result
 
-    index = {name: i for i, name in enumerate(labels)}
+    index = index or {name: i for i, name in enumerate(labels)}  # the predictor passes its own, built once
     order = np.argsort(-probs)[:top_k]
     result["candidates"] = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
     in_set = prediction_set(probs, t.conformal_qhat)

@@ -398,8 +398,8 @@ def train(
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    schedules = {id(adamw): lr_schedule(adamw, config.lr, config, steps_per_epoch)}
-    schedules[id(sgd)] = lr_schedule(sgd, config.sgd_lr, config, steps_per_epoch)
+    adamw_schedule = lr_schedule(adamw, config.lr, config, steps_per_epoch)
+    sgd_schedule = lr_schedule(sgd, config.sgd_lr, config, steps_per_epoch)
     on_gpu = accelerator.device.type == "cuda"
 
     def use_sgd(epoch: int) -> bool:
@@ -429,7 +429,8 @@ def train(
         train_loader.set_epoch(epoch)
         # a resumed epoch skips the batches it has done (the sampler gives the same order: seed + epoch)
         loader = accelerator.skip_first_batches(train_loader, state.batch) if state.batch else train_loader
-        optimizer = sgd if use_sgd(epoch) else adamw
+        optimizer, schedule = (sgd, sgd_schedule) if use_sgd(epoch) else (adamw, adamw_schedule)
+        clipped = [p for p in model.parameters() if p.requires_grad]  # this epoch's trainable tensors
         if on_gpu:
             torch.cuda.reset_peak_memory_stats(accelerator.device)
         tic = time.time()
@@ -457,10 +458,8 @@ def train(
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     if config.grad_clip:
-                        accelerator.clip_grad_norm_(
-                            [p for p in model.parameters() if p.requires_grad], config.grad_clip
-                        )
-                    schedules[id(optimizer)].step_update(num_updates=state.step)
+                        accelerator.clip_grad_norm_(clipped, config.grad_clip)
+                    schedule.step_update(num_updates=state.step)
                 optimizer.step()
                 optimizer.zero_grad()
             state.batch += 1

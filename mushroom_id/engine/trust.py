@@ -39,7 +39,7 @@ import torch
 from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, default_catalog
 from mushroom_id.core.inference import cached
 from mushroom_id.core.io import atomic_write_json
-from mushroom_id.core.models import load_model, resolve_spec
+from mushroom_id.core.models import fingerprint, load_model, resolve_spec
 from mushroom_id.core.network import fungus_scores, served_network
 from mushroom_id.core.safety import combine_observation, prediction_set
 from mushroom_id.engine.calibration import (
@@ -163,11 +163,14 @@ def observation_comparison(logp: np.ndarray, y: np.ndarray, size: int = 3, seed:
     return out
 
 
-def held_out_outputs(loaded, network, name: str, images, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(raw species logits, fungus scores) of the served network on held-out photos (cached)."""
+def held_out_outputs(
+    loaded, network, name: str, images, keys: list[str], weights: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(raw species logits, fungus scores) of the served network on held-out photos (cached; ``weights``:
+    the network's fingerprint, hashed once per measurement)."""
     if not len(keys):
         return np.zeros((0, loaded.num_classes)), np.zeros(0)
-    logits, gate_logits = cached(f"trust-{name}", keys, network, images, loaded.transform())
+    logits, gate_logits = cached(f"trust-{name}", keys, network, images, loaded.transform(), weights=weights)
     return logits.astype(np.float64), fungus_scores(torch.from_numpy(gate_logits))
 
 
@@ -200,19 +203,22 @@ def measure(
     catalog = default_catalog()
     loaded = load_model(spec)
     network = served_network(loaded)
+    weights = fingerprint(network)
     labels = loaded.labels
     data = load_splits(data_spec, labels=labels, catalog=catalog, seed=seed)
     crossed = data.cross_source or frozenset(labels)
     runs = {}
     for split in ("validation", "test"):
         ds = data[split]
-        logits, fungus = held_out_outputs(loaded, network, split, ds, list(ds.keys))
+        logits, fungus = held_out_outputs(loaded, network, split, ds, list(ds.keys), weights)
         cross = np.array([labels[t] in crossed for t in ds.targets], dtype=bool)
         runs[split] = {"logits": logits, "fungus": fungus, "y": ds.targets, "cross": cross}
     neg_files = non_fungus_photos()
-    _, neg_fungus = held_out_outputs(loaded, network, "non-fungus", neg_files, neg_files)
+    _, neg_fungus = held_out_outputs(loaded, network, "non-fungus", neg_files, neg_files, weights)
     unknown_files = unknown_species_photos(labels)
-    unknown_logits, unknown_fungus = held_out_outputs(loaded, network, "unknown-species", unknown_files, unknown_files)
+    unknown_logits, unknown_fungus = held_out_outputs(
+        loaded, network, "unknown-species", unknown_files, unknown_files, weights
+    )
 
     # the one calibration (engine.calibration): fit on cross-source validation, the gate on all validation photos
     v, t = runs["validation"], runs["test"]

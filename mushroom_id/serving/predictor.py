@@ -57,6 +57,7 @@ class Predictor:
         self.thresholds = Thresholds.from_config(loaded.config)
         self.runtime = resolve_runtime(runtime)
         self.network: ServedNetwork = served_network(loaded, use_gate)
+        self._index = {name: i for i, name in enumerate(loaded.labels)}
         self._onnx = None
         if self.runtime == "onnx":
             from mushroom_id.serving.onnx import OnnxNetwork
@@ -97,4 +98,6 @@ class Predictor:
     def answer(self, probs: np.ndarray, fungus_score: float | None, photos: int = 1, top_k: int = 5) -> Result:
         """Turn a probability vector into the structured result (:func:`core.safety.answer`)."""
         model: ModelInfo = {"id": self.loaded.model_id, "num_species": self.loaded.num_classes}
-        return answer(probs, fungus_score, self.labels, self.catalog, self.thresholds, model, photos, top_k)
+        return answer(
+            probs, fungus_score, self.labels, self.catalog, self.thresholds, model, photos, top_k, self._index
+        )
