@@ -51,6 +51,15 @@ class Warning(TypedDict, total=False):
     via: list[Literal["candidate", "lookalike"]]  # toxic_candidate only: why it is in play
 
 
+class DangerItem(TypedDict):
+    """One name in the red panel (:func:`mushroom_id.core.danger.danger_panel`)."""
+
+    species: str
+    edibility: Edibility
+    probability: float | None  # the model's probability (None: a lookalike it gives none)
+    reason: str  # "top guess", "12%", "looks like your top guess", "looks like X (guess 2)"
+
+
 class ModelInfo(TypedDict):
     id: str
     num_species: int
@@ -69,6 +78,8 @@ class Result(TypedDict):
     disclaimer: str
     model: ModelInfo
     photos: int
+    below_floor: bool  # the top probability is below the fitted floor: candidates are "possible", not answers
+    danger_panel: list[DangerItem]  # the red panel (core.danger): at most 3 dangerous species, each with why
 
 
 class ErrorResult(TypedDict):

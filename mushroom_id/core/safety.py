@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mushroom_id.core.catalog import DANGEROUS, Catalog
+from mushroom_id.core.danger import danger_panel
 from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
 
 DISCLAIMER = (
@@ -42,6 +43,8 @@ class Thresholds:
     conformal_qhat: float | None = None  # LAC score quantile: set = {p >= 1 - qhat}
     conformal_coverage: float | None = None  # the coverage the quantile was calibrated for
     fungus: float = 0.2  # fungus-gate score below which the photo is rejected
+    floor: float = 0.0  # top probability below which a photo is "not enough" to name a species (0: off)
+    danger_share: float = 0.05  # probability at which a dangerous species enters the red panel (core.danger)
 
     def is_confident(self, probability: float) -> bool:
         """A threshold of 1.0 or more means never: calibration found none that holds (a probability
@@ -257,6 +260,8 @@ MORE_PHOTOS_HINT = (
     "(dig it out), and the whole mushroom where it grows."
 )
 
+NOT_ENOUGH = "This photo is not enough to name the species."
+
 NOT_FUNGUS_MESSAGE = (
     "This does not look like a mushroom or other fungus. Take a photo of the mushroom itself "
     "(cap, gills or pores, and stem), filling most of the frame."
@@ -311,6 +316,8 @@ def answer(
         "disclaimer": DISCLAIMER,
         "model": model,
         "photos": photos,
+        "below_floor": False,
+        "danger_panel": [],
     }
     if not result["is_fungus"]:
         result["message"] = NOT_FUNGUS_MESSAGE
@@ -350,6 +357,15 @@ def answer(
         )
         if danger:
             result["message"] += f" The best guess, {top['species']}{danger} has {top['probability']:.0%}."
+    elif float(probs[order[0]]) < t.floor:
+        result["below_floor"] = True
+        names = [c["species"] for c in result["candidates"][:3]]
+        result["message"] = (
+            f"{NOT_ENOUGH} Possible: {', '.join(names[:-1])} or {names[-1]}."
+            if len(names) > 1
+            else (f"{NOT_ENOUGH} Possible: {names[0]}.")
+        )
+        result["warnings"].append(notice("not_confident", result["message"]))
     else:
         result["message"] = (
             f"Not confident: the best guess, {top['species']}{danger or ','} has only "
@@ -357,4 +373,6 @@ def answer(
             f"{MORE_PHOTOS_HINT}"
         )
         result["warnings"].append(notice("not_confident", result["message"]))
+    result["below_floor"] = result["below_floor"] or (not result["confident"] and float(probs[order[0]]) < t.floor)
+    result["danger_panel"] = danger_panel(result, t.danger_share)
     return result

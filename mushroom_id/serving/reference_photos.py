@@ -38,11 +38,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mushroom_id.core.catalog import Catalog, default_catalog
-from mushroom_id.core.paths import REPO_DIR, shared_manifest, shared_photos_dir
+from mushroom_id.core.paths import DATA_DIR, REPO_DIR, shared_manifest, shared_photos_dir
 
 PHOTOS_ENV = "MUSHROOM_REFERENCE_PHOTOS"
 BUNDLE_DIR = REPO_DIR / "reference_photos"
 INDEX = "index.json"
+SCORES_CSV = DATA_DIR / "reference_scores.csv"
+PER_SPECIES = 3  # reference photos per species shown to compare
+LARGE_PX = 900  # longest side of the enlarged photo (the lightbox)
 THUMB_PX = 200  # longest side of a card thumbnail (shown at ~90 CSS px, sharp on 2x screens)
 EXAMPLE_PX = 600  # longest side of an example photo in the Space bundle (the model sees 224 px)
 SOURCE_PREFERENCE = ("commons", "inat")
@@ -70,6 +73,7 @@ class Photo:
     source: str  # "commons" or "inat"
     licence: str  # "CC BY-SA 4.0", "CC0", "public domain"; "" when stated on the linked page only
     page: str  # where the author and the licence are stated
+    sha256: str = ""  # of the original file: a user's own upload is never shown back as a reference
 
     @property
     def credit(self) -> str:
@@ -115,23 +119,40 @@ def photo_from_manifest(row: dict, catalog: Catalog, photos_root: Path) -> Photo
         licence = commons_licence(row.get("license", ""))
         if licence is None or not origin.startswith(COMMONS_PAGE):
             return None
-        return Photo(species, path, "commons", licence, origin)
+        return Photo(species, path, "commons", licence, origin, row.get("sha256", ""))
     if source == "inat":
         match = GBIF_OCCURRENCE.search(origin)
         if not match:
             return None
-        return Photo(species, path, "inat", "", f"https://www.gbif.org/occurrence/{match.group(1)}")
+        return Photo(
+            species, path, "inat", "", f"https://www.gbif.org/occurrence/{match.group(1)}", row.get("sha256", "")
+        )
     return None
 
 
 class ReferencePhotos:
-    """One reference photo per catalog species, where a licence allows it."""
+    """Up to ``PER_SPECIES`` reference photos per catalog species, where a licence allows it; the first
+    is the clearest (the highest fungus-gate score in ``reference_scores.csv``: the mushroom fills the
+    frame, not a forest scene), then Commons before iNaturalist."""
 
-    def __init__(self, photos: Iterable[Photo] = (), origin: str = "none", note: str = ""):
+    def __init__(
+        self,
+        photos: Iterable[Photo] = (),
+        origin: str = "none",
+        note: str = "",
+        scores: dict[str, float] | None = None,
+        ordered: bool = False,
+    ):
+        """``scores``: {sha256: clearness} (default: the committed file); ``ordered``: keep the given order."""
+        self.all_by_species: dict[str, list[Photo]] = {}
         self.by_species: dict[str, Photo] = {}
         rank = {s: i for i, s in enumerate(SOURCE_PREFERENCE)}
-        for photo in sorted(photos, key=lambda p: (rank.get(p.source, 99), p.path)):
+        scores = load_scores() if scores is None else scores
+        if not ordered:
+            photos = sorted(photos, key=lambda p: (-scores.get(p.sha256, 0.0), rank.get(p.source, 99), p.path))
+        for photo in photos:
             self.by_species.setdefault(photo.species, photo)
+            self.all_by_species.setdefault(photo.species, []).append(photo)
         self.origin = origin  # "shared", "folder" or "none"
         self.note = note  # why there are none, or where they come from
         self._examples: list[Photo] = []
@@ -144,25 +165,34 @@ class ReferencePhotos:
     def __bool__(self) -> bool:
         return bool(self.by_species)
 
-    def get(self, species: str) -> Photo | None:
-        return self.by_species.get(species)
+    def get(self, species: str, exclude: str | None = None) -> Photo | None:
+        """The first reference photo of ``species``; ``exclude``: a sha256 never to show (the user's photo)."""
+        found = self.photos(species, exclude, 1)
+        return found[0] if found else None
+
+    def photos(self, species: str, exclude: str | None = None, limit: int = PER_SPECIES) -> list[Photo]:
+        """Up to ``limit`` photos of ``species``, the clearest first, never the one with sha256 ``exclude``."""
+        found = [p for p in self.all_by_species.get(species, []) if not exclude or p.sha256 != exclude]
+        return found[:limit]
 
     def examples(self) -> list[Photo]:
         """The example photos (full size, for the model), in EXAMPLE_SPECIES order."""
         return list(self._examples)
 
-    def data_uri(self, photo: Photo) -> str | None:
-        """The photo as a small JPEG ``data:`` URI (made once, kept in memory); None if unreadable."""
+    def data_uri(self, photo: Photo, size: int = THUMB_PX) -> str | None:
+        """The photo as a JPEG ``data:`` URI no larger than ``size`` px (made once, kept in memory);
+        None if unreadable."""
+        key = f"{size}:{photo.path}"
         with self._lock:
-            if photo.path in self._uris:
-                return self._uris[photo.path]
+            if key in self._uris:
+                return self._uris[key]
         try:
-            data = thumbnail_bytes(photo.path)
+            data = thumbnail_bytes(photo.path, size=size)
         except OSError:
             return None
         uri = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
         with self._lock:
-            self._uris[photo.path] = uri
+            self._uris[key] = uri
         return uri
 
     # ---------------------------------------------------------------- sources
@@ -189,13 +219,44 @@ class ReferencePhotos:
         def load(entries: list[dict]) -> list[Photo]:
             return [Photo(**{**e, "path": str(folder / e["path"])}) for e in entries]
 
-        refs = cls(load(index.get("photos", [])), origin="folder", note=f"from {folder}")
+        # index.json lists each species' photos in the order export() chose (the clearest first)
+        refs = cls(load(index.get("photos", [])), origin="folder", note=f"from {folder}", ordered=True)
         refs._examples = load(index.get("examples", []))
         return refs
 
     @classmethod
     def none(cls, why: str) -> ReferencePhotos:
         return cls((), origin="none", note=why)
+
+
+def load_scores(path: Path | None = None) -> dict[str, float]:
+    """``{sha256: fungus-gate score}`` of the licence-clean photos (:func:`write_scores` made it)."""
+    import csv
+
+    path = Path(path or SCORES_CSV)
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["sha256"]: float(r["fungus_score"]) for r in csv.DictReader(f)}
+
+
+def write_scores(refs: ReferencePhotos, predictor, path: Path | None = None) -> Path:
+    """Score every reference photo with the served fungus gate (how much of the photo reads as a mushroom)
+    and write ``reference_scores.csv``: the clearest photo of a species is shown first."""
+    import csv
+
+    photos = [p for ps in refs.all_by_species.values() for p in ps if p.sha256]
+    rows = []
+    for i in range(0, len(photos), 32):
+        chunk = photos[i : i + 32]
+        _, fungus = predictor.log_probs([p.path for p in chunk])
+        rows += [(p.sha256, f"{float(s):.4f}") for p, s in zip(chunk, fungus, strict=True)]
+    path = Path(path or SCORES_CSV)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["sha256", "fungus_score"])
+        w.writerows(sorted(rows))
+    return path
 
 
 def thumbnail_bytes(path: str | Path, size: int = THUMB_PX, quality: int = 80) -> bytes:
@@ -248,12 +309,10 @@ def export(refs: ReferencePhotos, out_dir: str | Path, species: Iterable[str] | 
 
     photos = []
     for name in sorted(wanted):
-        photo = refs.get(name)
-        if photo is None:
-            continue
-        rel = f"photos/{slug(name)}.jpg"
-        (out / rel).write_bytes(thumbnail_bytes(photo.path))
-        photos.append({**asdict(photo), "path": rel})
+        for i, photo in enumerate(refs.photos(name)):  # the clearest first; the order is kept in index.json
+            rel = f"photos/{slug(name)}{f'_{i + 1}' if i else ''}.jpg"
+            (out / rel).write_bytes(thumbnail_bytes(photo.path, size=LARGE_PX))
+            photos.append({**asdict(photo), "path": rel})
     examples = []
     for photo in refs.examples():
         rel = f"examples/{slug(photo.species)}.jpg"

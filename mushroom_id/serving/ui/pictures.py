@@ -1,0 +1,105 @@
+"""Small inline SVG pictures of what each field answer means (drawn here: no files, no credits needed).
+
+Under-cap views (gills, pores, teeth, ridges, smooth), stem bases (ring, volva, ring and volva, cortina,
+bare) and spore-print colour swatches. Strokes use ``currentColor``, so they follow the light and dark
+themes; each picture is decorative (``aria-hidden``): the button's text says the answer.
+"""
+
+from __future__ import annotations
+
+_SVG = '<svg class="pic" viewBox="0 0 64 48" width="64" height="48" aria-hidden="true" focusable="false">{}</svg>'
+_CAP = '<path d="M6 20 Q32 -2 58 20 Z" fill="none" stroke="currentColor" stroke-width="2.5"/>'
+_STEM = '<path d="M27 20 L26 42 M37 20 L38 42" stroke="currentColor" stroke-width="2.5" fill="none"/>'
+
+HYMENIUM = {
+    # seen from below: the cap's underside
+    "gills": "".join(
+        f'<line x1="32" y1="24" x2="{x}" y2="{y}" stroke="currentColor" stroke-width="2"/>'
+        for x, y in (
+            (6, 24),
+            (9, 12),
+            (18, 5),
+            (32, 3),
+            (46, 5),
+            (55, 12),
+            (58, 24),
+            (55, 36),
+            (46, 43),
+            (32, 45),
+            (18, 43),
+            (9, 36),
+        )
+    )
+    + '<circle cx="32" cy="24" r="22" fill="none" stroke="currentColor" stroke-width="2.5"/>',
+    "pores": '<circle cx="32" cy="24" r="22" fill="none" stroke="currentColor" stroke-width="2.5"/>'
+    + "".join(
+        f'<circle cx="{x}" cy="{y}" r="2.2" fill="currentColor"/>'
+        for x in range(16, 50, 7)
+        for y in range(10, 40, 7)
+        if (x - 32) ** 2 + (y - 24) ** 2 < 300
+    ),
+    "teeth": _CAP.replace("Z", "")
+    + "".join(f'<path d="M{x} 19 L{x + 2} 31 L{x + 4} 19" fill="currentColor"/>' for x in range(10, 54, 7)),
+    "ridges": _CAP
+    + "".join(
+        f'<path d="M{x} 20 q3 6 0 12 q-3 6 0 12" fill="none" stroke="currentColor" stroke-width="2"/>'
+        for x in (14, 24, 34, 44)
+    ),
+    "smooth": _CAP + '<path d="M6 20 Q32 30 58 20" fill="none" stroke="currentColor" stroke-width="2"/>',
+}
+STIPE = {
+    "ring": _CAP + _STEM + '<path d="M24 27 Q32 34 40 27" fill="none" stroke="currentColor" stroke-width="3"/>',
+    "volva": _CAP + _STEM + '<path d="M20 36 Q20 46 32 46 Q44 46 44 36" fill="none" stroke="currentColor" '
+    'stroke-width="3"/>',
+    "ring and volva": _CAP
+    + _STEM
+    + '<path d="M24 27 Q32 34 40 27" fill="none" stroke="currentColor" stroke-width="3"/>'
+    + '<path d="M20 36 Q20 46 32 46 Q44 46 44 36" fill="none" stroke="currentColor" stroke-width="3"/>',
+    "cortina": _CAP
+    + _STEM
+    + "".join(
+        f'<path d="M{x} 20 q2 5 {(32 - x) / 3:.0f} 9" fill="none" stroke="currentColor" stroke-width="1.2"/>'
+        for x in (10, 16, 22, 42, 48, 54)
+    ),
+    "bare": _CAP + _STEM,
+    "none": _CAP.replace("M6 20", "M6 30").replace("58 20", "58 30").replace("-2", "8")
+    + '<path d="M4 30 L60 30" stroke="currentColor" stroke-width="2"/>',
+}
+# spore print colours as a person sees them on paper
+SWATCHES = (
+    ("white", "#f8f8f2"),
+    ("cream", "#efe4c0"),
+    ("yellow", "#e8cf6a"),
+    ("pink", "#e9b4a6"),
+    ("ochre", "#c98f3c"),
+    ("brown", "#8a5a2b"),
+    ("rust", "#a4471f"),
+    ("olive", "#7c7a3a"),
+    ("green", "#6f8f4e"),
+    ("purple", "#4e3447"),
+    ("black", "#1d1b1b"),
+)
+
+
+def _swatch(value: str) -> str:
+    low = value.lower()
+    colours = [c for name, c in SWATCHES if name in low] or ["#9e9e9e"]
+    width = 56 / len(colours)
+    rects = "".join(
+        f'<rect x="{4 + i * width:.1f}" y="8" width="{width:.1f}" height="32" fill="{c}"/>'
+        for i, c in enumerate(colours[:3])
+    )
+    return rects + '<rect x="4" y="8" width="56" height="32" fill="none" stroke="currentColor" stroke-width="1.5"/>'
+
+
+def option_picture(key: str, value: str) -> str:
+    """The picture for one answer of one question ("" when there is none)."""
+    value = (value or "").lower()
+    if key == "spore_print":
+        return _SVG.format(_swatch(value))
+    table = HYMENIUM if key == "hymenium" else STIPE if key == "stipe" else {}
+    body = table.get(value) or next((v for k, v in table.items() if k in value), "")
+    return _SVG.format(body) if body else ""
+
+
+__all__ = ["SWATCHES", "option_picture"]
