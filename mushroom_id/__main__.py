@@ -15,20 +15,12 @@ import sys
 
 
 def _print_human(path: str, result: dict) -> None:
+    """The same answer-first structure as the app (core.answer_text)."""
+    from mushroom_id.core.answer_text import text_lines
+
     print(f"\n{path}")
-    if not result["is_fungus"]:
-        print(f"  {result['message']}")
-    for i, c in enumerate(result["candidates"], 1):
-        print(
-            f"  * Top {i} Prediction: With {c['probability'] * 100:5.1f}% probability is a picture of "
-            f"{c['species']}  [{c['edibility_text']}]"
-        )
-    if result["candidates"]:
-        print(f"  {result['message']}")
-    for w in result["warnings"]:
-        if w["kind"] != "not_fungus" and w["kind"] != "not_confident":
-            print(f"  WARNING: {w['message']}")
-    print(f"  {result['disclaimer']}")
+    for line in text_lines(result):
+        print(f"  {line}")
 
 
 def cmd_predict(args) -> int:

@@ -373,69 +373,104 @@ def _result(**kw) -> dict:
     return base
 
 
-def test_render_toxic_and_lookalike_warnings():
+def _with_panel(result: dict, share: float = 0.05) -> dict:
+    from mushroom_id.core.danger import danger_panel
+
+    return {**result, "danger_panel": danger_panel(result, share)}
+
+
+def _toxic(name: str, p: float | None, via=("candidate",)) -> dict:
+    status = default_catalog().edibility(name)
+    return {
+        "kind": "toxic_candidate",
+        "species": name,
+        "edibility": status,
+        "probability": p,
+        "via": list(via),
+        "message": f"{name} ({EDIBILITY_TEXT[status]}) is among the plausible species <i>.",
+    }
+
+
+def test_render_first_screen_red_panel_and_nothing_dropped():
+    """The first screen: the top name, ONE caution (the red panel, at most 3 names with why); every other
+    dangerous species of the result is in the details, neutrally; user text is escaped."""
     from mushroom_id.serving.reference_photos import ReferencePhotos
-    from mushroom_id.serving.ui import render
+    from mushroom_id.serving.ui.render import first_screen_html, more_html
 
     cands = [_candidate("Amanita phalloides", 0.4), _candidate("Agaricus campestris", 0.3)]
-    warnings = [
-        {
-            "kind": "toxic_candidate",
-            "species": "Amanita phalloides",
-            "edibility": "deadly",
-            "message": "Amanita phalloides (DEADLY POISONOUS) is among the plausible species.",
-        },
-        {
-            "kind": "lookalike",
-            "species": "Amanita virosa",
-            "edibility": "deadly",
-            "message": "Agaricus campestris can be confused with Amanita virosa (DEADLY POISONOUS).",
-        },
-        {"kind": "not_confident", "species": None, "edibility": None, "message": "Not confident <script>"},
-    ]
-    result = _result(
-        candidates=cands,
-        warnings=warnings,
-        prediction_set={"species": ["Amanita phalloides", "Agaricus campestris"], "coverage": 0.9},
-        genus_answer={"genus": "Amanita", "name": "Amanita sp.", "probability": 0.7},
+    warnings = [_toxic("Amanita phalloides", 0.4), _toxic("Galerina marginata", 0.004)]
+    warnings.append({"kind": "not_confident", "species": None, "edibility": None, "message": "Not confident <script>"})
+    result = _with_panel(
+        _result(
+            candidates=cands,
+            warnings=warnings,
+            prediction_set={"species": ["Amanita phalloides", "Agaricus campestris"], "coverage": 0.9},
+        )
     )
-    page = render(result, ReferencePhotos.none("test"))
-    warn, _, rest = page.partition('id="candidates"')
-    danger, _, notices = warn.partition('id="notices"')
-    assert "is among the plausible species" in danger and 'class="warning-box"' in danger
-    assert "can be confused with" in notices and "Not confident &lt;script&gt;" in notices
-    assert "<script>" not in page and "<b>x</b>" not in page  # user-visible text is escaped
-    assert page.count('<li class="card') == 2 and page.count('class="badge') >= 2
-    assert 'data-edibility="deadly"' in rest and ">DEADLY<" in rest and 'title="DEADLY POISONOUS"' in rest
-    assert "40%" in rest and "30%" in rest  # the same rounding as the warning texts
-    assert "Amanita sp." in rest and "Prediction set (2 species" in rest and "90%" in rest
-    assert 'id="lookalike-compare"' in rest  # the death cap's dangerous lookalikes, side by side
-    assert "no reference photo" in rest and 'id="no-reference"' in rest
-    assert "https://en.wikipedia.org/wiki/Amanita_phalloides" in rest
-    assert 'id="edible-footnote"' in rest  # Agaricus campestris is edible: the caveat is there
+    refs = ReferencePhotos.none("test")
+    first, more = first_screen_html(result, refs), more_html(result, refs)
+    assert 'id="top-name"><i>Amanita phalloides</i>' in first
+    panel = first.partition('id="danger-panel"')[2]
+    assert panel and "top guess" in panel and ">DEADLY<" in panel and "Galerina" not in first
+    assert "Deadly species can look like this one" not in first  # the panel is the one caution
+    other = more.partition('id="other-dangers"')[2]
+    assert "Galerina marginata" in other  # not in red, not dropped
+    assert "<script>" not in first + more and "<b>x</b>" not in first + more and "<i>.</i>" not in more
+    assert "fungus score" not in first and "prediction set" not in first.lower() and "model" not in first.lower()
+    assert more.count('<li class="card') == 1 and "30%" in more and "40%" in first
+    assert 'id="lookalike-compare"' in more and "Reference photos are not available" in more
+    assert 'id="edible-footnote"' in more  # Agaricus campestris is edible: the caveat is there
+    assert "https://en.wikipedia.org/wiki/Amanita_phalloides" in first
 
 
-def test_render_cards_show_reference_photos_and_disagreeing_sources(photos_dir):
-    from mushroom_id.core.catalog import default_catalog
+def test_render_neutral_line_below_the_floor_and_no_green():
+    from mushroom_id.core.danger import NEUTRAL_LINE
+    from mushroom_id.serving.ui import CSS_FILE
+    from mushroom_id.serving.ui.render import first_screen_html, more_html
+
+    cands = [_candidate("Boletus edulis", 0.06), _candidate("Macrolepiota procera", 0.05)]
+    result = _with_panel(_result(candidates=cands, below_floor=True, message="This photo is not enough."), 0.2)
+    first, more = first_screen_html(result), more_html(result)
+    assert 'id="danger-panel"' not in first and NEUTRAL_LINE.replace("'", "&#x27;") in first
+    assert "The photo is not enough to name it. Possible:" in first and "6%" not in first  # not a ranked answer
+    assert "Also possible (not ranked answers)" in more and 'class="rank"' not in more
+    assert "edible per sources*" in first  # neutral words, never a green badge
+    css = CSS_FILE.read_text()
+    rule = re.search(r"\.badge-edible[^{]*\{([^}]*)\}", css).group(1)
+    assert "--mid-neutral" in rule
+    assert not re.search(r"#(1b5e20|2e7d32|388e3c|43a047|4caf50|9ee29f|00ff00)", css, re.I)  # no green
+
+
+def test_render_photos_to_compare(photos_dir):
     from mushroom_id.serving.reference_photos import ReferencePhotos
-    from mushroom_id.serving.ui import render
+    from mushroom_id.serving.ui.render import UserPhoto, first_screen_html, more_html
 
     refs = ReferencePhotos.from_manifest(photos_dir)
-    page = render(
-        _result(candidates=[_candidate("Amanita caesarea", 0.6), _candidate("Trametes versicolor", 0.2)]), refs
-    )
-    caesar, trametes = page.split('<li class="card')[1:3]
-    assert "Sources disagree" in caesar and "Wikipedia: choice, not recommended" in caesar
-    assert "original project&#x27;s list: edible" in caesar
+    several = next(n for n, ps in refs.all_by_species.items() if len(ps) >= 2)
+    cands = [_candidate(several, 0.6), _candidate("Amanita caesarea", 0.2), _candidate("Trametes versicolor", 0.1)]
+    result = _with_panel(_result(candidates=cands))
+    first = first_screen_html(result, refs, user_photo=UserPhoto("data:image/jpeg;base64,AAAA", "nope"))
+    assert 'alt="Your photo of the mushroom"' in first and 'class="zoom"' in first
+    assert refs.photos(several)[0].page in first  # the clearest photo, credited
+    assert refs.photos("Amanita muscaria") == []  # its one licence-clean photo is a forest scene: not shown
+    # the user's own photo is never shown back as the reference
+    own = refs.photos(several)[0]
+    mine = first_screen_html(result, refs, user_photo=UserPhoto("data:image/jpeg;base64,AAAA", own.sha256))
+    assert own.page not in mine and refs.photos(several)[1].page in mine
+    more = more_html(result, refs)
+    caesar, trametes = (card.split("</li>")[0] for card in more.split('<li class="card')[1:3])
+    assert "Sources disagree" in caesar and "original project&#x27;s list: edible" in caesar
     assert 'data-edibility="choice"' in caesar
     photo = refs.get("Trametes versicolor")
     assert photo.source == "commons" and photo.licence == "CC BY-SA 3.0"
     assert 'src="data:image/jpeg;base64,' in trametes and photo.page in trametes and "CC BY-SA 3.0" in trametes
-    sp = default_catalog().get("Trametes versicolor")
-    assert 'data-edibility="inedible"' in trametes and sp.sources_disagree is False
+    assert trametes.count('class="zoom"') == len(refs.photos("Trametes versicolor")) <= 3
+    missing = more_html(_with_panel(_result(candidates=[cands[0], _candidate("Amanita vaginata", 0.1)])), refs)
+    if not refs.photos("Amanita vaginata"):
+        assert "No clear reference photo with an open licence yet" in missing  # a placeholder that says why
 
 
-def test_render_not_fungus_and_empty():
+def test_render_not_fungus_once_and_not_red():
     from mushroom_id.serving.ui import PLACEHOLDER, render
 
     msg = "This does not look like a mushroom or other fungus."
@@ -446,9 +481,38 @@ def test_render_not_fungus_and_empty():
             warnings=[{"kind": "not_fungus", "species": None, "edibility": None, "message": msg}],
         )
     )
-    assert 'id="candidates"' not in page
-    assert 'class="warning-box"' in page and msg in page
+    assert 'id="candidates"' not in page and page.count(msg) == 1
+    assert "danger" not in page and "WARNING" not in page
     assert PLACEHOLDER in render(None) and 'data-state="placeholder"' in render(None)
+
+
+def test_render_narrow_it_down():
+    from mushroom_id.serving.ui.render import narrow_html
+
+    result = _result(
+        candidates=[_candidate("Amanita phalloides", 0.3)],
+        answers={"hymenium": "gills"},
+        questions=[
+            {
+                "key": "stipe",
+                "text": "What is at the stem base?",
+                "help": "Dig up the whole base: the volva (cup) of the deadliest Amanitas is often hidden in the soil.",
+                "options": [
+                    {"value": "ring", "label": "Ring", "keeps": 3},
+                    {"value": "volva", "label": "Cup (volva)", "keeps": 2},
+                    {"value": "ring and volva", "label": "Ring and cup", "keeps": 4},
+                    {"value": "bare", "label": "Nothing", "keeps": 1},
+                ],
+            },
+            {"key": "spore_print", "text": "What colour is the spore print?", "help": "", "options": []},
+        ],
+    )
+    page = narrow_html(result)
+    assert page.count('class="option"') == 4 and page.count("<svg") == 4  # each answer with its picture
+    assert "keeps 3" in page and "keeps 2" in page and "Dig up the whole base" in page
+    assert 'data-key="stipe" data-value="ring and volva"' in page and "Not sure" in page
+    assert 'data-key="hymenium" data-value=""' in page  # the given answer can be cleared
+    assert narrow_html(_result(candidates=[_candidate("Boletus edulis", 0.3)])) == ""  # no questions: no panel
 
 
 def test_badges_are_short_and_never_say_safe():
@@ -457,7 +521,7 @@ def test_badges_are_short_and_never_say_safe():
     for status in EDIBILITY_TEXT:
         html_badge = badge(status)
         assert EDIBILITY_TEXT[status] in html_badge  # the full wording is the tooltip
-        assert f">{BADGE_TEXT[status]}<" in html_badge and len(BADGE_TEXT[status].split()) <= 2
+        assert f">{BADGE_TEXT[status]}<" in html_badge and len(BADGE_TEXT[status].split()) <= 3
         assert all(p not in html_badge.lower() for p in BANNED_PHRASES)
     assert BADGE_TEXT["unknown"] in badge("something new")  # unknown status: never shown as edible
 
@@ -514,21 +578,3 @@ def test_flag_store_without_hub_repo_stays_local(tmp_path, monkeypatch):
     assert made["folder_path"] == tmp_path / "f"
     store.add(_result(), [], "Amanita muscaria", in_catalog=True)  # writes under the scheduler's lock
     assert (tmp_path / "f" / "README.md").is_file()
-
-
-def test_notes_do_not_repeat_the_headline():
-    from mushroom_id.serving.ui import warnings_html
-
-    message = "Not confident: the best guess, Boletus edulis, has only 4%. More photos would help."
-    warnings = [
-        {
-            "kind": "lookalike",
-            "species": "Tylopilus felleus",
-            "edibility": "inedible",
-            "message": "Boletus edulis can be confused with Tylopilus felleus (inedible).",
-        },
-        {"kind": "not_confident", "species": None, "edibility": None, "message": message},
-    ]
-    html = warnings_html(_result(candidates=[_candidate("Boletus edulis", 0.04)], warnings=warnings, message=message))
-    notices = html.partition('id="notices"')[2]
-    assert "Tylopilus felleus" in notices and message not in notices

@@ -13,14 +13,19 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "mushroom_id", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_predict_prints_top5_like_the_original_and_json(photo_of, tmp_path):
+def test_predict_prints_the_answer_first_and_json(photo_of, tmp_path):
     good = photo_of("Boletus edulis", "wiki")
     bad = tmp_path / "notes.jpg"
     bad.write_text("<html>this is not a photo</html>")
     human = run("predict", str(good), str(bad))
     assert human.returncode == 2  # one photo failed
-    assert human.stdout.count("Prediction: With") == 5
-    assert "Top 1 Prediction: With" in human.stdout
+    lines = [line.strip() for line in human.stdout.strip().splitlines()[1:]]
+    # the top name first, then ONE caution (the red panel or the neutral line), the disclaimer last
+    assert lines[0].startswith(("Most likely", "Best guess", "The photo is not enough", "Most likely a species"))
+    assert lines[1] == "DANGER:" or lines[1].startswith("Deadly species can look like this one")
+    assert lines[-1].startswith("This is an automated guess")
+    assert "WARNING" not in human.stdout and "((" not in human.stdout and "))" not in human.stdout
+    assert len(lines) <= 12, lines  # not 14-20 warning lines
     assert "notes.jpg" in human.stderr and "not" in human.stderr.lower()
 
     machine = run("predict", "--json", "--top-k", "3", str(good))

@@ -9,8 +9,8 @@ The red panel names a dangerous (deadly, poisonous, psychoactive) species when
 * it is the top guess ("top guess");
 * it holds at least ``share`` of the probability (fitted on cross-source validation, stored with the
   model's thresholds as ``danger_share``): "12%";
-* it is a known dangerous lookalike (catalog) of one of the top 3 candidates: "looks like your top
-  guess" / "looks like Agaricus arvensis (guess 2)".
+* it is a known dangerous lookalike (catalog) of the top guess, or of guess 2 or 3 when that guess
+  holds the share itself: "looks like your top guess" / "looks like Agaricus arvensis (guess 2)".
 
 At most ``PANEL_MAX`` names, the most dangerous first (deadly, poisonous, psychoactive), then the most
 probable. When none qualifies the result shows one neutral line (:data:`NEUTRAL_LINE`).
@@ -66,6 +66,8 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
         if c.get("edibility") in DANGEROUS and share < 1.0 and c["probability"] >= share:
             add(c["species"], c["edibility"], _percent(c["probability"]))
     for rank, c in enumerate(candidates[:LOOKALIKE_OF_TOP], 1):
+        if rank > 1 and not (share < 1.0 and c["probability"] >= share):
+            continue  # a lower guess's lookalikes count once that guess holds the share itself
         for look in c.get("lookalikes") or []:
             if look.get("edibility") in DANGEROUS and look["species"] != c["species"]:
                 why = "looks like your top guess" if rank == 1 else f"looks like {c['species']} (guess {rank})"

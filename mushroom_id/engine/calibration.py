@@ -11,18 +11,25 @@ model's ``config.json``) and ``core.safety.Thresholds`` reads it back when servi
   (1.0, i.e. never confident, when no threshold does);
 * genus: the lowest genus mass whose genus answers (of photos that are not confident) reach
   ``GENUS_TARGET`` genus accuracy (1.0: off);
-* conformal: the split-conformal LAC quantile for ``coverage``.
+* conformal: the split-conformal LAC quantile for ``coverage``;
+* floor: the lowest top probability whose photos reach ``FLOOR_TARGET`` top-1; below it a photo is
+  "not enough" and its candidates are shown as possible, not as ranked answers (1.0: always);
+* danger share (with a catalog): the probability at which a dangerous species enters the red panel
+  (``core.danger``), the one that best separates toxic specimens (their species or genus named) from
+  edible ones (a red panel raised): the largest named-rate minus panel-rate, species-balanced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from mushroom_id.core.safety import Thresholds, genus_of, genus_probabilities
+from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog
+from mushroom_id.core.danger import danger_panel
+from mushroom_id.core.safety import Thresholds, answer, genus_of, genus_probabilities
 from mushroom_id.engine.metrics import nll, softmax
 
 GATE_TARGET_FRR = 0.02
@@ -36,6 +43,9 @@ GENUS_TARGET = 0.85
 COVERAGE = 0.70
 MIN_ANSWERED = 10  # a confidence threshold must keep at least this many held-out photos answered
 MIN_GENUS_ANSWERED = 5
+# Below the floor the top guess is right less than one time in FLOOR_TARGET^-1: "possible", not an answer.
+FLOOR_TARGET = 1 / 3
+DANGER_SHARES = (0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)  # 1.0: only top guess and lookalikes
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -82,6 +92,62 @@ def lowest_threshold(scores: np.ndarray, correct: np.ndarray, target: float, min
     return float(s[i]), (i + 1) / len(s), float(acc[i])
 
 
+def species_mean(hits, y) -> float | None:
+    """The mean over species of each species' mean (species-balanced)."""
+    hits, y = np.asarray(hits, dtype=float), np.asarray(y)
+    return float(np.mean([hits[y == c].mean() for c in np.unique(y)])) if len(y) else None
+
+
+def danger_outcomes(
+    probs: np.ndarray, y: np.ndarray, labels: Sequence[str], catalog: Catalog, thresholds: Thresholds, shares=None
+) -> dict:
+    """Per photo, for the red panel at each share and for the old red box (every ``toxic_candidate``
+    warning): is a toxic specimen's own species (or one of its genus) named, does an edible specimen
+    get a red panel. ``shares`` default: ``DANGER_SHARES`` and the thresholds' own."""
+    shares = sorted(set(shares or DANGER_SHARES) | {thresholds.danger_share})
+    model = {"id": "calibration", "num_species": len(labels)}
+    index = {n: i for i, n in enumerate(labels)}
+    out = {"box": {"named": [], "panel": []}, "warned": []}
+    out |= {s: {"named": [], "panel": []} for s in shares}
+    for p in probs:
+        r = answer(p, None, labels, catalog, thresholds, model, index=index)
+        toxic = [w["species"] for w in r["warnings"] if w.get("kind") == "toxic_candidate"]
+        out["box"]["panel"].append(bool(toxic))
+        out["box"]["named"].append(toxic)
+        for s in shares:
+            panel = danger_panel(r, s)
+            out[s]["panel"].append(bool(panel))
+            out[s]["named"].append([d["species"] for d in panel])
+        out["warned"].append(toxic)  # shown in the red panel or, neutrally, in the details (core.danger)
+    return out
+
+
+def danger_rates(outcome: dict, y: np.ndarray, labels: Sequence[str], catalog: Catalog) -> dict:
+    """Species-balanced: toxic specimens whose species (or genus) is named; edible specimens with a panel."""
+    dangerous, edible = catalog.mask(labels, DANGEROUS), catalog.mask(labels, EDIBLE)
+    y = np.asarray(y)
+    toxic_idx, edible_idx = np.flatnonzero(dangerous[y]), np.flatnonzero(edible[y])
+
+    def named(i: int) -> bool:
+        own = labels[y[i]]
+        return any(n == own or genus_of(n) == genus_of(own) for n in outcome["named"][i])
+
+    return {
+        "toxic_named": species_mean([named(i) for i in toxic_idx], y[toxic_idx]),
+        "edible_with_panel": species_mean([outcome["panel"][i] for i in edible_idx], y[edible_idx]),
+        "toxic_specimens": int(len(toxic_idx)),
+        "edible_specimens": int(len(edible_idx)),
+    }
+
+
+def fit_danger_share(probs, y, labels, catalog: Catalog, thresholds: Thresholds) -> tuple[float, dict]:
+    """The share with the largest toxic-named rate minus edible-panel rate (ties: the larger share)."""
+    outcomes = danger_outcomes(probs, y, labels, catalog, thresholds)
+    rates = {s: danger_rates(outcomes[s], y, labels, catalog) for s in DANGER_SHARES}
+    best = max(DANGER_SHARES, key=lambda s: ((rates[s]["toxic_named"] or 0) - (rates[s]["edible_with_panel"] or 0), s))
+    return best, {str(s): r for s, r in rates.items()}
+
+
 def genus_stats(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], confident: float):
     """(genus mass of the top genus, is that genus right) for every photo that is not confident."""
     masses, right = [], []
@@ -123,9 +189,11 @@ def calibrate(
     coverage: float = COVERAGE,
     confident_target: float = CONFIDENT_TARGET,
     genus_target: float = GENUS_TARGET,
+    catalog: Catalog | None = None,
 ) -> Calibration:
     """Fit temperature and thresholds on held-out photos: raw ``logits`` (N, C), labels ``y`` (N,),
-    the fungus gate's scores (N,) when the gate ran (else the gate keeps its default threshold)."""
+    the fungus gate's scores (N,) when the gate ran (else the gate keeps its default threshold); with a
+    ``catalog`` the red panel's danger share too (else it keeps its default)."""
     y = np.asarray(y)
     temperature = fit_temperature(logits, y)
     if not len(y):
@@ -140,13 +208,20 @@ def calibrate(
     )
     genus_t = 1.0 if genus_t is None else genus_t
     gate_t = float(np.quantile(fungus, GATE_TARGET_FRR)) if fungus is not None and len(fungus) else Thresholds.fungus
+    floor_t, floor_cov, floor_acc = lowest_threshold(probs.max(1), correct, FLOOR_TARGET)
+    floor_t = 1.0 if floor_t is None else floor_t
     thresholds = Thresholds(
         confident=conf_t,
         genus=genus_t,
         conformal_qhat=conformal_qhat(probs, y, coverage),
         conformal_coverage=coverage,
         fungus=gate_t,
+        floor=floor_t,
     )
+    share_fit = None
+    if catalog is not None:
+        share, share_fit = fit_danger_share(probs, y, labels, catalog, thresholds)
+        thresholds = replace(thresholds, danger_share=share)
     fit = {
         "photos": int(len(y)),
         "confident": {"answered": conf_cov, "accuracy": conf_acc, "target": confident_target},
@@ -157,5 +232,7 @@ def calibrate(
             "target": genus_target,
         },
         "fungus_gate": {"target_false_reject": GATE_TARGET_FRR, "fitted": fungus is not None},
+        "floor": {"target": FLOOR_TARGET, "above_floor": floor_cov, "accuracy_above": floor_acc},
+        "danger_share": share_fit,
     }
     return Calibration(temperature, thresholds, fit)

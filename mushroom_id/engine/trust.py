@@ -45,10 +45,13 @@ from mushroom_id.core.safety import combine_observation, prediction_set
 from mushroom_id.engine.calibration import (
     CONFIDENT_TARGET,
     COVERAGE,
+    FLOOR_TARGET,
     GATE_TARGET_FRR,
     GENUS_TARGET,
     calibrate,
     conformal_qhat,
+    danger_outcomes,
+    danger_rates,
     genus_stats,
 )
 from mushroom_id.engine.metrics import auroc, expected_calibration_error, fungiclef_cost, nll, top_k_accuracy
@@ -222,7 +225,9 @@ def measure(
 
     # the one calibration (engine.calibration): fit on cross-source validation, the gate on all validation photos
     v, t = runs["validation"], runs["test"]
-    cal = calibrate(v["logits"][v["cross"]], v["y"][v["cross"]], labels, fungus=v["fungus"], coverage=COVERAGE)
+    cal = calibrate(
+        v["logits"][v["cross"]], v["y"][v["cross"]], labels, fungus=v["fungus"], coverage=COVERAGE, catalog=catalog
+    )
     temperature, th = cal.temperature, cal.thresholds
     pv_all, pt_all = cal.probabilities(v["logits"]), cal.probabilities(t["logits"])
     pv, yv = pv_all[v["cross"]], v["y"][v["cross"]]
@@ -323,6 +328,30 @@ def measure(
         "fungiclef_cost_top1": fungiclef_cost(yt, pred, dangerous, edible),
     }
 
+    # the first screen: the floor, and the red panel before (every toxic_candidate warning in a red box)
+    # and after (core.danger at the fitted share), species-balanced on test
+    above = tp.max(1) >= th.floor
+    outcomes = danger_outcomes(tp, yt, labels, catalog, th, shares=[th.danger_share])
+    first_screen = {
+        "floor": {
+            "threshold": th.floor,
+            "target_accuracy_above": FLOOR_TARGET,
+            "validation": cal.fit.get("floor"),
+            "test": {
+                "below_floor": float((~above).mean()),
+                "top1_above": float(correct_test[above].mean()) if above.any() else None,
+                "top1_below": float(correct_test[~above].mean()) if (~above).any() else None,
+            },
+        },
+        "danger_share": th.danger_share,
+        "danger_share_validation": cal.fit.get("danger_share"),
+        "red_box_before": danger_rates(outcomes["box"], yt, labels, catalog),
+        "red_panel_after": danger_rates(outcomes[th.danger_share], yt, labels, catalog),
+        "toxic_warned_anywhere_after": danger_rates(
+            {"named": outcomes["warned"], "panel": outcomes["box"]["panel"]}, yt, labels, catalog
+        )["toxic_named"],
+    }
+
     # observations: held-out photos (validation + test) of species with several of them
     held_logp = np.log(np.clip(np.concatenate([pv_all, pt_all]), 1e-12, 1.0))
     observations = observation_comparison(held_logp, np.concatenate([v["y"], t["y"]]), seed=seed)
@@ -346,6 +375,7 @@ def measure(
         "conformal": conformal,
         "safety": safety,
         "observations": observations,
+        "first_screen": first_screen,
     }
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "trust.json", report)

@@ -45,6 +45,9 @@ BUNDLE_DIR = REPO_DIR / "reference_photos"
 INDEX = "index.json"
 SCORES_CSV = DATA_DIR / "reference_scores.csv"
 PER_SPECIES = 3  # reference photos per species shown to compare
+# Below this fungus-gate score a photo shows no mushroom one can compare with (a forest scene, a
+# microscope slide): looked at, the 33 licence-clean photos under 0.05 are such; never shown.
+MIN_CLEAR = 0.05
 LARGE_PX = 900  # longest side of the enlarged photo (the lightbox)
 THUMB_PX = 200  # longest side of a card thumbnail (shown at ~90 CSS px, sharp on 2x screens)
 EXAMPLE_PX = 600  # longest side of an example photo in the Space bundle (the model sees 224 px)
@@ -133,7 +136,8 @@ def photo_from_manifest(row: dict, catalog: Catalog, photos_root: Path) -> Photo
 class ReferencePhotos:
     """Up to ``PER_SPECIES`` reference photos per catalog species, where a licence allows it; the first
     is the clearest (the highest fungus-gate score in ``reference_scores.csv``: the mushroom fills the
-    frame, not a forest scene), then Commons before iNaturalist."""
+    frame), then Commons before iNaturalist; photos under ``MIN_CLEAR`` (no mushroom to compare with: a
+    forest scene, a microscope slide) are never shown."""
 
     def __init__(
         self,
@@ -149,6 +153,7 @@ class ReferencePhotos:
         rank = {s: i for i, s in enumerate(SOURCE_PREFERENCE)}
         scores = load_scores() if scores is None else scores
         if not ordered:
+            photos = [p for p in photos if scores.get(p.sha256, 1.0) >= MIN_CLEAR]
             photos = sorted(photos, key=lambda p: (-scores.get(p.sha256, 0.0), rank.get(p.source, 99), p.path))
         for photo in photos:
             self.by_species.setdefault(photo.species, photo)

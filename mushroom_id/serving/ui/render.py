@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
+from mushroom_id.core.answer_text import status as answer_status
 from mushroom_id.core.catalog import DANGEROUS, Catalog, Species, default_catalog
 from mushroom_id.core.danger import NEUTRAL_LINE, unnamed_dangers
 from mushroom_id.core.safety import EDIBILITY_TEXT, danger_rank
@@ -109,22 +110,8 @@ def zoomable(photo: Photo, name: str, refs: ReferencePhotos, size: str = "thumb"
     )
 
 
-def no_photo(why: str = "No licence-clean reference photo of this species yet") -> str:
+def no_photo(why: str = "No clear reference photo with an open licence yet") -> str:
     return f'<div class="noref" role="img" aria-label="{_e(why)}">{_e(why)}</div>'
-
-
-def _status(result: Mapping) -> tuple[str, str]:
-    """(data-status, the words above the name)."""
-    if result.get("confident"):
-        return "confident", "Most likely"
-    g = result.get("genus_answer")
-    if result.get("below_floor"):
-        if g:
-            return "genus", f"The photo is not enough for a species: most likely a species of {g['genus']}, such as"
-        return "possible", "The photo is not enough to name it. Possible:"
-    if g:
-        return "genus", f"Most likely a species of {g['genus']} ({pct(g['probability'])} together), such as"
-    return "guess", "Best guess (not sure):"
 
 
 def headline_html(
@@ -135,7 +122,7 @@ def headline_html(
     name = top["species"]
     sp = _species(catalog, name)
     common = top.get("common_name") or (sp.common_name if sp else "")
-    status, kicker = _status(result)
+    status, kicker = answer_status(result)
     photo = refs.get(name, user_photo.sha256 if user_photo else None) if refs else None
     ref = (
         zoomable(photo, name, refs, "large") + f"<figcaption>{_credit_link(photo)}</figcaption>"
@@ -269,7 +256,7 @@ def photos_html(name: str, refs: ReferencePhotos | None, exclude: str | None = N
     """Up to 3 reference photos to compare (each enlarges), or a placeholder that says why."""
     photos = refs.photos(name, exclude) if refs else []
     if not photos:
-        why = "No reference photo: none with an open licence yet" if refs else "Reference photos are not installed"
+        why = "No clear reference photo with an open licence yet" if refs else "Reference photos are not installed"
         return f'<div class="photos">{no_photo(why)}</div>'
     figures = "".join(
         f"<figure>{zoomable(p, name, refs)}<figcaption>{_credit_link(p)}</figcaption></figure>" for p in photos

@@ -1,0 +1,78 @@
+"""The answer-first structure in words, shared by the app (``serving.ui.render``) and the CLI.
+
+One clear name first (with what the model can honestly say about it), then ONE caution: the red panel
+(:func:`mushroom_id.core.danger.danger_panel`) or the neutral line, then the next field question, then
+the other candidates; every other warning stays in the result (the CLI names how many, ``--json`` has
+them all). Pure functions of the Result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mushroom_id.core.danger import NEUTRAL_LINE, unnamed_dangers
+
+SHORT_EDIBILITY = {
+    "deadly": "DEADLY",
+    "poisonous": "POISONOUS",
+    "psychoactive": "psychoactive",
+    "inedible": "inedible",
+    "unknown": "edibility unknown",
+    "edible": "edible per sources, never on a photo's word",
+    "choice": "edible per sources, never on a photo's word",
+}
+
+
+def _percent(p: float) -> str:
+    return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+
+def status(result: Mapping) -> tuple[str, str]:
+    """(a status key, the words above the top name): confident / genus / possible / guess."""
+    g = result.get("genus_answer")
+    if result.get("confident"):
+        return "confident", "Most likely"
+    if result.get("below_floor"):
+        if g:
+            return "genus", f"The photo is not enough for a species: most likely a species of {g['genus']}, such as"
+        return "possible", "The photo is not enough to name it. Possible:"
+    if g:
+        return "genus", f"Most likely a species of {g['genus']} ({_percent(g['probability'])} together), such as"
+    return "guess", "Best guess (not sure):"
+
+
+def text_lines(result: Mapping) -> list[str]:
+    """The answer as short lines of plain text (no nested brackets, one warning line per danger)."""
+    if not result.get("candidates"):
+        return [result.get("message", ""), result.get("disclaimer", "")]
+    top = result["candidates"][0]
+    _, words = status(result)
+    common = f" ({top['common_name']})" if top.get("common_name") else ""
+    share = "" if result.get("below_floor") else f" {_percent(top['probability'])},"
+    lines = [f"{words} {top['species']}{common} —{share} {SHORT_EDIBILITY.get(top['edibility'], 'unknown')}"]
+    panel = result.get("danger_panel") or []
+    if panel:
+        lines.append("DANGER:")
+        lines += [f"  {d['species']} ({SHORT_EDIBILITY[d['edibility']]}): {d['reason']}" for d in panel]
+    else:
+        lines.append(NEUTRAL_LINE)
+    questions = result.get("questions") or []
+    if questions:
+        q = questions[0]
+        options = " | ".join(f"{o['value']} (keeps {o.get('keeps', '?')})" for o in q.get("options") or [])
+        lines.append(f"Narrow it down: {q['text']} {options}")
+        lines.append(f"  answer with --answer {q['key']}=VALUE")
+    others = result["candidates"][1:]
+    if others:
+        label = "Also possible" if result.get("below_floor") else "Other candidates"
+        lines.append(
+            f"{label}: "
+            + "; ".join(
+                f"{c['species']} {_percent(c['probability'])} {SHORT_EDIBILITY[c['edibility']]}" for c in others
+            )
+        )
+    hidden = unnamed_dangers(result)
+    if hidden:
+        lines.append(f"{len(hidden)} more dangerous species are possible but less likely (all in --json).")
+    lines.append(result.get("disclaimer", ""))
+    return lines
