@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from conftest import hand_made_predictor
 
+from mushroom_id.core.answer_text import text_lines
 from mushroom_id.core.catalog import DANGEROUS, default_catalog
 from mushroom_id.core.safety import BANNED_PHRASES, EDIBILITY_TEXT, danger_rank, danger_summary, species_warnings
-from mushroom_id.serving.ui import warnings_html
+from mushroom_id.serving.ui.render import answer_html, first_screen_html
 
 LABELS = [
     "Amanita phalloides",  # 0 deadly; lookalikes A. citrina, A. strobiliformis (poisonous)
@@ -160,10 +161,9 @@ def test_deadly_lookalike_of_the_top_is_a_danger_warning(predictor):
         "1 deadly species is possible for this photo: Gyromitra esculenta (a lookalike of Morchella esculenta)."
     )
     assert r["message"] == "Most likely Morchella esculenta (90%)."
-    page = warnings_html(r)
-    red, _, yellow = page.partition('id="notices"')
-    assert "Gyromitra esculenta (DEADLY POISONOUS)" in red and 'id="danger-warnings"' in red
-    assert "Gyromitra" not in yellow
+    page = first_screen_html(r)
+    red = page.partition('id="danger-panel"')[2]
+    assert "Gyromitra esculenta" in red and "looks like your top guess" in red  # the red panel names it
 
 
 def test_deadly_lookalike_comes_before_poisonous_candidates(predictor):
@@ -196,7 +196,8 @@ def test_summary_none_when_no_danger_is_in_play(predictor):
     )
     assert danger(r) == [] and r["summary"] == ""
     assert r["message"] == "Most likely Agaricus benesii — edibility unknown — 90%."
-    assert 'id="danger-warnings"' not in warnings_html(r)
+    # no dangerous species is possible; the red panel only names dangerous lookalikes of the guesses
+    assert all(d["reason"].startswith("looks like") for d in r["danger_panel"])
     not_fungus = predictor.answer(probs(Amanita_phalloides=0.9), fungus_score=0.01)
     assert not_fungus["summary"] == "" and not_fungus["candidates"] == []
 
@@ -311,7 +312,7 @@ def _random_results(predictor, n=60):
 
 def test_never_safe_to_eat_and_never_edible_unqualified(predictor):
     for r in _random_results(predictor):
-        text = (json.dumps(r, ensure_ascii=False) + warnings_html(r)).lower()
+        text = (json.dumps(r, ensure_ascii=False) + answer_html(r) + "\n".join(text_lines(r))).lower()
         for phrase in BANNED_PHRASES:
             assert phrase not in text
         for sentence in (r["message"], r["summary"]):
@@ -355,50 +356,3 @@ def test_observation_results_have_the_summary(predictor):
     r = predictor.predict_observation(photos)
     assert r["photos"] == 2 and isinstance(r["summary"], str)
     assert bool(r["summary"]) == bool(danger(r))
-
-
-# ---- the page -------------------------------------------------------------------------------------
-
-
-def test_page_shows_summary_first_deadly_first_and_folds_the_rest():
-    def w(name, status, p):
-        return {
-            "kind": "toxic_candidate",
-            "species": name,
-            "edibility": status,
-            "probability": p,
-            "via": ["candidate"],
-            "message": f"{name} ({EDIBILITY_TEXT[status]}) is among the plausible species.",
-        }
-
-    # deliberately out of order: the page still shows the deadly one first
-    warnings = [w(f"Poison {i}", "poisonous", 0.3) for i in range(4)] + [w("Amanita <b>virosa", "deadly", 0.01)]
-    warnings += [{"kind": "lookalike", "species": "X y", "edibility": "edible", "message": "mild note"}]
-    result = {
-        "message": "Most likely Poison 0 — POISONOUS — 30%.",
-        "summary": "5 <species> summary",
-        "warnings": warnings,
-    }
-    page = warnings_html(result)
-    assert page.index('id="result-message"') < page.index('id="danger-warnings"') < page.index('id="notices"')
-    box = page[page.index('id="danger-warnings"') : page.index('id="notices"')]
-    assert 'class="warning-box"' in page and "WARNING" in box
-    assert "5 &lt;species&gt; summary" in box and "<species>" not in page  # escaped
-    visible, _, folded = box.partition("<details")
-    assert box.index("summary</p>") < box.index("<li")  # the summary before the items
-    assert visible.count("<li") == 3
-    assert visible.index("Amanita &lt;b&gt;virosa") < visible.index("Poison 0")
-    assert "<summary>show all 5</summary>" in folded and folded.count("<li") == 2
-    assert "Poison 2" in folded and "Poison 3" in folded
-    assert "mild note" in page[page.index('id="notices"') :]
-
-
-def test_page_without_folding_or_summary():
-    result = {
-        "message": "m",
-        "warnings": [
-            {"kind": "toxic_candidate", "species": "A b", "edibility": "deadly", "message": "A b (DEADLY POISONOUS)"}
-        ],
-    }
-    page = warnings_html(result)
-    assert "<details" not in page and "danger-summary" not in page and "A b (DEADLY POISONOUS)" in page
