@@ -325,17 +325,25 @@ def test_examples_only_when_their_folder_exists(monkeypatch, tmp_path, service, 
     assert example_photos(service) == []
 
 
-def test_default_examples_are_licence_clean_with_captions(monkeypatch, service):
-    """Without a folder, the examples are the Commons photos of the reference set, credited."""
+def test_default_examples_are_licence_clean_held_out_and_answered_rightly(monkeypatch, service):
+    """Without a folder, the examples are licence-clean photos of the reference set, credited, that the
+    committed model did not train on and names rightly (its top guess is the photo's species)."""
     from mushroom_id.serving.reference_photos import EXAMPLE_SPECIES
     from mushroom_id.serving.ui import example_photos
+    from mushroom_id.serving.ui.service import upload_sha256
 
     monkeypatch.delenv("MUSHROOM_EXAMPLES", raising=False)
     examples = example_photos(service)
-    assert len(examples) == len(EXAMPLE_SPECIES)
+    assert len(examples) == len(EXAMPLE_SPECIES) == 8
+    trained = set((EMBEDDED_MODEL_DIR / "training_images.txt").read_text().split())
+    predictor = service.predictor(None)
     for (path, caption), photo, name in zip(examples, service.refs.examples(), EXAMPLE_SPECIES, strict=True):
-        assert photo.source == "commons" and photo.licence and photo.page.startswith("https://commons.wikimedia.org/")
+        assert photo.source in ("commons", "inat") and photo.page.startswith(
+            ("https://commons.wikimedia.org/", "https://www.gbif.org/occurrence/")
+        )
         assert path == photo.path and name in caption and photo.species == name
+        assert upload_sha256(path) not in trained
+        assert predictor.predict(path)["candidates"][0]["species"] == name
 
 
 # ---------------------------------------------------------------- rendering (pure)

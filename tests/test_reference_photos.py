@@ -67,12 +67,16 @@ def test_where_photos_come_from(monkeypatch, tmp_path, photos_dir):
     exported = tmp_path / "exported"
     refs = rp.ReferencePhotos.from_manifest(photos_dir)
     made = rp.export(refs, exported, species=["Trametes versicolor", "Amanita phalloides", "Not a species"])
-    assert made == {"photos": 2, "examples": len(rp.EXAMPLE_SPECIES)}
+    per_species = {n: refs.photos(n) for n in ("Trametes versicolor", "Amanita phalloides")}
+    assert made == {"photos": sum(map(len, per_species.values())), "examples": len(rp.EXAMPLE_SPECIES)}
     index = json.loads((exported / rp.INDEX).read_text())
     assert {e["species"] for e in index["photos"]} == {"Trametes versicolor", "Amanita phalloides"}
     monkeypatch.setenv(rp.PHOTOS_ENV, str(exported))
     loaded = rp.load_reference_photos()
     assert loaded.origin == "folder" and len(loaded) == 2
+    # up to 3 per species, in the exported order (the clearest first)
+    for name, photos in per_species.items():
+        assert [p.page for p in loaded.photos(name)] == [p.page for p in photos]
     assert loaded.get("Trametes versicolor").page == refs.get("Trametes versicolor").page
 
     monkeypatch.delenv(rp.PHOTOS_ENV)
@@ -94,3 +98,20 @@ def test_app_without_reference_photos_says_so(monkeypatch, tmp_path, app_service
     assert not [p for p in props if p.get("elem_id") == "examples"]  # no unlicensed fallback examples
     info = next(p["value"] for p in props if p.get("elem_id") == "model-info")
     assert "Reference photos are not available in this installation" in info and "no photos folder here" in info
+
+
+def test_clearest_first_own_photo_never_and_unclear_never():
+    """Photos are ordered by their fungus-gate score; one under MIN_CLEAR (a forest, a slide) is never
+    shown; at most PER_SPECIES; the user's own photo (by sha256) is skipped."""
+    photos = [
+        rp.Photo("Amanita muscaria", f"/x/{n}.jpg", "inat", "", f"https://www.gbif.org/occurrence/{n}", n)
+        for n in ("forest", "ok", "best", "good", "fine")
+    ]
+    scores = {"forest": 0.04, "ok": 0.3, "best": 0.9, "good": 0.6, "fine": 0.2}
+    refs = rp.ReferencePhotos(photos, scores=scores)
+    assert [p.sha256 for p in refs.photos("Amanita muscaria")] == ["best", "good", "ok"]
+    assert refs.get("Amanita muscaria").sha256 == "best"
+    assert refs.get("Amanita muscaria", exclude="best").sha256 == "good"
+    assert "forest" not in [p.sha256 for p in refs.photos("Amanita muscaria", limit=10)]
+    committed = rp.load_scores()
+    assert len(committed) > 500 and all(0.0 <= v <= 1.0 for v in committed.values())

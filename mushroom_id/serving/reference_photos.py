@@ -48,25 +48,28 @@ PER_SPECIES = 3  # reference photos per species shown to compare
 # Below this fungus-gate score a photo shows no mushroom one can compare with (a forest scene, a
 # microscope slide): looked at, the 33 licence-clean photos under 0.05 are such; never shown.
 MIN_CLEAR = 0.05
-LARGE_PX = 900  # longest side of the enlarged photo (the lightbox)
+LARGE_PX = 800  # longest side of the enlarged photo (the lightbox)
 THUMB_PX = 200  # longest side of a card thumbnail (shown at ~90 CSS px, sharp on 2x screens)
 EXAMPLE_PX = 600  # longest side of an example photo in the Space bundle (the model sees 224 px)
 SOURCE_PREFERENCE = ("commons", "inat")
 COMMONS_PAGE = "https://commons.wikimedia.org/wiki/File:"
 GBIF_OCCURRENCE = re.compile(r"GBIF occurrence (\d+)")
 
-# Example photos: licence-clean Commons photos of species the default model knows, chosen to show
-# each kind of answer (deadly, poisonous, psychoactive, lookalikes, edible).
-EXAMPLE_SPECIES = (
-    "Galerina marginata",
-    "Hypholoma fasciculare",
-    "Chlorophyllum molybdites",
-    "Hygrophoropsis aurantiaca",
-    "Psilocybe cyanescens",
-    "Trametes versicolor",
-    "Coprinus comatus",
-    "Laetiporus sulphureus",
+# Example photos: licence-clean photos (Commons, or iNaturalist via GBIF) that the embedded model did
+# NOT train on and answers rightly (top-1; tests/test_app.py checks each against the committed model),
+# chosen to show each kind of answer: a deadly lookalike (velvet shank / funeral bell, chanterelle /
+# false chanterelle), a poisonous top guess, edible-per-sources species with and without a red panel.
+EXAMPLE_PHOTOS = (
+    ("Flammulina velutipes", "commons_b139da252b.jpg"),
+    ("Cantharellus cibarius", "inat_4919416629_0.jpg"),
+    ("Hygrophoropsis aurantiaca", "commons_20842271ec.jpg"),
+    ("Armillaria mellea", "commons_5e12a39c10.jpg"),
+    ("Craterellus cornucopioides", "inat_4921586750_0.jpg"),
+    ("Boletus edulis", "inat_4919526738_0.jpg"),
+    ("Macrolepiota procera", "inat_4921477940_0.jpg"),
+    ("Pleurotus ostreatus", "commons_2815866fe5.jpg"),
 )
+EXAMPLE_SPECIES = tuple(species for species, _ in EXAMPLE_PHOTOS)
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class ReferencePhotos:
         return found[:limit]
 
     def examples(self) -> list[Photo]:
-        """The example photos (full size, for the model), in EXAMPLE_SPECIES order."""
+        """The example photos (full size, for the model), in EXAMPLE_PHOTOS order."""
         return list(self._examples)
 
     def data_uri(self, photo: Photo, size: int = THUMB_PX) -> str | None:
@@ -211,8 +214,8 @@ class ReferencePhotos:
         photos = [p for p in (photo_from_manifest(r, catalog, photos_dir.parent) for r in rows) if p]
         photos = [p for p in photos if Path(p.path).is_file()]
         refs = cls(photos, origin="shared", note=f"read in place from {photos_dir}")
-        commons = {p.species: p for p in sorted(photos, key=lambda p: p.path) if p.source == "commons"}
-        refs._examples = [commons[s] for s in EXAMPLE_SPECIES if s in commons]
+        by_file = {(p.species, Path(p.path).name): p for p in photos}
+        refs._examples = [by_file[key] for key in EXAMPLE_PHOTOS if key in by_file]
         return refs
 
     @classmethod

@@ -171,6 +171,8 @@ def build_page(service: Service, examples: list[tuple[str, str]], url: str) -> P
             )
             only_model = gr.Checkbox(label="only species the model knows", value=False, scale=1)
         table = gr.Dataframe(
+            label="species",  # the /species endpoint's return value is named by it
+            show_label=False,
             headers=TABLE_HEADERS,
             value=service.species(),
             interactive=False,

@@ -243,11 +243,12 @@ def examples_credits(service: Service) -> str:
     if not photos or (REPO_DIR / "examples").is_dir():
         return ""
     items = "; ".join(
-        f'<a href="{_e(p.page)}" target="_blank" rel="noopener"><i>{_e(p.species)}</i></a> ({_e(p.licence)})'
+        f'<a href="{_e(p.page)}" target="_blank" rel="noopener"><i>{_e(p.species)}</i></a> ({_e(p.credit)})'
         for p in photos
     )
     return (
-        f'<p id="examples-credits">Example photos from Wikimedia Commons, author and licence on each page: {items}.</p>'
+        '<p id="examples-credits">Example photos (the model did not train on them and names each rightly; '
+        f"author and licence on each page): {items}.</p>"
     )
 
 
