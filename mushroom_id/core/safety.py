@@ -13,6 +13,7 @@ import numpy as np
 
 from mushroom_id.core.catalog import DANGEROUS, Catalog
 from mushroom_id.core.danger import danger_panel
+from mushroom_id.core.questions import FieldEvidence, describe
 from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
 
 DISCLAIMER = (
@@ -286,6 +287,60 @@ def candidate(name: str, probability: float, catalog: Catalog) -> Candidate:
     }
 
 
+def _in_play(
+    probs: np.ndarray, labels: Sequence[str], catalog: Catalog, t: Thresholds, index: dict[str, int], top_k: int
+) -> tuple[list[Candidate], list[str], list[Warning]]:
+    """(candidates, the prediction set, the species warnings) of one probability vector."""
+    order = np.argsort(-probs)[:top_k]
+    candidates = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
+    in_set = [labels[i] for i in prediction_set(probs, t.conformal_qhat)]
+    top = candidates[0]
+    plausible = sorted(set([c["species"] for c in candidates] + in_set), key=lambda n: -probs[index[n]])
+    # the top's lookalikes too, when the model knows them: that orders them within their danger level
+    in_play = plausible + [look["species"] for look in top["lookalikes"]]
+    shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
+    return candidates, in_set, species_warnings(plausible, catalog, top["species"], shares)
+
+
+def _keep_photo_dangers(answered: list[Warning], photo: list[Warning]) -> list[Warning]:
+    """The union: every dangerous species the photo alone raised stays warned after any answer."""
+    have = {w["species"] for w in answered if w["kind"] == "toxic_candidate"}
+    kept = []
+    for w in photo:
+        if w["kind"] != "toxic_candidate" or w["species"] in have:
+            continue
+        p = w.get("probability")
+        share = f", {_percent(p)} on the photo alone" if p is not None else ""
+        kept.append(
+            {
+                **w,
+                "via": sorted(set(w["via"]) | {"photo"}),
+                "message": f"{w['species']} ({EDIBILITY_TEXT[w['edibility']]}{share}) was possible for the photo; "
+                "your answers do not rule it out: check it in person.",
+            }
+        )
+    danger = [w for w in answered if w["kind"] == "toxic_candidate"] + kept
+    danger.sort(key=lambda w: (danger_rank(w["edibility"]), -(-1.0 if w["probability"] is None else w["probability"])))
+    return danger + [w for w in answered if w["kind"] != "toxic_candidate"]
+
+
+def _conflicts(photo_top: int, labels: Sequence[str], field: FieldEvidence, answers: dict[str, str]) -> list[Warning]:
+    """One plain sentence per answer that contradicts the photo's best guess."""
+    out: list[Warning] = []
+    name = labels[photo_top]
+    for key, value in answers.items():
+        if field.rules_out(photo_top, key, value):
+            out.append(
+                {
+                    "kind": "answer_conflict",
+                    "species": name,
+                    "edibility": None,
+                    "message": f"Your answer '{describe(key, value)}' rules out the photo's best guess, {name}.",
+                }
+            )
+    return out
+
+
 def answer(
     probs: np.ndarray,
     fungus_score: float | None,
@@ -296,13 +351,23 @@ def answer(
     photos: int = 1,
     top_k: int = 5,
     index: dict[str, int] | None = None,
+    field: FieldEvidence | None = None,
+    answers: dict[str, str] | None = None,
+    strategy: str = "info_gain",
 ) -> Result:
     """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
 
     Pure apart from the catalog: the fungus gate, the candidates, the prediction set, confidence,
     the genus fallback, every warning (dangerous first), the summary, the headline and the disclaimer.
+    ``probs`` are the photo's probabilities; with ``field`` (the model's trait likelihoods) and parsed
+    ``answers`` everything is decided on the re-weighted probabilities, except that every dangerous
+    species the photo alone warns about stays warned (an answer can add danger, never hide it), and the
+    result lists the next questions worth asking.
     """
     t = thresholds
+    answers = dict(answers or {})
+    if answers and field is None:
+        raise ValueError("field answers need the trait table (this model has no field evidence)")
     result: Result = {
         "is_fungus": True if fungus_score is None else fungus_score >= t.fungus,
         "fungus_score": None if fungus_score is None else round(fungus_score, 4),
@@ -318,6 +383,8 @@ def answer(
         "photos": photos,
         "below_floor": False,
         "danger_panel": [],
+        "answers": answers,
+        "questions": [],
     }
     if not result["is_fungus"]:
         result["message"] = NOT_FUNGUS_MESSAGE
@@ -325,20 +392,23 @@ def answer(
         return result
 
     index = index or {name: i for i, name in enumerate(labels)}  # the predictor passes its own, built once
-    order = np.argsort(-probs)[:top_k]
-    result["candidates"] = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
-    in_set = prediction_set(probs, t.conformal_qhat)
-    result["prediction_set"]["species"] = [labels[i] for i in in_set]
+    photo_probs = np.asarray(probs, dtype=np.float64)
+    probs = field.reweight(photo_probs, answers) if answers else photo_probs
+    result["candidates"], result["prediction_set"]["species"], warnings = _in_play(
+        probs, labels, catalog, t, index, top_k
+    )
+    if answers:
+        _, _, photo_warnings = _in_play(photo_probs, labels, catalog, t, index, top_k)
+        merged = _keep_photo_dangers(warnings, photo_warnings)
+        n_danger = sum(w["kind"] == "toxic_candidate" for w in merged)
+        conflicts = _conflicts(int(np.argmax(photo_probs)), labels, field, answers)
+        warnings = merged[:n_danger] + conflicts + merged[n_danger:]
+    if field is not None:
+        result["questions"] = field.next_questions(probs, answers, strategy)
+    result["warnings"] = warnings
     top = result["candidates"][0]
-    result["confident"] = t.is_confident(float(probs[order[0]]))
+    result["confident"] = t.is_confident(float(probs.max()))  # unrounded: 0.99996 is not 1.0
     result["genus_answer"] = genus_answer(probs, labels, t)
-
-    plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
-    plausible = sorted(set(plausible), key=lambda n: -probs[index[n]])
-    # the top's lookalikes too, when the model knows them: that orders them within their danger level
-    in_play = plausible + [look["species"] for look in top["lookalikes"]]
-    shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
-    result["warnings"] = species_warnings(plausible, catalog, top["species"], shares)
     result["summary"] = danger_summary(result["warnings"], top["species"])
     # The headline names the danger of the most likely species ("— POISONOUS —"); a confident
     # answer also says inedible / edibility unknown, and never "edible" on its own.
@@ -357,7 +427,7 @@ def answer(
         )
         if danger:
             result["message"] += f" The best guess, {top['species']}{danger} has {top['probability']:.0%}."
-    elif float(probs[order[0]]) < t.floor:
+    elif float(probs.max()) < t.floor:
         result["below_floor"] = True
         names = [c["species"] for c in result["candidates"][:3]]
         result["message"] = (
@@ -373,6 +443,6 @@ def answer(
             f"{MORE_PHOTOS_HINT}"
         )
         result["warnings"].append(notice("not_confident", result["message"]))
-    result["below_floor"] = result["below_floor"] or (not result["confident"] and float(probs[order[0]]) < t.floor)
+    result["below_floor"] = result["below_floor"] or (not result["confident"] and float(probs.max()) < t.floor)
     result["danger_panel"] = danger_panel(result, t.danger_share)
     return result

@@ -3,6 +3,7 @@
 API endpoints (see docs/api.md; the classify endpoints return the structured result):
   /classify               one image (+ optional answers)            -> result dict
   /classify_observation   several photos of one specimen (+ answers) -> result dict
+  /refine                 other answers for the session's last photos -> result dict (no network)
   /species                search the catalog table                   -> rows
 
 Every new photo, error, tab switch or model change clears the previous answer (a new file clears it
@@ -29,7 +30,14 @@ from mushroom_id.serving.ui.render import (
     more_html,
     narrow_html,
 )
-from mushroom_id.serving.ui.service import IMAGE_SUFFIXES, MAX_PHOTOS, Service, _file_path, upload_sha256
+from mushroom_id.serving.ui.service import (
+    IMAGE_SUFFIXES,
+    MAX_PHOTOS,
+    Service,
+    _answers,
+    _file_path,
+    upload_sha256,
+)
 
 PHONE_MAX_PX = 768  # below this width the columns stack and the page scrolls to the answer
 USER_THUMB_PX = 480
@@ -156,17 +164,31 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
         return f"Thank you: your report ({row['user_species']}) was saved, {stored}."
 
     # The API: hidden triggers, so the endpoints return exactly the result (errors as AppError).
+    # The session keeps the last photo's probabilities (gr.State), so /refine re-ranks them at once.
+    def api_classify(image, model, answers):
+        path = _file_path(image)
+        result, cache = service.observe([path] if path else [], model, _answers(answers))
+        return result, {"cache": cache}
+
+    def api_classify_observation(photos, model, answers):
+        paths = [p for p in map(_file_path, photos or []) if p]
+        result, cache = service.observe(paths, model, _answers(answers))
+        return result, {"cache": cache}
+
+    def api_refine(answers, api_state):
+        return service.refine((api_state or {}).get("cache"), _answers(answers))
+
+    api_state = gr.State(None)
     api_one = gr.Button(visible=False)
     api_many = gr.Button(visible=False)
+    api_again = gr.Button(visible=False)
     api = dict(preprocess=False, concurrency_id="model")
-    api_one.click(service.classify, [page.image, page.model, page.answers_in], page.raw, api_name="classify", **api)
+    inputs = [page.model, page.answers_in]
+    api_one.click(api_classify, [page.image, *inputs], [page.raw, api_state], api_name="classify", **api)
     api_many.click(
-        service.classify_observation,
-        [page.photos, page.model, page.answers_in],
-        page.raw,
-        api_name="classify_observation",
-        **api,
+        api_classify_observation, [page.photos, *inputs], [page.raw, api_state], api_name="classify_observation", **api
     )
+    api_again.click(api_refine, [page.answers_in, api_state], page.raw, api_name="refine", queue=False)
 
     # The page: clear and show progress where the answer appears, scroll there on phones, answer.
     private = dict(api_visibility="private")

@@ -73,11 +73,12 @@ from gradio_client import Client, handle_file
 client = Client("{url}")
 result = client.predict(handle_file("photo.jpg"), api_name="/classify")
 print(result["candidates"][0]["species"], result["danger_panel"])
-# answers to the field questions re-rank the same photo at once, without running the network again:
-result = client.predict(handle_file("photo.jpg"), {{"stipe": "ring"}}, api_name="/classify")
+# what you saw in the field re-ranks the same photo at once (the network does not run again):
+print(result["questions"][0]["text"], [o["value"] for o in result["questions"][0]["options"]])
+result = client.predict(answers={{"stipe": "ring", "spore_print": "white-cream"}}, api_name="/refine")
 ```
-`/classify_observation` takes a list of `handle_file(...)` photos of one specimen. Both return the
-JSON shown under "Full result". See "Use via API" at the bottom of the page.
+`/classify_observation` takes a list of `handle_file(...)` photos of one specimen; both also take
+`answers=`. All return the JSON shown under "Full result". See "Use via API" at the bottom of the page.
 """
 
 

@@ -1,8 +1,9 @@
 """Small inline SVG pictures of what each field answer means (drawn here: no files, no credits needed).
 
-Under-cap views (gills, pores, teeth, ridges, smooth), stem bases (ring, volva, ring and volva, cortina,
-bare) and spore-print colour swatches. Strokes use ``currentColor``, so they follow the light and dark
-themes; each picture is decorative (``aria-hidden``): the button's text says the answer.
+Under-cap views (gills, pores, teeth, ridges, smooth, a puffball), stems (ring, volva, ring and volva,
+cortina, bare, none), gill attachments, where it grows, and spore-print colour swatches. Strokes use
+``currentColor``, so they follow the light and dark themes; each picture is decorative
+(``aria-hidden``): the button's text says the answer.
 """
 
 from __future__ import annotations
@@ -46,6 +47,39 @@ HYMENIUM = {
         for x in (14, 24, 34, 44)
     ),
     "smooth": _CAP + '<path d="M6 20 Q32 30 58 20" fill="none" stroke="currentColor" stroke-width="2"/>',
+    "glebal": '<circle cx="32" cy="26" r="18" fill="none" stroke="currentColor" stroke-width="2.5"/>'
+    + "".join(
+        f'<circle cx="{x}" cy="{y}" r="1.6" fill="currentColor"/>'
+        for x, y in ((26, 20), (34, 18), (40, 26), (30, 30), (24, 32), (36, 34), (32, 24))
+    ),
+}
+_HALF = '<path d="M6 22 Q32 0 58 22 L58 24 L6 24 Z" fill="none" stroke="currentColor" stroke-width="2"/>'
+_HALF_STEM = '<path d="M28 24 L28 46 M36 24 L36 46" stroke="currentColor" stroke-width="2.5" fill="none"/>'
+GILL_ATTACHMENT = {  # cut in half: where the gills end
+    "free": _HALF
+    + _HALF_STEM
+    + "".join(
+        f'<line x1="{x}" y1="24" x2="{x}" y2="{y}" stroke="currentColor" stroke-width="2"/>'
+        for x, y in ((12, 30), (18, 32), (24, 32), (40, 32), (46, 32), (52, 30))
+    ),
+    "attached": _HALF + _HALF_STEM + '<path d="M10 24 L28 30 M36 30 L54 24" stroke="currentColor" stroke-width="3"/>',
+    "decurrent": _HALF + _HALF_STEM + '<path d="M10 24 L28 38 M36 38 L54 24" stroke="currentColor" stroke-width="3"/>',
+}
+_SMALL = (
+    '<path d="M24 22 Q32 12 40 22 Z M31 22 L31 30 M33 22 L33 30" fill="none" stroke="currentColor" stroke-width="2"/>'
+)
+ECOLOGY = {
+    "wood": '<rect x="6" y="28" width="52" height="12" rx="6" fill="none" stroke="currentColor" stroke-width="2.5"/>'
+    + _SMALL.replace("22", "16").replace("12", "6").replace("30", "28"),
+    "soil_trees": '<path d="M10 40 L10 14 M4 20 L10 8 L16 20 Z M52 40 L52 14 M46 20 L52 8 L58 20 Z" fill="none" '
+    'stroke="currentColor" stroke-width="2"/><line x1="2" y1="40" x2="62" y2="40" stroke="currentColor" '
+    'stroke-width="2"/>' + _SMALL.replace("30", "40"),
+    "soil_open": '<path d="M4 40 L60 40 M10 40 l2 -6 M18 40 l2 -6 M44 40 l2 -6 M52 40 l2 -6" stroke="currentColor" '
+    'stroke-width="2" fill="none"/>' + _SMALL.replace("30", "40"),
+    "dung": '<ellipse cx="32" cy="36" rx="20" ry="7" fill="none" stroke="currentColor" stroke-width="2.5"/>'
+    + _SMALL.replace("22", "16").replace("12", "6").replace("30", "29"),
+    "on_fungus_or_insect": _CAP.replace("M6 20", "M14 30").replace("58 20", "50 30").replace("-2", "14")
+    + _SMALL.replace("22", "12").replace("Q32 12", "Q32 2").replace("30", "20"),
 }
 STIPE = {
     "ring": _CAP + _STEM + '<path d="M24 27 Q32 34 40 27" fill="none" stroke="currentColor" stroke-width="3"/>',
@@ -97,8 +131,9 @@ def option_picture(key: str, value: str) -> str:
     value = (value or "").lower()
     if key == "spore_print":
         return _SVG.format(_swatch(value))
-    table = HYMENIUM if key == "hymenium" else STIPE if key == "stipe" else {}
-    body = table.get(value) or next((v for k, v in table.items() if k in value), "")
+    table = {"hymenium": HYMENIUM, "stipe": STIPE, "gill_attachment": GILL_ATTACHMENT, "ecology": ECOLOGY}.get(key, {})
+    spaced = value.replace("_", " ")
+    body = table.get(value) or table.get(spaced) or (table["none"] if key == "stipe" and spaced == "no stem" else "")
     return _SVG.format(body) if body else ""
 
 

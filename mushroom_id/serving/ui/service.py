@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import MAX_FILE_BYTES, ImageError
 from mushroom_id.core.models import ModelLoadError, load_model, resolve_spec
 from mushroom_id.core.paths import REPO_DIR
-from mushroom_id.core.safety import EDIBILITY_TEXT, combine_observation
+from mushroom_id.core.questions import parse_answers
+from mushroom_id.core.safety import EDIBILITY_TEXT
 from mushroom_id.serving.predictor import Predictor
 from mushroom_id.serving.reference_photos import ReferencePhotos, default_reference_photos
 from mushroom_id.serving.ui.render import _e, _species
@@ -127,28 +127,29 @@ class Service:
             )
         if len(paths) > MAX_PHOTOS:
             raise gr.Error(f"At most {MAX_PHOTOS} photos of one specimen, got {len(paths)}.", print_exception=False)
+        answers = self.check_answers(answers)  # before the network runs
         try:
-            logp, fungus = predictor.log_probs(paths)
+            probs, fungus = predictor.photo_probs(paths)
         except ImageError as e:
             raise gr.Error(str(e), title="Not a usable photo", print_exception=False) from e
-        cache = {
-            "probs": combine_observation(logp),
-            "fungus": None if fungus is None else float(np.mean(fungus)),
-            "photos": len(paths),
-            "spec": spec or self.default,
-        }
+        cache = {"probs": probs, "fungus": fungus, "photos": len(paths), "spec": spec or self.default}
         return self.refine(cache, answers), cache
 
-    def refine(self, cache: dict, answers: dict | None = None) -> dict:
-        """The answer for cached photo probabilities and the field answers given (no network)."""
-        predictor = self.predictor(cache["spec"])
-        refine = getattr(predictor, "refine", None)
-        if refine is None:  # a predictor without field questions
-            return predictor.answer(cache["probs"], cache["fungus"], photos=cache["photos"])
+    @staticmethod
+    def check_answers(answers: dict | None) -> dict[str, str]:
         try:
-            return refine(cache["probs"], cache["fungus"], answers or {}, photos=cache["photos"])
+            return parse_answers(answers)
         except ValueError as e:
             raise gr.Error(str(e), title="Unknown answer", print_exception=False) from e
+
+    def refine(self, cache: dict | None, answers: dict | None = None) -> dict:
+        """The answer for cached photo probabilities and the field answers given (no network)."""
+        if not cache:
+            raise gr.Error(
+                "No photo to refine yet: call /classify (or /classify_observation) first.", print_exception=False
+            )
+        predictor = self.predictor(cache["spec"])
+        return predictor.refine(cache["probs"], cache["fungus"], self.check_answers(answers), photos=cache["photos"])
 
     def run(self, paths: list[str], spec: str | None, answers: dict | None = None) -> dict:
         return self.observe(paths, spec, answers)[0]
