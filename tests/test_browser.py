@@ -379,6 +379,36 @@ def test_upload_state_and_browser_shrink(page, photo_of, tmp_path, artifacts):
     assert page.locator("#identify").is_enabled()
 
 
+def test_narrow_it_down_re_ranks_at_once(page, service, photo_of, artifacts):
+    """An answer button re-ranks the cached photo probabilities (Predictor.refine): the headline and
+    the red panel follow it, the photo's dangers stay on the page, and the answer can be cleared."""
+    photo = photo_of("Amanita phalloides", "seed")
+    predictor = service.predictor(None)
+    probs, fungus = predictor.photo_probs([photo])
+    before = predictor.refine(probs, fungus, {})
+    q = before["questions"][0]
+    option = max(q["options"], key=lambda o: o["keeps"])
+    after = predictor.refine(probs, fungus, {q["key"]: option["value"]})
+    upload(page, photo)
+    wait_answer(page)
+    assert page.locator("#narrow .question").inner_text() == q["text"]
+    assert page.locator("#narrow button.option svg").count() >= 1  # pictures of the answers
+    page.locator(f'#narrow button.option[data-key="{q["key"]}"][data-value="{option["value"]}"]').click()
+    chip = page.locator(f'#narrow button.chip[data-key="{q["key"]}"]')
+    chip.wait_for(state="visible")
+    assert after["candidates"][0]["species"] in page.locator("#top-name").inner_text()
+    assert page.locator("#danger-panel li").count() == len(after["danger_panel"])
+    page.locator("#details summary").click()
+    shown = page.locator("#answer-panel").inner_text() + page.locator("#more-panel").inner_text()
+    for w in before["warnings"]:  # an answer never hides a danger the photo raised
+        if w["kind"] == "toxic_candidate":
+            assert w["species"] in shown
+    page.screenshot(path=str(artifacts / "browser_narrow_it_down.png"), full_page=True)
+    chip.click()
+    chip.wait_for(state="detached")
+    assert before["candidates"][0]["species"] in page.locator("#top-name").inner_text()
+
+
 def test_error_and_tab_switch_clear_the_answer(page, photo_of, tmp_path, artifacts):
     upload(page, photo_of("Amanita muscaria", "seed"))
     wait_answer(page)

@@ -217,10 +217,11 @@ def narrow_html(result: Mapping | None) -> str:
             return ""
         return f'<section id="narrow" class="narrow"><h3>Narrow it down</h3>{given}{body}</section>'
     q = questions[0]
+    shown = len(result.get("candidates") or [])
     buttons = "".join(
         f'<button type="button" class="option" data-key="{_e(q["key"])}" data-value="{_e(o["value"])}">'
         f'{option_picture(q["key"], o["value"])}<span class="label">{_e(o["label"])}</span>'
-        f'<span class="keeps">keeps {_e(o.get("keeps", "?"))}</span></button>'
+        f'<span class="keeps">fits {_e(o.get("keeps", "?"))} of {shown}</span></button>'
         for o in q.get("options") or []
     )
     buttons += (
