@@ -18,9 +18,10 @@ SHORT_EDIBILITY = {
     "psychoactive": "psychoactive",
     "inedible": "inedible",
     "unknown": "edibility unknown",
-    "edible": "edible per sources, never on a photo's word",
-    "choice": "edible per sources, never on a photo's word",
+    "edible": "edible per sources*",
+    "choice": "edible per sources*",
 }
+EDIBLE_NOTE = "* edible according to the catalog's sources, never on a photo's word"
 
 
 def _percent(p: float) -> str:
@@ -61,7 +62,11 @@ def text_lines(result: Mapping) -> list[str]:
         q = questions[0]
         options = " | ".join(f"{o['value']} (keeps {o.get('keeps', '?')})" for o in q.get("options") or [])
         lines.append(f"Narrow it down: {q['text']} {options}")
+        if q.get("help"):
+            lines.append(f"  {q['help']}")
         lines.append(f"  answer with --answer {q['key']}=VALUE")
+    if result.get("answers"):
+        lines.append("Your answers: " + ", ".join(f"{k}={v}" for k, v in result["answers"].items()))
     others = result["candidates"][1:]
     if others:
         label = "Also possible" if result.get("below_floor") else "Other candidates"
@@ -74,5 +79,7 @@ def text_lines(result: Mapping) -> list[str]:
     hidden = unnamed_dangers(result)
     if hidden:
         lines.append(f"{len(hidden)} more dangerous species are possible but less likely (all in --json).")
+    if any(c["edibility"] in ("edible", "choice") for c in result["candidates"]):
+        lines.append(EDIBLE_NOTE)
     lines.append(result.get("disclaimer", ""))
     return lines
