@@ -116,3 +116,19 @@ def test_below_the_floor_the_headline_says_the_photo_is_not_enough():
     assert text_lines(r)[0].startswith("The photo is not enough to name it. Possible: Boletus edulis")
     above = result_for({"Boletus edulis": 0.4}, floor=0.3)
     assert not above["below_floor"] and above["message"].startswith("Not confident")
+
+
+def test_measured_rates_are_species_balanced_and_count_the_genus():
+    from mushroom_id.engine.calibration import danger_rates
+
+    y = np.array([LABELS.index(n) for n in ["Amanita phalloides"] * 3 + ["Galerina marginata", "Boletus edulis"] * 1])
+    y = np.append(y, LABELS.index("Cantharellus cibarius"))
+    outcome = {
+        # phalloides: named once of 3 (as its genus: A. virosa counts), Galerina named; edible: one panel of two
+        "named": [["Amanita virosa"], [], ["Gyromitra esculenta"], ["Galerina marginata"], ["Amanita virosa"], []],
+        "panel": [True, False, True, True, True, False],
+    }
+    rates = danger_rates(outcome, y, LABELS, CATALOG)
+    assert rates["toxic_named"] == pytest.approx((1 / 3 + 1) / 2)  # the mean of each toxic species' share
+    assert rates["edible_with_panel"] == pytest.approx((1 + 0) / 2)
+    assert rates["toxic_specimens"] == 4 and rates["edible_specimens"] == 2

@@ -12,8 +12,9 @@ The red panel names a dangerous (deadly, poisonous, psychoactive) species when
 * it is a known dangerous lookalike (catalog) of the top guess, or of guess 2 or 3 when that guess
   holds the share itself: "looks like your top guess" / "looks like Agaricus arvensis (guess 2)".
 
-At most ``PANEL_MAX`` names, the most dangerous first (deadly, poisonous, psychoactive), then the most
-probable. When none qualifies the result shows one neutral line (:data:`NEUTRAL_LINE`).
+At most ``PANEL_MAX`` names: the top guess, then the most dangerous (deadly, poisonous, psychoactive),
+then those with more reasons, then the most probable. When none qualifies the result shows one
+neutral line (:data:`NEUTRAL_LINE`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,15 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
 
     def order(name: str) -> tuple:
         level = _DANGER_ORDER.index(edibility[name]) if edibility[name] in _DANGER_ORDER else 3
-        return (0 if "top guess" in reasons[name] else 1, level, -probability.get(name, -1.0))
+        # the top guess first, then the most dangerous, then the one with more reasons (a lookalike that
+        # also holds the share), the most probable, and the name (a stable order for ties)
+        return (
+            0 if "top guess" in reasons[name] else 1,
+            level,
+            -len(reasons[name]),
+            -probability.get(name, -1.0),
+            name,
+        )
 
     names = sorted(reasons, key=order)[:limit]
     return [

@@ -16,7 +16,8 @@ model's ``config.json``) and ``core.safety.Thresholds`` reads it back when servi
   "not enough" and its candidates are shown as possible, not as ranked answers (1.0: always);
 * danger share (with a catalog): the probability at which a dangerous species enters the red panel
   (``core.danger``), the one that best separates toxic specimens (their species or genus named) from
-  edible ones (a red panel raised): the largest named-rate minus panel-rate, species-balanced.
+  edible ones (a red panel raised): the largest named-rate minus panel-rate, species-balanced (ties:
+  the smallest share).
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ def danger_rates(outcome: dict, y: np.ndarray, labels: Sequence[str], catalog: C
 
 
 def fit_danger_share(probs, y, labels, catalog: Catalog, thresholds: Thresholds) -> tuple[float, dict]:
-    """The share with the largest toxic-named rate minus edible-panel rate (ties: the larger share)."""
+    """The share with the largest toxic-named rate minus edible-panel rate; among equal ones the smallest
+    (a dangerous species that holds that much is always named in red)."""
     outcomes = danger_outcomes(probs, y, labels, catalog, thresholds)
     rates = {s: danger_rates(outcomes[s], y, labels, catalog) for s in DANGER_SHARES}
-    best = max(DANGER_SHARES, key=lambda s: ((rates[s]["toxic_named"] or 0) - (rates[s]["edible_with_panel"] or 0), s))
+    score = {s: round((rates[s]["toxic_named"] or 0) - (rates[s]["edible_with_panel"] or 0), 9) for s in DANGER_SHARES}
+    best = min(s for s in DANGER_SHARES if score[s] == max(score.values()))  # ties: the smaller, safer share
     return best, {str(s): r for s, r in rates.items()}
 
 
