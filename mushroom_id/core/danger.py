@@ -61,10 +61,15 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
     for w in result.get("warnings") or []:
         p = w.get("probability")
         if w.get("kind") == "toxic_candidate" and w.get("edibility") in DANGEROUS and p is not None:
-            if share < 1.0 and p >= share:
+            if share < 1.0 and p >= share and w["species"] not in reasons:  # the top guess says enough
                 add(w["species"], w["edibility"], _percent(p))
     for c in candidates[1:]:  # a dangerous candidate below the top one, at or above the share
-        if c.get("edibility") in DANGEROUS and share < 1.0 and c["probability"] >= share:
+        if (
+            c.get("edibility") in DANGEROUS
+            and share < 1.0
+            and c["probability"] >= share
+            and c["species"] not in reasons
+        ):
             add(c["species"], c["edibility"], _percent(c["probability"]))
     for rank, c in enumerate(candidates[:LOOKALIKE_OF_TOP], 1):
         if rank > 1 and not (share < 1.0 and c["probability"] >= share):
