@@ -103,9 +103,35 @@ def same_answer(a: dict, b: dict) -> None:
 
 def test_named_endpoints(client):
     api = client.view_api(print_info=False, return_format="dict")
-    assert set(api["named_endpoints"]) == {"/classify", "/classify_observation", "/species"}
-    params = [p["parameter_name"] for p in api["named_endpoints"]["/classify"]["parameters"]]
-    assert params == ["image", "model"]
+    assert set(api["named_endpoints"]) == {"/classify", "/classify_observation", "/species", "/refine"}
+    params = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
+    assert params["/classify"] == ["image", "model", "answers"]
+    assert params["/classify_observation"] == ["photos", "model", "answers"]
+    assert params["/refine"] == ["answers"]
+    returns = [r["label"] for e in api["named_endpoints"].values() for r in e["returns"]]
+    assert not any(label.startswith("value_") for label in returns), returns  # every component is named
+
+
+def test_answers_through_the_api_and_refine_without_the_network(client, service, photo_of):
+    """/classify takes answers; /refine re-ranks the session's last photo at once; an answer never
+    removes a danger the photo raised; a wrong key is a clear error."""
+    photo = photo_of("Amanita phalloides", "seed")
+    plain = client.predict(handle_file(str(photo)), api_name="/classify")
+    q = plain["questions"][0]
+    value = max(q["options"], key=lambda o: o["keeps"])["value"]
+    answered = client.predict(handle_file(str(photo)), answers={q["key"]: value}, api_name="/classify")
+    expected = service.predictor(None).predict(photo, answers={q["key"]: value})
+    same_answer(answered, expected)
+    assert answered["answers"] == {q["key"]: value}
+    photo_dangers = {w["species"] for w in plain["warnings"] if w["kind"] == "toxic_candidate"}
+    assert photo_dangers <= {w["species"] for w in answered["warnings"] if w["kind"] == "toxic_candidate"}
+    client.predict(handle_file(str(photo)), api_name="/classify")  # the session's last photo
+    again = client.predict(answers={q["key"]: value}, api_name="/refine")
+    same_answer(again, answered)
+    cleared = client.predict({}, api_name="/refine")
+    same_answer(cleared, plain)
+    with pytest.raises(AppError, match="stipe"):  # the accepted questions are listed
+        client.predict(answers={"colour": "red"}, api_name="/refine")
 
 
 @pytest.mark.parametrize(("species", "source"), REAL_PHOTOS)

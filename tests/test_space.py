@@ -118,7 +118,7 @@ def test_space_requirements_cover_what_the_app_imports(bundle):
                 third_party.add(top)
     assert (
         bundle / "mushroom_id" / "serving" / "predictor.py" in seen
-        and bundle / "mushroom_id" / "serving" / "ui.py" in seen
+        and bundle / "mushroom_id" / "serving" / "ui" / "render.py" in seen
     )
     dists = importlib.metadata.packages_distributions()
     required = requirement_names(bundle / "requirements.txt")
@@ -137,8 +137,11 @@ def test_bundle_contents(bundle):
         "requirements.txt",
         ".gitattributes",
         "mushroom_id/__init__.py",
-        "mushroom_id/serving/ui.py",
+        "mushroom_id/serving/ui/render.py",
+        "mushroom_id/serving/ui/ui.css",
+        "mushroom_id/serving/ui/ui.js",
         "mushroom_id/data/catalog.csv",
+        "mushroom_id/data/reference_scores.csv",
         "mushroom_id/data/embedded_model/config.json",
         "mushroom_id/data/embedded_model/model.safetensors",
     ):
@@ -151,7 +154,7 @@ def test_bundle_contents(bundle):
     assert size < 20e6
 
 
-def test_bundle_reference_photos_are_licence_clean_thumbnails(bundle, photo_manifest):
+def test_bundle_reference_photos_are_licence_clean_thumbnails(bundle, photo_manifest, photos_dir):
     """Made at build time from ../shared: re-encoded thumbnails with credits, never copies."""
     from mushroom_id.serving.reference_photos import EXAMPLE_SPECIES, ReferencePhotos
 
@@ -169,7 +172,11 @@ def test_bundle_reference_photos_are_licence_clean_thumbnails(bundle, photo_mani
         assert hashlib.sha256(f.read_bytes()).hexdigest() not in shared_hashes, f
     refs = ReferencePhotos.from_folder(bundle / "reference_photos")
     photo = refs.get("Trametes versicolor")
-    assert photo.licence == "CC BY-SA 3.0" and Path(photo.path).is_file()
+    assert (photo.licence or photo.source == "inat") and Path(photo.path).is_file()
+    shared = ReferencePhotos.from_manifest(photos_dir)
+    assert [p.page for p in refs.photos("Trametes versicolor")] == [
+        p.page for p in shared.photos("Trametes versicolor")
+    ]
     assert refs.data_uri(photo).startswith("data:image/jpeg;base64,")
 
 
@@ -260,5 +267,5 @@ def test_assembled_space_answers_offline(bundle, tmp_path, photo_of):
     assert any(w["kind"] == "toxic_candidate" for w in result["warnings"])
     # without ../shared, the bundle's own reference photos and captioned examples are used
     (gallery,) = [c for c in config["components"] if c["props"].get("elem_id") == "examples"]
-    assert "Funeral Bell (Galerina marginata)" in [item["caption"] for item in gallery["props"]["value"]]
+    assert "Velvet Shank (Flammulina velutipes)" in [item["caption"] for item in gallery["props"]["value"]]
     assert "Reference photos:** 4" in json.dumps(config)

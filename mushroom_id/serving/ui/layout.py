@@ -122,7 +122,7 @@ def build_page(service: Service, examples: list[tuple[str, str]], url: str) -> P
                 visible=len(service.specs) > 1,
                 interactive=True,
             )
-            answers_in = gr.JSON(value=None, label="answers", visible=False)
+            answers_in = gr.JSON(value={}, label="answers", visible=False)
         with gr.Column(scale=7, min_width=320, elem_id="answer-column"):
             answer = gr.HTML(message_html(PLACEHOLDER), elem_id="answer-panel", min_height=120)
             narrow = gr.HTML({"html": ""}, html_template=NARROW_TEMPLATE, js_on_load=NARROW_JS, elem_id="narrow-panel")
