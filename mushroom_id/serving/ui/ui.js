@@ -2,7 +2,8 @@
 // 1. upload state: choosing or dropping a photo clears the old answer at once and disables "Identify"
 //    until the upload has ended (the Python chain enables it again);
 // 2. large photos are shrunk in the browser (longest side MAX_SIDE px) before they are uploaded;
-// 3. the lightbox: reference photos enlarge on click, tap, Enter or Space; Esc, the close button or a
+// 3. the uploaded photo's preview gets alt text;
+// 4. the lightbox: reference photos enlarge on click, tap, Enter or Space; Esc, the close button or a
 //    click outside closes it; the arrow keys step through the photos of the same answer.
 (() => {
   const MAX_SIDE = 1600;
@@ -96,6 +97,14 @@
     },
     true,
   );
+
+  // The photo input's preview has no alt text of its own: give it one.
+  const altText = () => {
+    document.querySelectorAll("#photo img:not([alt]), #photo img[alt='']").forEach((img) => {
+      img.alt = "Your photo of the mushroom";
+    });
+  };
+  new MutationObserver(altText).observe(document.documentElement, { childList: true, subtree: true });
 
   // ------------------------------------------------------------ lightbox
   let dialog = null;
