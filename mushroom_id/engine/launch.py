@@ -62,11 +62,12 @@ def requested_processes(launcher: Sequence[str]) -> int | None:
     words = list(launcher)
     cli = ("accelerate", "accelerate.commands.accelerate_cli")  # the console script, or python -m
     at = next((i for i, w in enumerate(words[:-1]) if words[i + 1] == "launch" and Path(w).name in cli), None)
-    if at is None:
-        at = next((i for i, w in enumerate(words) if w == "accelerate.commands.launch"), None)
-        if at is None:
-            return None
-    args = words[at + 2 :]
+    if at is not None:
+        args = words[at + 2 :]
+    elif "accelerate.commands.launch" in words:  # python -m accelerate.commands.launch
+        args = words[words.index("accelerate.commands.launch") + 1 :]
+    else:
+        return None
     asked = _option(args, "--num_processes", "--num-processes")
     if asked is None:
         import yaml

@@ -393,9 +393,6 @@ def build(config: TrainConfig, data: DataSplits | None = None) -> Run:
     with accelerator.main_process_first():  # the first process fills caches (duplicate groups) for the others
         data = data or load_splits(config.data, seed=config.seed)
     check_classes(data, config.train_split)
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
     if config.log_with:
         accelerator.init_trackers(config.name, config=config.to_dict())
 
@@ -834,6 +831,9 @@ def train(
     if config.resume:
         resume(run)
     accelerator, state = run.accelerator, run.state
+    if accelerator.is_main_process:  # after the checks: a refused resume leaves the run folder as it was
+        run.out.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.out / "config.yaml")
     epochs_this_call = steps_this_call = 0
     interrupted = False
     started = time.time()
