@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -36,8 +35,6 @@ from PIL import Image
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import ImageError, load_image
 from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SPLIT_ALIASES = {"validation": ("validation", "val", "valid"), "train": ("train",), "test": ("test",)}
