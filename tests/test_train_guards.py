@@ -295,3 +295,22 @@ def test_config_json_is_strict_json(tmp_path):
 
     config = json.loads((tmp_path / "config.json").read_text(), parse_constant=refuse)
     assert config["calibration_fit"] == {"ece": None, "n": [1.0, None]}
+
+
+def test_unreadable_rows_of_hub_layout_data_are_listed_and_skipped(tmp_path, photos_dir, capsys):
+    """Hub-layout data without a sha256 column (not written by data_prep publish) is scanned too."""
+    import datasets
+
+    photos = [p for p, _ in photo_files(photos_dir)["train"]][:4]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    images = [{"bytes": p.read_bytes(), "path": p.name} for p in photos]
+    images[2] = {"bytes": photos[2].read_bytes()[:3000], "path": "cut.jpg"}  # truncated
+    (tmp_path / "data").mkdir()
+    for split in ("train", "validation"):
+        ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0, 1]}, features=features)
+        ds.to_parquet(str(tmp_path / "data" / f"{split}-00000-of-00001.parquet"))
+    data = load_splits(str(tmp_path))
+    err = capsys.readouterr().err
+    assert f"{tmp_path} train row 2: the file could not be decoded" in err and "validation row 2" in err
+    assert len(data["train"]) == 3 and data["train"].targets.tolist() == [0, 1, 1]
+    assert sorted(data["train"].keys) == sorted(hashlib.sha256(photos[i].read_bytes()).hexdigest() for i in (0, 1, 3))
