@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mushroom_id.core.io import atomic_path, atomic_write_text
+from mushroom_id.core.io import atomic_path, atomic_write_text, strict_json_dumps
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
 
 MODEL_ENV = "MUSHROOM_MODEL"
@@ -276,8 +276,8 @@ def load_model_dir(model_dir: str | Path, device: str = "cpu", spec: str | None 
 
 def write_config(model_dir: Path, config: dict[str, Any]) -> None:
     """The one writer of a model folder's ``config.json`` (save_model, save_calibration, the Keras
-    sidecar): atomic, so a kill never leaves half a file."""
-    atomic_write_text(Path(model_dir) / "config.json", json.dumps(config, indent=2) + "\n")
+    sidecar): atomic, so a kill never leaves half a file; strict JSON (a NaN is written as null)."""
+    atomic_write_text(Path(model_dir) / "config.json", strict_json_dumps(config, indent=2) + "\n")
 
 
 def save_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path:

@@ -179,7 +179,7 @@ def save_candidate(
         base_weights=BACKBONES[candidate.backbone],
         keep_keys=["classifier.weight", "classifier.bias"],
         half=True,
-        training_images=data["train"].keys,
+        training_images=data["train"].content_hashes(),
         extra={
             "model_id": f"embedded-{candidate.name}",
             "frozen_backbone": True,
