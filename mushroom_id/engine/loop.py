@@ -905,13 +905,13 @@ def finish(
     """Best model -> its calibration on validation (``engine.calibration.calibrate``: temperature,
     confidence/genus thresholds, conformal quantile) -> ``model/`` -> test evaluation (``eval/``) ->
     with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
-    from mushroom_id.core.models import load_model, save_model
+    from mushroom_id.core.models import load_model_dir, save_model
     from mushroom_id.engine.calibration import calibrate
     from mushroom_id.engine.comparison import evaluate_loaded
     from mushroom_id.engine.plots import training_curves
 
     out = config.out_dir()
-    best = load_model(f"local-dir:{out / 'best'}", device=str(accelerator.device))
+    best = load_model_dir(out / "best", device=str(accelerator.device))
     workers = loader_settings(config, accelerator.device.type)["num_workers"]
     loader = torch.utils.data.DataLoader(
         data[config.val_split].with_transform(best.transform()),
@@ -944,7 +944,7 @@ def finish(
     accelerator.wait_for_everyone()
     result: dict = {"temperature": temperature, "conformal_qhat": qhat, "model_dir": str(model_dir)}
     if config.test_split:
-        loaded = load_model(f"local-dir:{model_dir}", device=str(accelerator.device))
+        loaded = load_model_dir(model_dir, device=str(accelerator.device))
         test = evaluate_loaded(
             loaded,
             data,
@@ -965,10 +965,10 @@ def finish(
 
         metrics_file = model_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-        source = loaded if config.test_split else load_model(f"local-dir:{model_dir}")
+        source = loaded if config.test_split else load_model_dir(model_dir)
         export_dir = export_hub_folder(source, out / "export", metrics)
         result["export_dir"] = str(export_dir)
-        result["onnx"] = export_onnx(load_model(f"local-dir:{export_dir}"), export_dir / "model.onnx")
+        result["onnx"] = export_onnx(load_model_dir(export_dir), export_dir / "model.onnx")
         if config.push_to_hub:
             result["pushed"] = push_to_hub(export_dir, config.push_to_hub, dataset=data.source)
     accelerator.wait_for_everyone()
