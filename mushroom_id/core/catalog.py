@@ -71,6 +71,7 @@ CAUTION_WORDS = {
     "deadly raw": "deadly raw",
 }
 CONFUSION_COLUMNS = ("dangerous", "confused_with", "why", "source", "url")
+WILD_FOOD_UK_NOTES = "Wild Food UK's confusion notes"
 
 
 def merge_statuses(statuses: Iterable[str]) -> str:
@@ -322,16 +323,28 @@ class Catalog:
         names = [c.other(accepted) for c in self.confusions(accepted)] + list(self._species[accepted].lookalikes)
         return [self._species[n] for n in dict.fromkeys(names) if n in self._species and n != accepted]
 
+    def confusion_between(self, name: str, other: str) -> Confusion | None:
+        """The curated confusion of the two species (either order), or None."""
+        a, b = self.resolve(name), self.resolve(other)
+        return next((c for c in self.confusions(a or "") if c.other(a) == b), None)
+
+    def lookalike_source(self, name: str, other: str) -> str:
+        """Where the pair is documented: the curated pair's source, else "Wild Food UK's confusion
+        notes" for a lookalike parsed from them; "" when ``other`` is not a lookalike of ``name``."""
+        c = self.confusion_between(name, other)
+        if c is not None:
+            return c.source
+        a, b = self.resolve(name), self.resolve(other)
+        return WILD_FOOD_UK_NOTES if a and b and b in self._species[a].lookalikes else ""
+
     def lookalike_reason(self, name: str, other: str) -> str:
         """Why ``other`` is listed as a lookalike of ``name``: the curated pair's "known confusion: why
         (source)" when there is one, else Wild Food UK's confusion notes; "" when it is not one."""
-        a, b = self.resolve(name), self.resolve(other)
-        for c in self.confusions(a or ""):
-            if c.other(a) == b:
-                return c.reason
-        if a and b and b in self._species[a].lookalikes:
-            return "known confusion: named in Wild Food UK's confusion notes"
-        return ""
+        c = self.confusion_between(name, other)
+        if c is not None:
+            return c.reason
+        source = self.lookalike_source(name, other)
+        return f"known confusion: named in {source}" if source else ""
 
     def species_in_genus(self, genus: str) -> list[Species]:
         key = normalize_name(genus)

@@ -16,9 +16,13 @@ WarningKind = Literal["toxic_candidate", "lookalike", "unknown_edibility", "not_
 WARNING_KINDS: tuple[str, ...] = WarningKind.__args__
 
 
+LookalikeKind = Literal["known_confusion", "similar_features"]
+
+
 class Lookalike(TypedDict):
     species: str
     edibility: Edibility
+    reason: str  # why it is listed: "known confusion: <what they share> (<source>)"
 
 
 class Candidate(TypedDict):
@@ -49,6 +53,12 @@ class Warning(TypedDict, total=False):
     message: str  # always present
     probability: float | None  # toxic_candidate only: the model's probability (None: a lookalike it does not know)
     via: list[Literal["candidate", "lookalike"]]  # toxic_candidate only: why it is in play
+    # a lookalike of the top candidate (via "lookalike", or kind "lookalike"): why it is there.
+    # "known_confusion": a documented confusion (curated table or Wild Food UK), `reason` gives what
+    # they share and the source; "similar_features": a dangerous species computed from the trait
+    # table to share the top candidate's visible profile, `reason` lists the shared traits.
+    lookalike_kind: LookalikeKind
+    reason: str
 
 
 class ModelInfo(TypedDict):

@@ -19,7 +19,7 @@ from mushroom_id.core.images import ImageSource, load_image
 from mushroom_id.core.models import LoadedModel
 from mushroom_id.core.network import ServedNetwork, fungus_scores, served_network
 from mushroom_id.core.result import ModelInfo, Result
-from mushroom_id.core.safety import Thresholds, answer, combine_observation
+from mushroom_id.core.safety import Thresholds, answer, combine_observation, default_traits
 from mushroom_id.serving.onnx import THREADS_ENV, resolve_runtime
 
 
@@ -50,9 +50,14 @@ class Predictor:
         use_gate: bool = True,
         runtime: str | None = None,
         threads: int | None = None,
+        traits=None,
+        use_traits: bool = True,
     ):
         self.loaded = loaded
         self.catalog = catalog or default_catalog()
+        # the trait table behind "similar features" lookalikes: the given one, else the shipped one
+        # (when installed); use_traits=False: none (only the documented confusions are named)
+        self.traits = traits if traits is not None else (default_traits() if use_traits else None)
         self.transform = loaded.transform()
         self.thresholds = Thresholds.from_config(loaded.config)
         self.runtime = resolve_runtime(runtime)
@@ -99,5 +104,14 @@ class Predictor:
         """Turn a probability vector into the structured result (:func:`core.safety.answer`)."""
         model: ModelInfo = {"id": self.loaded.model_id, "num_species": self.loaded.num_classes}
         return answer(
-            probs, fungus_score, self.labels, self.catalog, self.thresholds, model, photos, top_k, self._index
+            probs,
+            fungus_score,
+            self.labels,
+            self.catalog,
+            self.thresholds,
+            model,
+            photos,
+            top_k,
+            self._index,
+            traits=self.traits,
         )
