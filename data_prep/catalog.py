@@ -954,6 +954,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, default=None, help=f"default: {paths.shared_catalog_dir()}")
     parser.add_argument("--out", type=Path, default=None, help=f"default: {paths.CATALOG_CSV}")
     parser.add_argument("--synonyms", type=Path, default=SYNONYMS_CSV, help="hand-curated synonyms table")
+    parser.add_argument("--reasons", type=Path, default=REASONS_CSV, help="one line why, per disputed status")
+    parser.add_argument(
+        "--confusions", type=Path, default=None, help=f"curated dangerous confusions (default: {paths.CONFUSIONS_CSV})"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every merge and added species")
 
 
@@ -962,7 +966,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = args.source or paths.shared_catalog_dir()
     out = args.out or paths.CATALOG_CSV
-    rows, report = build_catalog(source, args.synonyms)
+    rows, report = build_catalog(source, args.synonyms, args.reasons, args.confusions)
     write_catalog(rows, out)
     print(report.summary())
     if args.verbose:

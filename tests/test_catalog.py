@@ -529,3 +529,16 @@ def test_reading_a_bad_confusion_table_fails_clearly(tmp_path):
     bad.write_text("dangerous,confused_with,why,source,url\nAmanita phalloides,Notafungus atall,x,y,https://a\n")
     with pytest.raises(ValueError, match="Notafungus atall"):
         Catalog.load(CATALOG_CSV, confusions=bad)
+
+
+def test_the_build_stops_on_a_confusion_whose_dangerous_side_is_not(shared_catalog, tmp_path):
+    table = tmp_path / "confusions.csv"
+    table.write_text(
+        "dangerous,confused_with,why,source,url\n"
+        "Morchella semilibera,Gyromitra esculenta,x,Wild Food UK: Semi-free Morel,https://example.org/\n"
+    )
+    with pytest.raises(ValueError, match="Morchella semilibera.*'edible'"):
+        builder.build_catalog(shared_catalog, confusions_csv=table)
+    table.write_text("dangerous,confused_with,why,source,url\nAmanita phalloides,Notagenus,x,y,https://example.org/\n")
+    with pytest.raises(ValueError, match="genus 'Notagenus'"):
+        builder.build_catalog(shared_catalog, confusions_csv=table)
