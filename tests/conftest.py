@@ -73,7 +73,7 @@ def hand_made_predictor(labels, thresholds: dict, catalog, size: int = 32):
         model=model, labels=labels, data_config=data_config, model_id="hand-made", config={"thresholds": thresholds}
     )
     # no trait table: the hand-built cases pin the documented confusions exactly
-    return Predictor(loaded, catalog, use_gate=False, use_traits=False)
+    return Predictor(loaded, catalog, use_gate=False, trait_lookalikes=False)
 
 
 def free_port() -> int:

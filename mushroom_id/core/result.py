@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 
 Edibility = Literal["deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice"]
-WarningKind = Literal["toxic_candidate", "lookalike", "unknown_edibility", "not_fungus", "not_confident"]
+WarningKind = Literal[
+    "toxic_candidate", "lookalike", "unknown_edibility", "answer_conflict", "not_fungus", "not_confident"
+]
 # every kind of warning, in the order a result lists them
 WARNING_KINDS: tuple[str, ...] = WarningKind.__args__
 
@@ -52,13 +54,27 @@ class Warning(TypedDict, total=False):
     edibility: Edibility | None  # always present
     message: str  # always present
     probability: float | None  # toxic_candidate only: the model's probability (None: a lookalike it does not know)
-    via: list[Literal["candidate", "lookalike"]]  # toxic_candidate only: why it is in play
+    # toxic_candidate only: why it is in play ("photo": the photo alone raised it and answers never drop it)
+    via: list[Literal["candidate", "lookalike", "photo"]]
     # a lookalike of the top candidate (via "lookalike", or kind "lookalike"): why it is there.
     # "known_confusion": a documented confusion (curated table or Wild Food UK), `reason` gives what
     # they share and the source; "similar_features": a dangerous species computed from the trait
     # table to share the top candidate's visible profile, `reason` lists the shared traits.
     lookalike_kind: LookalikeKind
     reason: str
+
+
+class AnswerOption(TypedDict):
+    value: str  # what to send back in ``answers``
+    label: str  # the words to show
+    keeps: int  # how many of the current top 5 candidates this answer does not contradict
+
+
+class QuestionOffer(TypedDict):
+    key: str  # hymenium, stipe, spore_print, ecology, gill_attachment
+    text: str
+    help: str  # one line: how to see it (the stem question: dig up the base)
+    options: list[AnswerOption]
 
 
 class ModelInfo(TypedDict):
@@ -79,6 +95,8 @@ class Result(TypedDict):
     disclaimer: str
     model: ModelInfo
     photos: int
+    answers: dict[str, str]  # the field answers used (question key -> option value); {} for none
+    questions: list[QuestionOffer]  # unanswered field questions, the most useful first; [] without traits
 
 
 class ErrorResult(TypedDict):

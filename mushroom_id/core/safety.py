@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mushroom_id.core.catalog import DANGEROUS, Catalog
+from mushroom_id.core.questions import FieldEvidence, describe
 from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
 
 DISCLAIMER = (
@@ -128,19 +129,6 @@ PROFILE_TRAITS = ("hymenium", "stipe", "spore_print", "ecology")
 # Further traits that rank lookalikes sharing the whole profile (closer first).
 TIEBREAK_TRAITS = ("gill_attachment", "cap_shape")
 SIMILAR_FEATURES_LIMIT = 3  # dangerous "similar features" lookalikes named for the top candidate
-
-
-def default_traits():
-    """The trait table (``mushroom_id.core.traits``, issue 21), or None while this installation has
-    none: then no "similar features" lookalikes are computed (the curated confusions still are)."""
-    try:
-        from mushroom_id.core.traits import Traits
-    except ImportError:
-        return None
-    try:
-        return Traits.load()
-    except FileNotFoundError:
-        return None
 
 
 def similar_features(
@@ -368,6 +356,66 @@ def candidate(name: str, probability: float, catalog: Catalog) -> Candidate:
     }
 
 
+def _in_play(
+    probs: np.ndarray,
+    labels: Sequence[str],
+    catalog: Catalog,
+    t: Thresholds,
+    index: dict[str, int],
+    top_k: int,
+    traits=None,
+) -> tuple[list[Candidate], list[str], list[Warning]]:
+    """(candidates, the prediction set, the species warnings) of one probability vector."""
+    order = np.argsort(-probs)[:top_k]
+    candidates = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
+    in_set = [labels[i] for i in prediction_set(probs, t.conformal_qhat)]
+    top = candidates[0]
+    plausible = sorted(set([c["species"] for c in candidates] + in_set), key=lambda n: -probs[index[n]])
+    # the top's lookalikes too, when the model knows them: that orders them within their danger level
+    in_play = plausible + [look["species"] for look in top["lookalikes"]]
+    shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
+    return candidates, in_set, species_warnings(plausible, catalog, top["species"], shares, traits)
+
+
+def _keep_photo_dangers(answered: list[Warning], photo: list[Warning]) -> list[Warning]:
+    """The union: every dangerous species the photo alone raised stays warned after any answer."""
+    have = {w["species"] for w in answered if w["kind"] == "toxic_candidate"}
+    kept = []
+    for w in photo:
+        if w["kind"] != "toxic_candidate" or w["species"] in have:
+            continue
+        p = w.get("probability")
+        share = f", {_percent(p)} on the photo alone" if p is not None else ""
+        kept.append(
+            {
+                **w,
+                "via": sorted(set(w["via"]) | {"photo"}),
+                "message": f"{w['species']} ({EDIBILITY_TEXT[w['edibility']]}{share}) was possible for the photo; "
+                "your answers do not rule it out: check it in person.",
+            }
+        )
+    danger = [w for w in answered if w["kind"] == "toxic_candidate"] + kept
+    danger.sort(key=lambda w: (danger_rank(w["edibility"]), -(-1.0 if w["probability"] is None else w["probability"])))
+    return danger + [w for w in answered if w["kind"] != "toxic_candidate"]
+
+
+def _conflicts(photo_top: int, labels: Sequence[str], field: FieldEvidence, answers: dict[str, str]) -> list[Warning]:
+    """One plain sentence per answer that contradicts the photo's best guess."""
+    out: list[Warning] = []
+    name = labels[photo_top]
+    for key, value in answers.items():
+        if field.rules_out(photo_top, key, value):
+            out.append(
+                {
+                    "kind": "answer_conflict",
+                    "species": name,
+                    "edibility": None,
+                    "message": f"Your answer '{describe(key, value)}' rules out the photo's best guess, {name}.",
+                }
+            )
+    return out
+
+
 def answer(
     probs: np.ndarray,
     fungus_score: float | None,
@@ -378,14 +426,25 @@ def answer(
     photos: int = 1,
     top_k: int = 5,
     index: dict[str, int] | None = None,
+    field: FieldEvidence | None = None,
+    answers: dict[str, str] | None = None,
+    strategy: str = "info_gain",
     traits=None,
 ) -> Result:
     """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
 
     Pure apart from the catalog: the fungus gate, the candidates, the prediction set, confidence,
     the genus fallback, every warning (dangerous first), the summary, the headline and the disclaimer.
+    ``probs`` are the photo's probabilities; with ``field`` (the model's trait likelihoods) and parsed
+    ``answers`` everything is decided on the re-weighted probabilities, except that every dangerous
+    species the photo alone warns about stays warned (an answer can add danger, never hide it), and the
+    result lists the next questions worth asking. With ``traits`` (the trait table) the top candidate's
+    "similar features" lookalikes are named too (:func:`similar_features`).
     """
     t = thresholds
+    answers = dict(answers or {})
+    if answers and field is None:
+        raise ValueError("field answers need the trait table (this model has no field evidence)")
     result: Result = {
         "is_fungus": True if fungus_score is None else fungus_score >= t.fungus,
         "fungus_score": None if fungus_score is None else round(fungus_score, 4),
@@ -399,6 +458,8 @@ def answer(
         "disclaimer": DISCLAIMER,
         "model": model,
         "photos": photos,
+        "answers": answers,
+        "questions": [],
     }
     if not result["is_fungus"]:
         result["message"] = NOT_FUNGUS_MESSAGE
@@ -406,20 +467,23 @@ def answer(
         return result
 
     index = index or {name: i for i, name in enumerate(labels)}  # the predictor passes its own, built once
-    order = np.argsort(-probs)[:top_k]
-    result["candidates"] = [candidate(labels[int(i)], float(probs[i]), catalog) for i in order]
-    in_set = prediction_set(probs, t.conformal_qhat)
-    result["prediction_set"]["species"] = [labels[i] for i in in_set]
+    photo_probs = np.asarray(probs, dtype=np.float64)
+    probs = field.reweight(photo_probs, answers) if answers else photo_probs
+    result["candidates"], result["prediction_set"]["species"], warnings = _in_play(
+        probs, labels, catalog, t, index, top_k, traits
+    )
+    if answers:
+        _, _, photo_warnings = _in_play(photo_probs, labels, catalog, t, index, top_k, traits)
+        merged = _keep_photo_dangers(warnings, photo_warnings)
+        n_danger = sum(w["kind"] == "toxic_candidate" for w in merged)
+        conflicts = _conflicts(int(np.argmax(photo_probs)), labels, field, answers)
+        warnings = merged[:n_danger] + conflicts + merged[n_danger:]
+    if field is not None:
+        result["questions"] = field.next_questions(probs, answers, strategy)
+    result["warnings"] = warnings
     top = result["candidates"][0]
-    result["confident"] = t.is_confident(float(probs[order[0]]))
+    result["confident"] = t.is_confident(float(probs.max()))  # unrounded: 0.99996 is not 1.0
     result["genus_answer"] = genus_answer(probs, labels, t)
-
-    plausible = [c["species"] for c in result["candidates"]] + result["prediction_set"]["species"]
-    plausible = sorted(set(plausible), key=lambda n: -probs[index[n]])
-    # the top's lookalikes too, when the model knows them: that orders them within their danger level
-    in_play = plausible + [look["species"] for look in top["lookalikes"]]
-    shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
-    result["warnings"] = species_warnings(plausible, catalog, top["species"], shares, traits)
     result["summary"] = danger_summary(result["warnings"], top["species"])
     # The headline names the danger of the most likely species ("— POISONOUS —"); a confident
     # answer also says inedible / edibility unknown, and never "edible" on its own.

@@ -18,9 +18,21 @@ from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import ImageSource, load_image
 from mushroom_id.core.models import LoadedModel
 from mushroom_id.core.network import ServedNetwork, fungus_scores, served_network
+from mushroom_id.core.questions import DEFAULT_MISMATCH, FieldEvidence, parse_answers
 from mushroom_id.core.result import ModelInfo, Result
-from mushroom_id.core.safety import Thresholds, answer, combine_observation, default_traits
+from mushroom_id.core.safety import Thresholds, answer, combine_observation
+from mushroom_id.core.traits import Traits, default_traits
 from mushroom_id.serving.onnx import THREADS_ENV, resolve_runtime
+
+# How the next field question is chosen when the model's config says nothing: the winner of the
+# comparison on cross-source validation (README, "Field questions"; python -m mushroom_id.engine.field_eval).
+DEFAULT_STRATEGY = "info_gain"
+
+
+def field_settings(config: dict) -> tuple[float, str]:
+    """(mismatch weight, question strategy) fitted for this model, stored in its config.json."""
+    fq = config.get("field_questions") or {}
+    return float(fq.get("mismatch", DEFAULT_MISMATCH)), str(fq.get("strategy", DEFAULT_STRATEGY))
 
 
 def configure_threads(threads: int | None = None, runtime: str | None = None) -> int | None:
@@ -50,19 +62,22 @@ class Predictor:
         use_gate: bool = True,
         runtime: str | None = None,
         threads: int | None = None,
-        traits=None,
-        use_traits: bool = True,
+        traits: Traits | None = None,
+        trait_lookalikes: bool = True,
     ):
         self.loaded = loaded
         self.catalog = catalog or default_catalog()
-        # the trait table behind "similar features" lookalikes: the given one, else the shipped one
-        # (when installed); use_traits=False: none (only the documented confusions are named)
-        self.traits = traits if traits is not None else (default_traits() if use_traits else None)
+        # the trait table: field questions, and "similar features" lookalikes of the top candidate
+        # (trait_lookalikes=False: only the documented confusions are named)
+        self.traits = traits or default_traits()
+        self.trait_lookalikes = trait_lookalikes
         self.transform = loaded.transform()
         self.thresholds = Thresholds.from_config(loaded.config)
         self.runtime = resolve_runtime(runtime)
         self.network: ServedNetwork = served_network(loaded, use_gate)
         self._index = {name: i for i, name in enumerate(loaded.labels)}
+        mismatch, self.strategy = field_settings(loaded.config)
+        self.field = FieldEvidence.for_labels(loaded.labels, self.traits, self.catalog.resolve, mismatch=mismatch)
         self._onnx = None
         if self.runtime == "onnx":
             from mushroom_id.serving.onnx import OnnxNetwork
@@ -88,19 +103,44 @@ class Predictor:
         logp = torch.log_softmax(logits.float() / self.loaded.temperature, dim=-1)
         return logp.cpu().numpy().astype(np.float64), fungus
 
-    def predict(self, image: ImageSource, top_k: int = 5) -> Result:
-        return self.predict_observation([image], top_k=top_k)
+    def predict(self, image: ImageSource, top_k: int = 5, answers: dict[str, str] | None = None) -> Result:
+        return self.predict_observation([image], top_k=top_k, answers=answers)
 
-    def predict_observation(self, images: Sequence[ImageSource], top_k: int = 5) -> Result:
-        """One answer for one or more photos of the same specimen."""
+    def predict_observation(
+        self, images: Sequence[ImageSource], top_k: int = 5, answers: dict[str, str] | None = None
+    ) -> Result:
+        """One answer for one or more photos of the same specimen, re-weighted by field ``answers``
+        (question key -> value, see :mod:`mushroom_id.core.questions`; checked before the network runs)."""
+        parsed = parse_answers(answers)
+        probs, fungus_score = self.photo_probs(images)
+        return self.answer(probs, fungus_score, photos=len(images), top_k=top_k, answers=parsed)
+
+    def photo_probs(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, float | None]:
+        """The photos' combined probabilities and mean fungus score: what :meth:`refine` re-weights."""
         if not images:
             raise ValueError("no photo given")
         logp, fungus = self.log_probs(images)
-        probs = combine_observation(logp)
-        fungus_score = None if fungus is None else float(np.mean(fungus))
-        return self.answer(probs, fungus_score, photos=len(images), top_k=top_k)
+        return combine_observation(logp), (None if fungus is None else float(np.mean(fungus)))
 
-    def answer(self, probs: np.ndarray, fungus_score: float | None, photos: int = 1, top_k: int = 5) -> Result:
+    def refine(
+        self,
+        probs: np.ndarray,
+        fungus_score: float | None,
+        answers: dict[str, str] | None,
+        photos: int = 1,
+        top_k: int = 5,
+    ) -> Result:
+        """The answer again with other field answers, from cached photo probabilities: no network."""
+        return self.answer(np.asarray(probs), fungus_score, photos, top_k, parse_answers(answers))
+
+    def answer(
+        self,
+        probs: np.ndarray,
+        fungus_score: float | None,
+        photos: int = 1,
+        top_k: int = 5,
+        answers: dict[str, str] | None = None,
+    ) -> Result:
         """Turn a probability vector into the structured result (:func:`core.safety.answer`)."""
         model: ModelInfo = {"id": self.loaded.model_id, "num_species": self.loaded.num_classes}
         return answer(
@@ -113,5 +153,8 @@ class Predictor:
             photos,
             top_k,
             self._index,
-            traits=self.traits,
+            field=self.field,
+            answers=answers,
+            strategy=self.strategy,
+            traits=self.traits if self.trait_lookalikes else None,
         )

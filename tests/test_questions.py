@@ -1,0 +1,309 @@
+"""Field questions: the trait table against its source, answers parsed and re-weighted by hand-checked
+numbers, the next question that separates the candidates, and the safety rule that an answer can add a
+danger warning but never hide one the photo raised.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import hand_made_predictor
+
+from data_prep.traits import build_traits
+from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.questions import (
+    DIG_UP_THE_BASE,
+    MISSED,
+    QUESTIONS,
+    FieldEvidence,
+    parse_answer_args,
+    parse_answers,
+)
+from mushroom_id.core.traits import RAW_GROUPS, SOURCE_GENUS, SOURCE_WIKIPEDIA, TRAITS_CSV, Traits, default_traits
+from mushroom_id.engine.field_eval import ask_sequence, simulated_answers
+
+
+@pytest.fixture(scope="module")
+def wikipedia_rows(shared_catalog):
+    with open(shared_catalog / "edibility_wikipedia.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _wiki(rows, name):
+    return next(r for r in rows if r["scientific name"] == name.lower())
+
+
+# ----------------------------------------------------------------------------- the trait table
+
+
+def test_committed_trait_table_is_the_builders_output(wikipedia_rows, tmp_path):
+    rows, _ = build_traits(default_catalog(), wikipedia_rows)
+    with open(TRAITS_CSV, newline="", encoding="utf-8") as f:
+        committed = list(csv.DictReader(f))
+    assert [r["name"] for r in committed] == [r["name"] for r in rows]
+    assert committed == [{k: str(v) for k, v in r.items()} for r in rows]
+    assert len(committed) == len(default_catalog())
+
+
+def test_traits_read_every_value_of_the_source(wikipedia_rows):
+    traits = default_traits()
+    ph = _wiki(wikipedia_rows, "Amanita phalloides")
+    assert ph["stipe type"] == "ring and volva" and ph["cap shape"] == "convex, flat"
+    assert traits.of("Amanita phalloides")["stipe"] == {"ring_and_volva"}
+    assert traits.of("Amanita phalloides")["cap_shape"] == {"convex", "flat"}
+    assert traits.value("Amanita phalloides", "stipe").source == SOURCE_WIKIPEDIA
+    assert _wiki(wikipedia_rows, "Boletus edulis")["hymenium type"] == "pores"
+    assert traits.of("Boletus edulis")["hymenium"] == {"pores"}
+    # Chlorophyllum molybdites is the green-spored one: its own group, not "white"
+    assert _wiki(wikipedia_rows, "Chlorophyllum molybdites")["spore color"] == "green"
+    assert traits.of("Chlorophyllum molybdites")["spore_print"] == {"green"}
+    # every raw word of the source is either grouped or knowingly left out
+    for trait, column in (("hymenium", "hymenium type"), ("stipe", "stipe type")):
+        words = {w.strip() for r in wikipedia_rows for w in r[column].split(",") if w.strip()}
+        assert words <= set(RAW_GROUPS[trait]), words - set(RAW_GROUPS[trait])
+
+
+def test_genus_values_are_inferred_only_when_the_genus_agrees(wikipedia_rows):
+    traits = default_traits()
+    catalog = default_catalog()
+
+    def genus_values(genus, column):
+        return {r[column] for r in wikipedia_rows if r["scientific name"].split()[0] == genus.lower()}
+
+    inferred = [
+        (sp.name, t) for sp in catalog for t in ("hymenium", "stipe") if traits.value(sp.name, t).source == SOURCE_GENUS
+    ]
+    assert inferred, "some species get a genus value"
+    for name, trait in inferred[:40]:
+        column = {"hymenium": "hymenium type", "stipe": "stipe type"}[trait]
+        raw = genus_values(name.split()[0], column)
+        assert len(raw) == 1, (name, trait, raw)  # every entry of the genus says the same
+    # Amanita's stems differ (ring, volva, ring and volva): an Amanita without an entry stays unknown
+    assert len(genus_values("Amanita", "stipe type")) > 1
+    no_entry = [sp.name for sp in catalog.species_in_genus("Amanita") if traits.value(sp.name, "stipe").source == ""]
+    assert no_entry and all(not traits.of(n)["stipe"] for n in no_entry)
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def test_answers_accept_grouped_names_and_the_sources_words():
+    assert parse_answers({"hymenium": "Pores", "stipe": "ring and volva", "spore_print": "cream"}) == {
+        "hymenium": "pores",
+        "stipe": "ring_and_volva",
+        "spore_print": "white-cream",
+    }
+    assert parse_answers({"stipe": "none", "ecology": "mycorrhizal", "spore_print": "purple-brown"}) == {
+        "stipe": "no_stem",
+        "ecology": "mycorrhizal",
+        "spore_print": "purple-black",
+    }
+    assert parse_answers({"hymenium": "not sure", "stipe": ""}) == {}
+    assert parse_answer_args(["hymenium=gills", "spore_print=pink"]) == {"hymenium": "gills", "spore_print": "pink"}
+
+
+def test_wrong_answers_say_what_is_accepted():
+    with pytest.raises(ValueError, match="the questions are: hymenium, stipe"):
+        parse_answers({"colour": "red"})
+    with pytest.raises(ValueError, match="accepted: gills, pores, teeth"):
+        parse_answers({"hymenium": "tubez"})
+    with pytest.raises(ValueError, match="question=value"):
+        parse_answer_args(["hymenium"])
+
+
+def _tiny(mismatch=0.2):
+    sets = [
+        {"hymenium": frozenset({"gills"}), "stipe": frozenset({"ring_and_volva"})},
+        {"hymenium": frozenset({"pores"}), "stipe": frozenset({"bare"})},
+        {},  # unknown traits
+    ]
+    return FieldEvidence(["A a", "B b", "C c"], sets, mismatch)
+
+
+def test_reweight_by_hand():
+    field = _tiny(0.2)
+    p = np.array([0.5, 0.3, 0.2])
+    # "pores": A mismatches (0.2), B matches (1), C unknown -> mean over the known ones (0.2 + 1) / 2 = 0.6
+    got = field.reweight(p, {"hymenium": "pores"})
+    want = np.array([0.5 * 0.2, 0.3 * 1.0, 0.2 * 0.6])
+    np.testing.assert_allclose(got, want / want.sum())
+    # "bare" for a ring-and-volva species: a missed feature (volva in the soil), not a contradiction
+    assert field.likelihood("stipe", "bare")[0] == MISSED
+    assert field.likelihood("stipe", "ring")[1] == 0.2  # B's stem is bare: a ring contradicts it
+    # no answer, no change
+    np.testing.assert_allclose(field.reweight(p, {}), p)
+    assert field.rules_out(0, "hymenium", "pores") and not field.rules_out(2, "hymenium", "pores")
+
+
+def test_the_next_question_separates_the_candidates():
+    catalog = default_catalog()
+    labels = ["Amanita phalloides", "Agaricus campestris", "Boletus edulis", "Russula emetica"]
+    field = FieldEvidence.for_labels(labels, default_traits(), catalog.resolve)
+    assert default_traits().of("Agaricus campestris")["spore_print"].isdisjoint({"white-cream"})
+    # a white-spored Amanita against a dark-spored Agaricus: the spore print settles it
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    offers = field.next_questions(p, {}, "info_gain")
+    assert offers[0]["key"] == "spore_print"
+    white = next(o for o in offers[0]["options"] if o["value"] == "white-cream")
+    assert white["keeps"] == 1  # of the two candidates, only the Amanita has a white print
+    # a bolete against a Russula: pores or gills (the spore print also separates them; ties go to the
+    # question asked first in a field guide)
+    p = np.array([0.0, 0.0, 0.5, 0.5])
+    assert field.next_questions(p, {}, "info_gain")[0]["key"] == "hymenium"
+    # the stem question always says to dig up the base
+    stem = next(o for o in offers if o["key"] == "stipe")
+    assert stem["help"] == DIG_UP_THE_BASE and "volva" in stem["help"]
+    # the gill question comes only after "gills"
+    assert "gill_attachment" not in [o["key"] for o in offers]
+    after = field.next_questions(p, {"hymenium": "gills"}, "info_gain")
+    assert "gill_attachment" in [o["key"] for o in after] and "hymenium" not in [o["key"] for o in after]
+
+
+# ----------------------------------------------------------------------------- safety
+
+LABELS = [
+    "Amanita phalloides",  # deadly: gills, ring and volva, white spores, mycorrhizal
+    "Amanita virosa",  # deadly
+    "Agaricus campestris",  # edible: gills, ring, dark spores
+    "Boletus edulis",  # edible: pores
+    "Macrolepiota procera",  # edible: gills, ring, white spores
+    "Cantharellus cibarius",  # edible: ridges
+    "Gyromitra esculenta",  # deadly
+    "Morchella esculenta",  # edible
+]
+THRESHOLDS = {"confident": 0.5, "genus": 0.6, "fungus": 0.05}
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    catalog = default_catalog()
+    assert [catalog.edibility(n) for n in LABELS[:3]] == ["deadly", "deadly", "edible"]
+    return hand_made_predictor(LABELS, THRESHOLDS, catalog)
+
+
+def _toxic(result) -> set[str]:
+    return {w["species"] for w in result["warnings"] if w["kind"] == "toxic_candidate"}
+
+
+def test_hostile_answers_never_drop_a_deadly_warning_the_photo_raised(predictor):
+    p = np.array([0.30, 0.05, 0.40, 0.10, 0.10, 0.02, 0.02, 0.01])
+    photo = predictor.refine(p, 0.9, None, top_k=2)  # plausible: the top 2 (no conformal set here)
+    assert "Amanita phalloides" in _toxic(photo)  # (and the lookalike Agaricus xanthodermus)
+    options = {k: [None] + [o.value for o in q.shown] for k, q in QUESTIONS.items() if k != "gill_attachment"}
+    combos = list(itertools.product(*options.values()))
+    rng = np.random.default_rng(0)
+    sample = [combos[i] for i in rng.choice(len(combos), 250, replace=False)]
+    # the most hostile: every answer contradicts the deadly Amanita
+    sample.append(("pores", "bare", "brown", "wood"))
+    for combo in sample:
+        answers = {k: v for k, v in zip(options, combo, strict=True) if v}
+        r = predictor.refine(p, 0.9, answers, top_k=2)
+        assert _toxic(photo) <= _toxic(r), (answers, _toxic(photo) - _toxic(r))
+        assert r["answers"] == answers
+    hostile = {"hymenium": "pores", "stipe": "bare", "spore_print": "brown", "ecology": "wood"}
+    r = predictor.refine(p, 0.9, hostile, top_k=2)
+    assert "Amanita phalloides" not in [c["species"] for c in r["candidates"]]
+    kept = next(w for w in r["warnings"] if w["species"] == "Amanita phalloides")
+    assert "photo" in kept["via"] and "do not rule it out" in kept["message"]
+    assert r["warnings"][0]["edibility"] == "deadly"  # the deadly ones still lead
+
+
+def test_an_answer_that_contradicts_the_photos_best_guess_says_so(predictor):
+    p = np.array([0.45, 0.05, 0.10, 0.20, 0.10, 0.05, 0.03, 0.02])
+    r = predictor.refine(p, 0.9, {"hymenium": "pores"})  # 0.45 x 0.2 < 0.20 x 1: the bolete leads
+    conflict = [w for w in r["warnings"] if w["kind"] == "answer_conflict"]
+    assert len(conflict) == 1
+    assert conflict[0]["message"] == (
+        "Your answer 'Pores (a sponge of tubes)' rules out the photo's best guess, Amanita phalloides."
+    )
+    assert r["candidates"][0]["species"] == "Boletus edulis"
+    assert "Amanita phalloides" in _toxic(r)
+    assert not [
+        w for w in predictor.refine(p, 0.9, {"hymenium": "gills"})["warnings"] if w["kind"] == "answer_conflict"
+    ]
+
+
+def test_answers_can_add_a_danger_warning(predictor):
+    # the photo favours the edible parasol; a ring AND a volva with white spores lift the death cap
+    p = np.array([0.03, 0.005, 0.20, 0.20, 0.50, 0.02, 0.0, 0.045])
+    photo = predictor.refine(p, 0.9, None, top_k=2)
+    # on the photo alone the death cap is only a known confusion of the parasol (confusions.csv), not a
+    # plausible species
+    (before,) = [w for w in photo["warnings"] if w["species"] == "Amanita phalloides"]
+    assert before["via"] == ["lookalike"]
+    r = predictor.refine(p, 0.9, {"stipe": "ring_and_volva", "spore_print": "white"}, top_k=2)
+    # parasol 0.5 x 0.2 (its stem has a ring only) = 0.1; death cap 0.03 x 1 x 1; the others <= 0.2 x 0.2 x 0.2
+    assert [c["species"] for c in r["candidates"]] == ["Macrolepiota procera", "Amanita phalloides"]
+    (after,) = [w for w in r["warnings"] if w["species"] == "Amanita phalloides" and w["kind"] == "toxic_candidate"]
+    assert "candidate" in after["via"] and _toxic(photo) <= _toxic(r)
+
+
+# ----------------------------------------------------------------------------- the real model, the CLI
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from mushroom_id.core.models import load_model
+    from mushroom_id.serving.predictor import Predictor
+
+    return Predictor(load_model("embedded"))
+
+
+def test_predict_with_answers_on_a_real_photo(embedded, photo_of):
+    photo = photo_of("Boletus edulis")
+    plain = embedded.predict(photo)
+    assert plain["answers"] == {} and plain["questions"]
+    answered = embedded.predict(photo, answers={"hymenium": "pores", "stipe": "not sure"})
+    assert answered["answers"] == {"hymenium": "pores"}
+    assert "hymenium" not in [q["key"] for q in answered["questions"]]
+    probs, score = embedded.photo_probs([photo])
+    assert embedded.refine(probs, score, {"hymenium": "pores"})["candidates"] == answered["candidates"]
+    traits = default_traits()
+    pores = sum(traits.of(c["species"])["hymenium"] == {"pores"} for c in answered["candidates"])
+    assert pores > sum(traits.of(c["species"])["hymenium"] == {"pores"} for c in plain["candidates"]) or pores == 5
+    with pytest.raises(ValueError, match="not an answer"):
+        embedded.predict(photo, answers={"stipe": "skirt and cup and stuff"})
+
+
+def test_cli_answers_and_questions(photo_of):
+    photo = str(photo_of("Boletus edulis"))
+    run = [sys.executable, "-m", "mushroom_id"]
+    out = subprocess.run(
+        run + ["predict", "--json", "--answer", "hymenium=pores", photo], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout)[photo]["answers"] == {"hymenium": "pores"}
+    bad = subprocess.run(run + ["predict", "--answer", "stipe=maybe", photo], capture_output=True, text=True)
+    assert bad.returncode == 2 and "accepted: ring, volva" in bad.stderr
+    qs = json.loads(subprocess.run(run + ["questions", "--json"], capture_output=True, text=True, check=True).stdout)
+    assert [q["key"] for q in qs] == list(QUESTIONS)
+
+
+# ----------------------------------------------------------------------------- the measurement
+
+
+def test_simulated_people_and_exact_answers_lift_the_true_species():
+    field = _tiny(0.1)
+    y = np.array([0, 1, 0, 1] * 25)
+    exact = simulated_answers(field, y, noise=0.0)
+    assert all(p["hymenium"] == ("gills" if t == 0 else "pores") for p, t in zip(exact, y, strict=True))
+    noisy = simulated_answers(field, y, noise=0.5, seed=1)
+    wrong = np.mean([p["hymenium"] != e["hymenium"] for p, e in zip(noisy, exact, strict=True)])
+    assert 0.3 < wrong < 0.7
+    # the photo prefers the wrong species a little; one exact answer fixes it
+    probs = np.tile([0.4, 0.4, 0.2], (len(y), 1))
+    probs[y == 0] = [0.35, 0.45, 0.2]
+    probs[y == 1] = [0.45, 0.35, 0.2]
+    run = ask_sequence(field, probs, exact, "info_gain", steps=2)
+    assert (run.probs[0].argmax(1) != y).all()
+    assert (run.probs[1].argmax(1) == y).all()
+
+
+def test_traits_load_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m data_prep traits"):
+        Traits.load(tmp_path / "missing.csv")
