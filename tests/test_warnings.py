@@ -513,3 +513,20 @@ def test_candidate_lookalikes_say_why(predictor):
     (false_morel,) = [look for look in morel["lookalikes"] if look["species"] == "Gyromitra esculenta"]
     reason = false_morel["reason"]
     assert reason.startswith("known confusion: spring 'morels'") and "Wild Food UK: Morel" in reason
+
+
+def test_similar_features_from_the_shipped_trait_table(catalog):
+    from mushroom_id.core.safety import similar_features
+    from mushroom_id.core.traits import default_traits
+
+    traits = default_traits()
+    # the funeral bell shares the sheathed woodtuft's gills, ring, brown spores and life on wood debris
+    woodtuft = similar_features("Kuehneromyces mutabilis", catalog, traits)
+    assert woodtuft[0] == ("Galerina marginata", ["gills", "ring", "brown", "saprotrophic"])
+    ws = species_warnings(["Kuehneromyces mutabilis"], catalog, "Kuehneromyces mutabilis", None, traits)
+    galerina = [w for w in ws if w["species"] == "Galerina marginata"]
+    # warned once, as the known confusion it is (Wild Food UK), not again as "similar features"
+    assert [(w["kind"], w["lookalike_kind"]) for w in galerina] == [("toxic_candidate", "known_confusion")]
+    similar = [w for w in ws if w.get("lookalike_kind") == "similar_features"]
+    assert similar and all(w["kind"] == "lookalike" and w["edibility"] in DANGEROUS for w in similar)
+    assert similar_features("Cantharellus cibarius", catalog, traits) == []  # no dangerous species has ridges
