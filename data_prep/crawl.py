@@ -43,6 +43,7 @@ from .common import (
 )
 from .gbif import GBIF_API
 from .http import BROWSER_USER_AGENT, RETRY_STATUS, mount_retries
+from .licences import normalise_licence
 
 CRAWLERS = ("bing", "google", "url-list", "gbif")
 BING_URL = "https://www.bing.com/images/async?q={query}&first={first}"
@@ -507,7 +508,8 @@ def manifest_rows(work_dir: Path, species_list: list[str], extra_rows: list[dict
                     "crawler": rec.get("crawler", ""),
                     "source": rec.get("source") or url_host(url),
                     "source_url": url,
-                    "license": rec.get("license") or "unknown",
+                    "license": normalise_licence(rec.get("license")),
+                    "license_raw": rec.get("license_raw") or rec.get("license") or "",
                     "origin": rec.get("origin", ""),
                     **{k: rec.get(k, "") for k in ("creator", "rights_holder", "occurrence_id", "observation_id")},
                     "raw_path": rec.get("file", "") if ok else "",
@@ -553,7 +555,8 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
                     "crawler": "url-list",
                     "source": row.get("source") or url_host(url),
                     "source_url": url,
-                    "license": row.get("license") or "unknown",
+                    "license": normalise_licence(row.get("license")),
+                    "license_raw": row.get("license") or "",
                     "origin": row.get("origin", ""),
                     "status": "dropped",
                     "drop_stage": "crawl",

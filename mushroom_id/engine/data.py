@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data_prep.split import EVALUATION_HELD_OUT_CAP
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import load_image
 from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
@@ -142,7 +143,7 @@ def _labelled(
 
 
 SHARED_WORK_DIR = REPO_DIR / "artifacts" / "shared-photos"
-HELD_OUT_CAP = 5  # photos per species in validation and test: no species outweighs the others
+HELD_OUT_CAP = EVALUATION_HELD_OUT_CAP  # photos per species in validation and test (the dataset card quotes it)
 
 
 def manifest_splits(
