@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 
 import pytest
@@ -259,3 +260,41 @@ def test_images_are_normalized_jpegs(published):
     for cell in table.column("image").to_pylist()[:5]:
         img = Image.open(io.BytesIO(cell["bytes"]))
         assert img.format == "JPEG" and max(img.size) <= 600
+
+
+def test_card_says_what_this_build_did(published, tmp_path):
+    """A local ingest is described as an ingest (not a crawl), the split as the strategy that ran (with its
+    held-out sources and the same-source share of test photos), the evaluation's cap, and a citation."""
+    from collections import defaultdict
+
+    work, _ = published
+    local = tmp_path / "work"
+    shutil.copytree(work, local, ignore=shutil.ignore_patterns("dataset"))
+    ingest = {"folder": "/somewhere/photos", "photos": 40, "kept": 37, "species": 4, "sources": {}, "dropped": {}}
+    (local / "summaries" / "ingest.json").write_text(json.dumps(ingest))
+    rows = [r for r in Manifest(local).rows() if r["split"]]
+    # two sources per species, so that the cross-source split holds one out
+    for i, r in enumerate(rows):
+        r["source"] = "inat" if i % 3 else "commons"
+    Manifest(local).write(rows)
+    assert main(["split", "--work-dir", str(local)]) == 0
+    assert main(["publish", "--work-dir", str(local), "--licences", "all"]) == 0
+    card = (local / "dataset" / "README.md").read_text()
+    steps = card.split("## How it was built")[1].split("###")[0]
+    assert "**ingest**: the local folder `photos` (40 photos, 37 of catalog species" in steps
+    assert "**crawl**" not in steps and "species ->" not in card
+    split = json.loads((local / "summaries" / "split.json").read_text())
+    assert split["strategy"] == "cross-source" and split["species_cross_source"] > 0
+    assert f"cross-source: for the {split['species_cross_source']:,} species with photos from two or more" in steps
+    rows = [r for r in Manifest(local).rows() if r["split"]]
+    trained = defaultdict(set)
+    for r in rows:
+        if r["split"] == "train":
+            trained[r["species"]].add(r["source"])
+    test = [r for r in rows if r["split"] == "test"]
+    same = sum(r["source"] in trained[r["species"]] for r in test)
+    assert f"{same:,} of {len(test):,} test photos come from a source their species also trained on" in steps
+    assert "at most 5 photos per species from validation and test" in steps
+    citation = card.split("## Citation")[1].split("## Limitations")[0]
+    assert "@misc{" in citation and "Original project: Mushroom Recognition Classifier using CNNs" in citation
+    assert "`inat` (" in citation and "Wikimedia Commons contributors" in citation
