@@ -135,7 +135,7 @@ def search_time(n: int, method: str, out) -> None:
     plus the planted near copies: 1-6 bits flipped), by ``method`` (all-pairs or index)."""
     from data_prep.near_duplicates import hash_pairs
 
-    rows, planted = synthetic_rows(max(n, PLACEHOLDERS + 1))
+    rows, _ = synthetic_rows(n + PLACEHOLDERS)  # the placeholders share one hash: n distinct hashes
     codes = list(dict.fromkeys(r["phash"] for r in rows))[:n]
     t0 = time.perf_counter()
     pairs = hash_pairs(codes, 10, method=method)

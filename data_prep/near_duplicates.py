@@ -106,20 +106,20 @@ def _indexed_pairs(values, others, threshold: int, self_search: bool, chunk: int
     for b in range(BLOCKS):
         shift = np.uint64(b * BLOCK_BITS)
         key_others = ((others >> shift) & np.uint64(n_buckets - 1)).astype(np.int64)
-        order = np.argsort(key_others, kind="stable")
-        counts = np.bincount(key_others, minlength=n_buckets)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        order = np.argsort(key_others, kind="stable").astype(np.int32)
+        counts = np.bincount(key_others, minlength=n_buckets).astype(np.int32)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int32)
         key_values = (values >> shift) & np.uint64(n_buckets - 1)
         for c0 in range(0, len(values), chunk):
             probes = (key_values[c0 : c0 + chunk, None] ^ masks[None, :]).astype(np.int64)  # (c, probes)
             n = counts[probes].ravel()
-            total = int(n.sum())
+            ends = np.cumsum(n, dtype=np.int64)
+            total = int(ends[-1])
             if not total:
                 continue
-            item = np.repeat(np.repeat(np.arange(c0, c0 + len(probes)), len(masks)), n)
-            first = np.repeat(starts[probes].ravel(), n)
-            within = np.arange(total) - np.repeat(np.cumsum(n) - n, n)  # 0, 1, .. inside each bucket
-            other = order[first + within]
+            # candidate k of probe p sits at order[starts[p] + k]: one repeat of (start - offset) + a range
+            item = np.repeat(np.arange(c0, c0 + len(probes), dtype=np.int32), (n.reshape(len(probes), -1).sum(1)))
+            other = order[np.repeat(starts[probes].ravel() - (ends - n), n) + np.arange(total)]
             keep = other > item if self_search else other != item
             item, other = item[keep], other[keep]
             dist = np.bitwise_count(values[item] ^ others[other])
