@@ -75,3 +75,25 @@ def test_map_stages_fill_the_journals_the_stages_read(tmp_path, photos_dir):
     assert [tuple(r[c] for c in columns) for r in Manifest(mapped).rows()] == [
         tuple(r[c] for c in columns) for r in Manifest(plain).rows()
     ]
+
+
+def test_a_rebuild_keeps_the_content_caches(tmp_path, photos_dir, monkeypatch):
+    """prepare_folder rebuilds a folder when its version changes, but keeps what is keyed by photo content
+    (PHashes, embeddings): the costly part of the shared-photos build is paid once."""
+    import data_prep.pipeline as pipeline
+
+    folder = tmp_path / "photos" / "Amanita_muscaria"
+    folder.mkdir(parents=True)
+    for p in sorted((photos_dir / "Amanita_muscaria").glob("*.jpg"))[:4]:
+        shutil.copy(p, folder / p.name)
+    work = tmp_path / "work"
+    pipeline.prepare_folder(folder.parent, work, workers=1, quiet=True, crops=False)
+    phashes = (work / "cache" / "phash.jsonl").read_bytes()
+    embeddings = work / "cache" / "embeddings-imagenet-lite0.npz"
+    embeddings.write_bytes(b"cached vectors")  # stands for the embeddings of a --cnn build
+    (work / "images" / "marker").write_text("x")
+    monkeypatch.setattr(pipeline, "PREPARE_VERSION", pipeline.PREPARE_VERSION + "-next")
+    pipeline.prepare_folder(folder.parent, work, workers=1, quiet=True, crops=False)
+    assert not (work / "images" / "marker").exists()  # rebuilt
+    assert (work / "cache" / "phash.jsonl").read_bytes() == phashes
+    assert embeddings.read_bytes() == b"cached vectors"
