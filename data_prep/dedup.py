@@ -415,6 +415,7 @@ def run(args: argparse.Namespace) -> int:
         "mirrored_pairs_grouped": n_mirror,
         "embedding_pairs_grouped": n_crops,
         "joint_pairs_grouped": n_joint,
+        "cnn_threshold": args.cnn_threshold,
         "joint_phash": args.joint_phash,
         "joint_cosine": args.joint_cosine,
         "mirror_threshold": args.mirror_threshold,

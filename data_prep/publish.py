@@ -333,8 +333,10 @@ def build_steps(summaries: dict, published: list[dict]) -> list[str]:
     dedup = summaries.get("dedup", {})
     if dedup:
         joint = (
-            f" Pairs of one species within PHash {dedup['joint_phash']} whose backbone embeddings have cosine >= "
-            f"{dedup['joint_cosine']} ({dedup.get('joint_pairs_grouped', 0):,} pairs) join one split group."
+            f" Crops (backbone embeddings of one species, cosine >= {dedup.get('cnn_threshold', 0.9)}: "
+            f"{dedup.get('embedding_pairs_grouped', 0):,} pairs) and pairs of one species within PHash "
+            f"{dedup['joint_phash']} whose embeddings have cosine >= {dedup['joint_cosine']} "
+            f"({dedup.get('joint_pairs_grouped', 0):,} pairs) join one split group too."
             if dedup.get("cnn") and "joint_phash" in dedup
             else ""
         )
