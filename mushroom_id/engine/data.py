@@ -287,8 +287,9 @@ def check_data_spec(spec: str) -> None:
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return  # a Hub dataset id (org/name)
     how = (
-        "`python -m data_prep all --from ../shared/data/photos` (or the crawl stages, then `python -m data_prep "
-        "publish`) writes it"
+        "`python -m data_prep all --from ../shared/data/photos --licences all` (every photo, for local training; "
+        "publish's default keeps open licences only) or the crawl stages, then `python -m data_prep publish`, "
+        "write it"
         if Path(spec) == Path(PUBLISHED_DATASET)
         else f"`python -m data_prep publish` writes {PUBLISHED_DATASET}"
     )
