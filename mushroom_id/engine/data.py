@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data_prep.split import EVALUATION_HELD_OUT_CAP
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import ImageError, load_image
 from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
@@ -169,7 +170,7 @@ def _labelled(
 
 
 SHARED_WORK_DIR = REPO_DIR / "artifacts" / "shared-photos"
-HELD_OUT_CAP = 5  # photos per species in validation and test: no species outweighs the others
+HELD_OUT_CAP = EVALUATION_HELD_OUT_CAP  # photos per species in validation and test (the dataset card quotes it)
 
 
 def manifest_splits(
@@ -395,8 +396,9 @@ def check_data_spec(spec: str) -> None:
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return  # a Hub dataset id (org/name)
     how = (
-        "`python -m data_prep all --from ../shared/data/photos` (or the crawl stages, then `python -m data_prep "
-        "publish`) writes it"
+        "`python -m data_prep all --from ../shared/data/photos --licences all` (every photo, for local training; "
+        "publish's default keeps open licences only) or the crawl stages, then `python -m data_prep publish`, "
+        "write it"
         if Path(spec) == Path(PUBLISHED_DATASET)
         else f"`python -m data_prep publish` writes {PUBLISHED_DATASET}"
     )
