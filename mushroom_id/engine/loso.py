@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from mushroom_id.core.traits import default_traits
     from mushroom_id.engine.candidates import BACKBONES, train_linear_head
     from mushroom_id.engine.data import SHARED_WORK_DIR, manifest_splits, shared_photo_splits
-    from mushroom_id.engine.field_eval import MISMATCH_GRID, STRATEGIES, evaluate_strategy, selection_score
+    from mushroom_id.engine.field_eval import MISMATCH_GRID, STRATEGIES, evaluate_strategy, selection_score, table
 
     parser = argparse.ArgumentParser(prog="python -m mushroom_id.engine.loso", description=__doc__)
     parser.add_argument("--out", default="reports")
@@ -230,12 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             f"({100 * r['top5_95'][0]:.1f}–{100 * r['top5_95'][1]:.1f}) | {r['ece']:.3f} |"
         )
     lines += ["", f"Field answers: mismatch {w}, strategy `{strategy}` (best mean top-1 + top-5 over 1-3 answers).", ""]
-    lines += ["| head, answers | 0 | 1 | 2 | 3 | 4 |", "|---|---:|---:|---:|---:|---:|"]
     for h in HEADS:
-        for noise, r in report["field_rows"][h].items():
-            label = "exact" if float(noise) == 0 else f"{float(noise):.0%} wrong"
-            cells = " | ".join(f"{100 * m['top1']:.1f}% / {100 * m['top5']:.1f}%" for m in r["by_answers"])
-            lines.append(f"| {h}, {label} | {cells} |")
+        lines += [*table(report["field_rows"][h], h), ""]
     lines += [
         "",
         "Trait heads (accuracy on photos whose species' trait is known): "
