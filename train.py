@@ -1,6 +1,6 @@
 """Fine-tune a timm backbone on the mushroom dataset.
 
-    python -m data_prep all --from ../shared/data/photos    # writes artifacts/data/dataset (the configs' data)
+    python -m data_prep all --from ../shared/data/photos --licences all  # artifacts/data/dataset, every photo, local
     python train.py --config configs/lite0.yaml                # one process: CPU or one GPU
     python train.py --config configs/lite0_embedded.yaml       # CPU, the embedded model (data: shared-photos)
     python train.py --config configs/convnext_tiny.yaml --epochs 3 --lr 3e-4 --resume auto

@@ -5,7 +5,7 @@
     python bench/gpu_dry_run.py --data artifacts/data/dataset          # the real dataset instead of synthetic
     python bench/gpu_dry_run.py --cpu-smoke                            # the same checks, tiny, on CPU (no numbers)
 
-Everything goes through ``train.py`` in a subprocess, as a user runs it, three times:
+Everything goes through ``train.py`` in a subprocess, as a user runs it, four times:
 
 1. **straight**: ``--epochs E --max-steps-per-epoch S/E --checkpoint-every-steps K --mixed-precision bf16
    --channels-last true --export-onnx true``: images/second (train.py's own ``train_images_per_s``: the
@@ -15,6 +15,9 @@ Everything goes through ``train.py`` in a subprocess, as a user runs it, three t
 3. **resumed**: ``--resume auto``: the step it continued at, and its per-step losses against the straight
    run's (on a GPU, bf16 and cuDNN's non-deterministic kernels make them close, not identical; on CPU
    they are identical).
+4. **plain**: ``train.py --config C --data D`` with nothing else but a short epoch (``--plain-steps``): the
+   images/second a user's run gets from the config's own loader settings (workers from the CPU count,
+   pinned memory, persistent workers), next to the straight run's (``--workers``, when given).
 
 Data: without ``--data``, a synthetic dataset in the Hub layout (smooth random 600x450 JPEGs, the size
 ``data_prep normalize`` writes; ``--classes`` species) is written to a temporary folder, so the script
@@ -115,9 +118,26 @@ def train_command(args, out: Path, data: str, steps_per_epoch: int, epochs: int,
             "1",
         ]
     else:
-        cmd += ["--mixed-precision", "bf16", "--channels-last", "true", "--num-workers", str(args.workers)]
+        cmd += ["--mixed-precision", "bf16", "--channels-last", "true"]
+        if args.workers is not None:
+            cmd += ["--num-workers", str(args.workers)]
         if args.batch_size:
             cmd += ["--batch-size", str(args.batch_size)]
+    return cmd
+
+
+def plain_command(args, out: Path, data: str, steps: int) -> list[str]:
+    """The config as a user runs it: only the data, the run folder and a short epoch (plus, for the CPU smoke
+    version, a tiny input and batch; Hub weights replaced offline)."""
+    cmd = [sys.executable, str(REPO / "train.py"), "--config", str(args.config), "--data", data]
+    cmd += ["--output-dir", str(out), "--epochs", "1", "--max-steps-per-epoch", str(steps), "--test-split", "null"]
+    cmd += ["--export-onnx", "false", "--push-to-hub", "null"]
+    if args.pretrained:
+        cmd += ["--pretrained", args.pretrained]
+    if args.cpu_smoke:
+        model = yaml.safe_load(args.config.read_text()).get("model", "")
+        size = 75 if model.startswith("inception") else 28 if model.startswith("eva") else 32
+        cmd += ["--mixed-precision", "no", "--img-size", str(size), "--batch-size", "4", "--eval-batch-size", "8"]
     return cmd
 
 
@@ -135,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-images", type=int, default=4096, help="synthetic training images")
     parser.add_argument("--held-out-images", type=int, default=512, help="synthetic validation and test images")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's")
-    parser.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1))
+    parser.add_argument(
+        "--workers", type=int, default=None, help="loader workers of the straight run (default: the config's)"
+    )
+    parser.add_argument("--plain-steps", type=int, default=100, help="optimizer steps of the plain config run")
     parser.add_argument("--pretrained", default=None, help="default: none for hub configs (offline), else the config's")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "gpu_dry_run")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny version on CPU: checks the steps, no numbers")
@@ -241,6 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         results["checkpoint_mb"] = (
             sum(f.stat().st_size for f in next((killed / "checkpoints").iterdir()).rglob("*") if f.is_file()) / 2**20
         )
+
+        plain = work / "plain"
+        steps = 4 if args.cpu_smoke else min(args.plain_steps, per_epoch)
+        cmd = plain_command(args, plain, data, steps)
+        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+        if done.returncode:
+            print(done.stdout[-4000:], done.stderr[-6000:], sep="\n", file=sys.stderr)
+            return 1
+        (row,) = json.loads((plain / "metrics.json").read_text())
+        results["plain_images_per_s"] = row["train_images_per_s"]
+        results["plain_workers"] = row["workers"]
+        results["plain_steps"] = row["step"]
+        results["straight_workers"] = history[0]["workers"]
         (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
         fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
@@ -251,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps (epochs)",
                 "batch x accum",
                 "images/s",
+                "plain config run: images/s (workers)",
                 "peak GPU memory",
                 "straight run",
                 "checkpoint",
@@ -264,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.config.name,
                     f"{results['steps']} ({epochs})",
                     f"{batch} x {accum}",
-                    fmt(results["images_per_s"], ".0f"),
+                    f"{fmt(results['images_per_s'], '.0f')} ({results['straight_workers']} workers)",
+                    f"{fmt(results['plain_images_per_s'], '.0f')} ({results['plain_workers']})",
                     memory,
                     f"{results['straight_wall_s']:.0f} s",
                     f"{results['checkpoint_mb']:.0f} MB every {every} steps",

@@ -10,8 +10,10 @@ fresh process and reports its wall time and the process's peak RSS (``ru_maxrss`
 
 * ``rows``: building the rows (dicts as ``Manifest.rows()`` returns them): memory per row.
 * ``dedup grouping``: ``data_prep.dedup.find_edges`` (star edges) + ``deduplicate`` (scipy connected
-  components, drop rules, split groups) with the pair search replaced by the planted pairs, then the
-  pair search itself timed at ``--search-sizes`` and projected quadratically (it is exact all-pairs).
+  components, drop rules, split groups) with the pair search replaced by the planted pairs.
+* ``search``: ``hash_pairs`` (threshold 10) all-pairs at ``--search-sizes`` (projected quadratically) and
+  through the multi-index-hashing index at the same sizes (same pairs) and at the full ``--rows``.
+* ``manifest io``: the whole manifest rewritten and re-read as CSV (what each stage does) and as Parquet.
 * ``split``: ``data_prep.split.assign_splits`` (cross-source) on the dedup survivors.
 """
 
@@ -55,7 +57,7 @@ def synthetic_rows(n: int, seed: int = 0) -> tuple[list[dict], list[tuple[int, i
             crawler="bing",
             source=src,
             source_url=url,
-            license=rng.choice(["cc-by-nc-4.0", "cc-by-4.0", "cc0-1.0", "unknown"]),
+            license=rng.choice(["CC-BY-NC-4.0", "CC-BY-4.0", "CC0-1.0", "unknown"]),
             origin=f"https://www.inaturalist.org/observations/{rng.randrange(10**9)}",
             raw_path=f"raw/{sp.replace(' ', '_')}/{i:016x}.jpg",
             raw_sha256=f"{rng.getrandbits(256):064x}",
@@ -128,18 +130,62 @@ def stage(name: str, n: int, out) -> None:
     out.put(result)
 
 
-def search_time(n: int, out) -> None:
+def search_time(n: int, method: str, out) -> None:
+    """``hash_pairs`` at threshold 10 on the synthetic manifest's first ``n`` distinct hashes (random codes
+    plus the planted near copies: 1-6 bits flipped), by ``method`` (all-pairs or index)."""
     from data_prep.near_duplicates import hash_pairs
 
-    rng = random.Random(n)
-    codes = [f"{rng.getrandbits(64):016x}" for _ in range(n)]
+    rows, _ = synthetic_rows(n + PLACEHOLDERS)  # the placeholders share one hash: n distinct hashes
+    codes = list(dict.fromkeys(r["phash"] for r in rows))[:n]
     t0 = time.perf_counter()
-    hash_pairs(codes, 10)
+    pairs = hash_pairs(codes, 10, method=method)
     out.put(
         {
-            "stage": "search",
+            "stage": f"search ({method})",
             "rows": n,
+            "pairs": len(pairs),
             "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(_peak_mb(), 0),
+        }
+    )
+
+
+def manifest_io(n: int, out) -> None:
+    """Rewriting and re-reading the whole manifest, as every stage does: CSV (what the stages use) against
+    Parquet (pyarrow, zstd) of the same rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data_prep.common import MANIFEST_COLUMNS, Manifest
+
+    rows, _ = synthetic_rows(n)
+    folder = Path(f"/tmp/manifest_scale_{n}")
+    folder.mkdir(exist_ok=True)
+    m = Manifest(folder)
+    t0 = time.perf_counter()
+    m.write(rows)
+    t_write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    back = m.rows()
+    t_read = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    table = pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in MANIFEST_COLUMNS]))
+    pq.write_table(table, folder / "manifest.parquet", compression="zstd")
+    t_pq_write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_batches = sum(1 for _ in pq.ParquetFile(folder / "manifest.parquet").iter_batches(batch_size=50_000))
+    t_pq_stream = time.perf_counter() - t0
+    out.put(
+        {
+            "stage": "manifest io",
+            "rows": len(back),
+            "csv_write_s": round(t_write, 1),
+            "csv_read_s": round(t_read, 1),
+            "csv_mb": round((folder / "manifest.csv").stat().st_size / 1e6, 1),
+            "parquet_write_s": round(t_pq_write, 1),
+            "parquet_stream_s": round(t_pq_stream, 2),
+            "parquet_batches": n_batches,
+            "parquet_mb": round((folder / "manifest.parquet").stat().st_size / 1e6, 1),
             "peak_rss_mb": round(_peak_mb(), 0),
         }
     )
@@ -158,20 +204,28 @@ def run(target, *args):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=250_000)
-    ap.add_argument("--search-sizes", default="10000,20000,40000")
+    ap.add_argument("--search-sizes", default="10000,20000,40000", help="all-pairs search sizes (projected)")
+    ap.add_argument("--stages", default="rows,dedup,split,search,io")
     args = ap.parse_args()
     import numpy  # noqa: F401  (imported before forking)
     import scipy.sparse.csgraph  # noqa: F401
 
-    results = [run(stage, name, args.rows) for name in ("rows", "dedup", "split")]
-    sizes = [int(x) for x in args.search_sizes.split(",")]
-    results += [run(search_time, n) for n in sizes]
+    stages = args.stages.split(",")
+    results = [run(stage, name, args.rows) for name in ("rows", "dedup", "split") if name in stages]
+    if "search" in stages:
+        sizes = [int(x) for x in args.search_sizes.split(",")]
+        results += [run(search_time, n, "all-pairs") for n in sizes]
+        results += [run(search_time, n, "index") for n in sizes]
+        results.append(run(search_time, args.rows, "index"))
+    if "io" in stages:
+        results.append(run(manifest_io, args.rows))
     for r in results:
         print(json.dumps(r))
-    big = [r for r in results if r["stage"] == "search"][-1]
-    per_pair = big["seconds"] / (big["rows"] ** 2 / 2)
-    for n in (154_000, 250_000):
-        print(json.dumps({"stage": "search projected", "rows": n, "seconds": round(per_pair * n * n / 2, 0)}))
+    brute = [r for r in results if r["stage"] == "search (all-pairs)"]
+    if brute:
+        per_pair = brute[-1]["seconds"] / (brute[-1]["rows"] ** 2 / 2)
+        for n in (154_000, 250_000):
+            print(json.dumps({"stage": "all-pairs projected", "rows": n, "seconds": round(per_pair * n * n / 2, 0)}))
     return 0
 
 

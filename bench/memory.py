@@ -124,7 +124,7 @@ def main() -> int:
             "dedup": [],
             "normalize": [],
             "split": [],
-            "publish": [],
+            "publish": ["--licences", "all"],  # every image, as before the open default
         }
         rows = []
         with FakeWeb(shared_photos_dir()) as web:

@@ -21,7 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     from data_prep.common import Manifest
-    from data_prep.dedup import DEFAULT_CNN_THRESHOLD, DEFAULT_MIRROR_THRESHOLD, cnn_pairs, find_edges, mirror_edges
+    from data_prep.dedup import (
+        DEFAULT_CNN_THRESHOLD,
+        DEFAULT_JOINT_COSINE,
+        DEFAULT_JOINT_PHASH,
+        DEFAULT_MIRROR_THRESHOLD,
+        cnn_pairs,
+        find_edges,
+        joint_near_copies,
+        mirror_edges,
+    )
     from data_prep.near_duplicates import phash_pair
     from data_prep.pipeline import prepare_folder
     from data_prep.split import observation_keys
@@ -53,10 +62,12 @@ def main() -> int:
     near = [(a, b) for a, b, d, ex in find_edges(rows, 10)]
     mirrored = [(a, b) for a, b, _ in mirror_edges(rows, DEFAULT_MIRROR_THRESHOLD)]
     crops = [(a, b) for a, b, _ in cnn_pairs(rows, args.work_dir, DEFAULT_CNN_THRESHOLD)]
+    joint = [(a, b) for a, b, _, _ in joint_near_copies(rows, args.work_dir, DEFAULT_JOINT_PHASH, DEFAULT_JOINT_COSINE)]
     for name, pairs in (("PHash <= 10", near), (f"mirror <= {DEFAULT_MIRROR_THRESHOLD}", mirrored),
-                        (f"cosine >= {DEFAULT_CNN_THRESHOLD}", crops)):  # fmt: skip
+                        (f"cosine >= {DEFAULT_CNN_THRESHOLD}", crops),
+                        (f"PHash <= {DEFAULT_JOINT_PHASH} & cos >= {DEFAULT_JOINT_COSINE}", joint)):  # fmt: skip
         bad = leaks(pairs)
-        print(f"{name:>16}: {len(pairs)} pairs among kept images, {len(bad)} same-species pairs across splits")
+        print(f"{name:>26}: {len(pairs)} pairs among kept images, {len(bad)} same-species pairs across splits")
         for a, b in bad[:10]:
             print(f"    {species_of[a]}: {a} ({split_of[a]}) / {b} ({split_of[b]})")
     return 0

@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "normalize": ".normalize",
     "split": ".split",
     "publish": ".publish",
+    "map": ".scale_out",
     "all": ".pipeline",
 }
 

@@ -38,12 +38,21 @@ Decisions (copied to the README):
   ``f.``) and misapplied names (``s.``/``auct.``) are not used as synonyms.
   ``synonyms.csv`` kinds: ``synonym``, ``misspelling``, ``non_species``, ``not_synonym``.
 * **Edibility.** Per source: seed ``edible``/``toxic``/``no_value`` -> edible/poisonous/none;
-  Wikipedia choice/edible/inedible/poisonous/deadly/psychoactive as is, ``not recommended``,
-  ``unpalatable`` and ``too hard to eat`` -> inedible (advice not to eat, not a toxicity claim),
-  ``allergic``/``allergenic``/``caution`` -> poisonous (adverse reactions reported: safety first),
-  ``unknown`` -> none; Wild Food UK's plain ``edibility`` field Edible/Inedible/Poisonous (never its
-  derived ``edibility_detail.status``). Source names are matched through the synonym groups (a
-  variety's status counts for its species). An unmapped source value is an error.
+  Wikipedia choice/edible/inedible/poisonous/deadly/psychoactive as is, ``unpalatable`` and ``too hard
+  to eat`` -> inedible, ``unknown`` -> none; Wild Food UK's plain ``edibility`` field
+  Edible/Inedible/Poisonous (never its derived ``edibility_detail.status``), with ``Edible`` read as
+  ``edible when cooked`` where its ``edibility_detail.requires_cooking`` says so. Source names are
+  matched through the synonym groups (a variety's status counts for its species). An unmapped source
+  value is an error.
+* **Status words** (each a written rule; the word itself stays in ``edibility_sources`` and the app
+  shows it, ``mushroom_id.core.catalog.CAUTION_WORDS``):
+  ``choice`` -> choice; ``edible when cooked`` -> edible (the caution "edible only when cooked");
+  ``not recommended`` and ``allergic``/``allergenic``/``caution`` are *qualifiers*: next to an edible
+  or choice word of the same source they are advice that qualifies it, not a second verdict
+  (*Morchella semilibera*, Wikipedia "choice, allergic" -> choice, shown with "allergic reactions
+  reported"); alone they mean inedible (do not eat), never poisonous: an allergy some people have is
+  not a toxin; ``deadly raw`` -> deadly (a deadly word is a deadly verdict: the most dangerous
+  credible status wins, cooking advice does not lower it).
 * **Fine sources before the coarse one** (``decide_status``). The original's seed list is binary:
   its ``toxic`` means "not edible", not "poisonous". Wikipedia's mycomorphbox and Wild Food UK name a
   specific status. So: when a fine source knows the species, its status is the merge of the fine
@@ -55,8 +64,14 @@ Decisions (copied to the README):
   edible -> choice; the app shows both words); alone it means inedible. Only when no fine source
   knows the species does the seed word decide, safety first: ``toxic`` -> poisonous (nothing
   contradicts it), ``edible`` -> edible. With no status at all the species is ``unknown``, never
-  edible. A real poisonous report (Wikipedia poisonous/deadly/allergenic, Wild Food UK Poisonous)
-  always wins over an edible word.
+  edible. A real poisonous report (Wikipedia poisonous/deadly, Wild Food UK Poisonous) always wins
+  over an edible word.
+* **Why, when sources disagree between edible and deadly** (``data_prep/edibility_reasons.csv``):
+  a species with an edible or choice word next to a deadly word (*Gyromitra esculenta*: Wikipedia
+  "choice, deadly") must have one line from the sources saying why, with its source; the build stops
+  without one. The table may also explain other statuses a person would question (*Paxillus
+  involutus*, eaten for centuries and deadly). Written to ``edibility_reason`` and
+  ``edibility_reason_source``.
 * **Sources disagree** (``sources_disagree``) when the words of the sources (all of them, the seed
   included, and several words of one source) do not fit one verdict: an eat word (edible, choice)
   next to a do-not-eat word (deadly, poisonous, psychoactive, inedible, seed toxic), or a toxic word
@@ -69,6 +84,11 @@ Decisions (copied to the README):
   Wikipedia page from the mycomorphbox table, else its Wild Food UK page.
 * **Lookalikes.** "(Genus species)" mentions in Wild Food UK's ``possible_confusion``, resolved
   through the catalog, kept only when they are catalog species, and made symmetric.
+* **Curated confusions** (``mushroom_id/data/confusions.csv``, read by ``core.catalog``): every
+  species the table names is a catalog species (added like ``RESTORED`` when the scope rule would
+  not add it, e.g. *Cortinarius rubellus*, *Lepiota subincarnata*), every genus it names has catalog
+  species, and its ``dangerous`` side must come out deadly, poisonous or psychoactive: the build stops
+  otherwise.
 * The output is deterministic (rows sorted by name) so rebuilding reproduces the committed file.
 """
 
@@ -174,6 +194,7 @@ RESTORED = {
     "Amanita bisporigera": "deadly destroying angel, confused with edible white Agaricus",
     "Amanita ocreata": "deadly western destroying angel",
     "Agaricus xanthodermus": "the toxic yellow stainer, confused with edible Agaricus",
+    "Agaricus bisporus": "the button mushroom: cultivated, so not among iNaturalist's most observed wild fungi",
 }
 
 SEED_STATUS = {"edible": "edible", "toxic": "poisonous", "no_value": None}
@@ -188,11 +209,18 @@ WIKIPEDIA_STATUS = {
     "not recommended": "inedible",
     "unpalatable": "inedible",
     "too hard to eat": "inedible",
-    "allergic": "poisonous",
-    "allergenic": "poisonous",
-    "caution": "poisonous",
+    "allergic": "inedible",  # alone; next to an edible word a qualifier (QUALIFIERS)
+    "allergenic": "inedible",
+    "caution": "inedible",
+    "edible when cooked": "edible",
+    "deadly raw": "deadly",
 }
-WILDFOODUK_STATUS = {"edible": "edible", "inedible": "inedible", "poisonous": "poisonous"}
+WILDFOODUK_STATUS = {
+    "edible": "edible",
+    "edible when cooked": "edible",  # "Edible" with edibility_detail.requires_cooking
+    "inedible": "inedible",
+    "poisonous": "poisonous",
+}
 SOURCE_STATUS = {"seed": SEED_STATUS, "wikipedia": WIKIPEDIA_STATUS, "wildfooduk": WILDFOODUK_STATUS}
 FINE_SOURCES = frozenset({"wikipedia", "wildfooduk"})  # name a specific status
 COARSE_SOURCES = frozenset({"seed"})  # the original's binary list: "toxic" means "not edible"
@@ -220,8 +248,19 @@ def source_status(source: str, value: str) -> str | None:
 
 
 # Advice words that qualify an edible word of the same source instead of contradicting it
-# (Wikipedia's "choice, not recommended": edible, but the source advises against picking it).
-QUALIFIERS = frozenset({("wikipedia", "not recommended")})
+# (Wikipedia's "choice, not recommended": edible, but the source advises against picking it;
+# "choice, allergic": edible, but some people react to it). Alone they mean inedible.
+QUALIFIERS = frozenset(
+    {("wikipedia", "not recommended"), ("wikipedia", "allergic"), ("wikipedia", "allergenic"), ("wikipedia", "caution")}
+)
+REASONS_CSV = Path(__file__).resolve().parent / "edibility_reasons.csv"
+_EAT_STATUSES = frozenset({"edible", "choice"})
+
+
+def needs_reason(evidence: Iterable[tuple[str, str]]) -> bool:
+    """True when the sources hold an edible or choice word next to a deadly word (Gyromitra)."""
+    statuses = {source_status(s, v) for s, v in evidence}
+    return bool(statuses & _EAT_STATUSES) and "deadly" in statuses
 
 
 def _fine_statuses(evidence: list[tuple[str, str]]) -> list[str]:
@@ -356,9 +395,19 @@ class Sources:
     wikipedia: list[dict]
     wildfooduk: list[dict]
     synonyms: list[dict]
+    reasons: list[dict] = field(default_factory=list)  # edibility_reasons.csv
+    confusions: list[dict] = field(default_factory=list)  # mushroom_id/data/confusions.csv
 
 
-def read_sources(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> Sources:
+def read_sources(
+    source_dir: Path,
+    synonyms_csv: Path = SYNONYMS_CSV,
+    reasons_csv: Path | None = REASONS_CSV,
+    confusions_csv: Path | None = None,
+) -> Sources:
+    """The source tables; ``confusions_csv`` None: the shipped confusion table."""
+    from mushroom_id.core.catalog import read_confusion_rows
+
     source_dir = Path(source_dir)
 
     def rows(name: str) -> list[dict]:
@@ -374,7 +423,18 @@ def read_sources(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> Sources
         wikipedia=rows("edibility_wikipedia.csv"),
         wildfooduk=json.loads((source_dir / "wildfooduk.json").read_text(encoding="utf-8")),
         synonyms=synonyms,
+        reasons=read_reasons(reasons_csv) if reasons_csv is not None else [],
+        confusions=read_confusion_rows(confusions_csv),
     )
+
+
+def read_reasons(reasons_csv: Path = REASONS_CSV) -> list[dict]:
+    with open(reasons_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        if not all((row.get(k) or "").strip() for k in ("species", "reason", "source")):
+            raise ValueError(f"{reasons_csv}: every row needs species, reason and source: {row}")
+    return rows
 
 
 def read_labels(source_dir: Path) -> list[str]:
@@ -412,6 +472,7 @@ class BuildReport:
     merges: list[tuple[str, str, str]] = field(default_factory=list)  # (label, accepted, evidence)
     added: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    from_confusions: list[str] = field(default_factory=list)  # species added because confusions.csv names them
     out_of_scope_known: list[str] = field(default_factory=list)  # iNat non-macrofungi with a status
     unmatched_source_names: Counter = field(default_factory=Counter)
     kept_apart: list[str] = field(default_factory=list)  # Wild Food UK synonyms iNaturalist splits
@@ -432,7 +493,8 @@ class BuildReport:
             f"{self.label_species} accepted species ({species_labels - self.label_species} merged into "
             f"another label's species); {len(self.merges)} labels differ from their accepted name",
             f"  added from iNaturalist (known edibility, macrofungi): {len(self.added)}; "
-            f"restored list: {', '.join(self.restored) or '-'}",
+            f"restored list: {', '.join(self.restored) or '-'}; added because the confusion table names them: "
+            f"{', '.join(self.from_confusions) or '-'}",
             f"  lookalike pairs: {self.lookalike_pairs}; iNaturalist non-macrofungi left out despite a "
             f"status: {len(self.out_of_scope_known)}",
             "  source names matching no catalog species: "
@@ -461,9 +523,14 @@ class BuildReport:
         return "\n".join(lines)
 
 
-def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[list[dict], BuildReport]:
+def build_catalog(
+    source_dir: Path,
+    synonyms_csv: Path = SYNONYMS_CSV,
+    reasons_csv: Path | None = REASONS_CSV,
+    confusions_csv: Path | None = None,
+) -> tuple[list[dict], BuildReport]:
     """All catalog rows (sorted by name) and a report of what was merged and added."""
-    src = read_sources(source_dir, synonyms_csv)
+    src = read_sources(source_dir, synonyms_csv, reasons_csv, confusions_csv)
     report = BuildReport(labels=len(src.labels))
     uf = _Groups()
     spelling: dict[str, str] = {}  # key -> preferred display spelling
@@ -550,6 +617,14 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
                 automatic=True,
             )
 
+    # names the build adds whatever the sources hold (RESTORED, the confusion table's species): nodes
+    # now, so that their sources' statuses are matched to them
+    named = list(RESTORED) + [
+        n for row in src.confusions for n in (row["dangerous"], row["confused_with"]) if " " in n.strip()
+    ]
+    for name in named:
+        node(name)
+
     # 3. groups and their accepted names
     groups: dict[str, set[str]] = defaultdict(set)
     for key in uf:
@@ -604,7 +679,10 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
             if value.strip():
                 add_status("wikipedia", row["scientific name"], value, WIKIPEDIA_STATUS)
     for entry in src.wildfooduk:
-        add_status("wildfooduk", entry["scientific_name"], entry["edibility"], WILDFOODUK_STATUS)
+        word = entry["edibility"]
+        if word.strip().lower() == "edible" and (entry.get("edibility_detail") or {}).get("requires_cooking"):
+            word = "Edible when cooked"
+        add_status("wildfooduk", entry["scientific_name"], word, WILDFOODUK_STATUS)
 
     def status_of(root: str) -> str:
         return decide_status((s, v) for s, v, _ in evidence_by_root.get(root, ()))
@@ -631,6 +709,14 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
             report.restored.append(f"{accepted_by_root[root]} (added only by RESTORED)")
         else:
             report.restored.append(accepted_by_root[root])
+    for row in src.confusions:
+        for name in (row["dangerous"], row["confused_with"]):
+            if " " not in name.strip():
+                continue  # a genus: checked below
+            root = uf.find(normalize_name(name))
+            if root not in species_roots:
+                species_roots.add(root)
+                report.from_confusions.append(accepted_by_root[root])
     report.added.sort()
 
     def why(key: str, accepted: str) -> str:
@@ -735,7 +821,48 @@ def build_catalog(source_dir: Path, synonyms_csv: Path = SYNONYMS_CSV) -> tuple[
         )
     rows.sort(key=lambda r: r["name"])
     _check_hand_table(src.synonyms, resolve)
+    _add_reasons(rows, src.reasons, resolve)
+    _check_confusions(rows, src.confusions, resolve)
     return rows, report
+
+
+def _add_reasons(rows: list[dict], reasons: list[dict], resolve) -> None:
+    """``edibility_reason(_source)`` from the reasons table; every species whose sources say both
+    edible and deadly must have one."""
+    by_name = {}
+    for row in reasons:
+        name = resolve(row["species"])
+        if name is None:
+            raise ValueError(f"edibility_reasons.csv: {row['species']!r} is not a catalog species")
+        by_name[name] = row
+    missing = []
+    for row in rows:
+        reason = by_name.get(row["name"])
+        row["edibility_reason"] = reason["reason"].strip() if reason else ""
+        row["edibility_reason_source"] = reason["source"].strip() if reason else ""
+        evidence = [tuple(e.split(" (as ")[0].split(":", 1)) for e in row["edibility_sources"].split(LIST_SEP) if e]
+        if not reason and needs_reason(evidence):
+            missing.append(row["name"])
+    if missing:
+        raise ValueError(
+            f"sources say both edible and deadly for {missing}: add one line why, with its source, "
+            f"to {REASONS_CSV.name}"
+        )
+
+
+def _check_confusions(rows: list[dict], confusions: list[dict], resolve) -> None:
+    status = {row["name"]: row["edibility"] for row in rows}
+    genera = {row["genus"] for row in rows}
+    for c in confusions:
+        dangerous = resolve(c["dangerous"])
+        if status.get(dangerous) not in ("deadly", "poisonous", "psychoactive"):
+            raise ValueError(
+                f"confusions.csv lists {c['dangerous']!r} as the dangerous species, but the catalog says "
+                f"{status.get(dangerous, 'not a species')!r}"
+            )
+        other = c["confused_with"].strip()
+        if " " not in other and other not in genera:
+            raise ValueError(f"confusions.csv names the genus {other!r}, which has no catalog species")
 
 
 def _split_multi(raw: str) -> list[str]:
@@ -827,6 +954,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, default=None, help=f"default: {paths.shared_catalog_dir()}")
     parser.add_argument("--out", type=Path, default=None, help=f"default: {paths.CATALOG_CSV}")
     parser.add_argument("--synonyms", type=Path, default=SYNONYMS_CSV, help="hand-curated synonyms table")
+    parser.add_argument("--reasons", type=Path, default=REASONS_CSV, help="one line why, per disputed status")
+    parser.add_argument(
+        "--confusions", type=Path, default=None, help=f"curated dangerous confusions (default: {paths.CONFUSIONS_CSV})"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every merge and added species")
 
 
@@ -835,7 +966,7 @@ def run(args: argparse.Namespace) -> int:
 
     source = args.source or paths.shared_catalog_dir()
     out = args.out or paths.CATALOG_CSV
-    rows, report = build_catalog(source, args.synonyms)
+    rows, report = build_catalog(source, args.synonyms, args.reasons, args.confusions)
     write_catalog(rows, out)
     print(report.summary())
     if args.verbose:

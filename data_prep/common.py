@@ -46,7 +46,8 @@ MANIFEST_COLUMNS = (
     "crawler",  # [crawl] bing | google | url-list | local (the ingest stage)
     "source",  # [crawl] who supplied the photo: a collection (local/url-list) or the website's host
     "source_url",  # [crawl] where the bytes came from
-    "license",  # [crawl] licence when the source gives one, else "unknown"
+    "license",  # [crawl] SPDX-like id (CC-BY-SA-4.0, CC0-1.0, PD, unknown): data_prep.licences
+    "license_raw",  # [crawl] the licence text exactly as the source gave it
     "origin",  # [crawl] the photo's home page (observation page, Bing's page URL) or a provenance note
     "creator",  # [crawl] photographer (GBIF media creator) when the source names one
     "rights_holder",  # [crawl] rights holder when the source names one (attribution)

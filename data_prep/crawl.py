@@ -1,9 +1,10 @@
-"""crawl: download images for each selected species with icrawler (Bing, Google or a URL list).
+"""crawl: download images for each selected species with icrawler (Bing, Google, a URL list or GBIF).
 
-* Sources: ``bing`` (default; query ``"Genus species"`` in quotes, once per name of the species),
+* Sources (one module each in ``data_prep/sources/``, one interface: which species, which jobs):
+  ``bing`` (default; query ``"Genus species"`` in quotes, once per name of the species),
   ``google`` (icrawler's Google parser breaks often upstream: optional), ``url-list`` (a CSV with
   ``species,url[,license,origin]``: exports from GBIF / iNaturalist / Mushroom Observer, which carry
-  licences).
+  licences), ``gbif`` (licensed photos listed by GBIF's API).
 * Per species: ``target`` images from species.csv (``--per-species``, times ``--toxic-factor`` for
   dangerous species). Queries run in order (accepted name first) until the target is reached.
 * Polite: at most one request per ``--delay`` seconds per host, timeouts, retries with exponential
@@ -43,8 +44,10 @@ from .common import (
 )
 from .gbif import GBIF_API
 from .http import BROWSER_USER_AGENT, RETRY_STATUS, mount_retries
+from .licences import normalise_licence
+from .sources import SOURCE_MODULES
 
-CRAWLERS = ("bing", "google", "url-list", "gbif")
+CRAWLERS = tuple(SOURCE_MODULES)  # one module per source: data_prep/sources/
 BING_URL = "https://www.bing.com/images/async?q={query}&first={first}"
 DONE = "#done"  # journal key marking a species as finished
 # What a candidate URL may carry besides itself (URL lists and GBIF: licence, photographer, observation).
@@ -417,18 +420,17 @@ def _quiet_icrawler() -> None:
 def crawl_species(
     work_dir: Path,
     species: str,
-    queries: list[str],
+    jobs: list,
     target: int,
-    source: str,
+    source,
     settings: FetchSettings,
     limiter: RateLimiter,
     threads: int = 4,
     bing_url: str = BING_URL,
-    url_list: list[dict] | None = None,
-    list_name: str = "",
     user_agent: str = BROWSER_USER_AGENT,
 ) -> dict:
-    """Crawl one species (resuming from its journal); returns its counts."""
+    """Crawl one species (resuming from its journal) through ``source``'s ``jobs`` (data_prep.sources);
+    returns its counts."""
     from icrawler.feeder import UrlListFeeder
 
     state = SpeciesState(work_dir, species)
@@ -437,45 +439,41 @@ def crawl_species(
         return {"species": species, "ok": state.ok_count(), "tried": len(state.records) - 1, "skipped": True}
     parts = _components()
     _quiet_icrawler()
-    jobs: list[tuple[str, dict]] = []
-    listed = source in ("url-list", "gbif")
-    if listed:
-        urls = list(dict.fromkeys(r["url"] for r in url_list or []))
-        meta = {r["url"]: {k: r[k] for k in META_KEYS if r.get(k)} for r in url_list or []}
-        jobs.append((f"url-list:{list_name}" if source == "url-list" else "gbif", {"url_list": urls, "meta": meta}))
-    else:
-        jobs += [(f'"{q}"', {}) for q in queries]
-    for query, job in jobs:
+    listed = source.feeder == "url-list"
+    for job in jobs:
+        query = job.query
+        urls = list(dict.fromkeys(r["url"] for r in job.candidates))
+        meta = {r["url"]: {k: r[k] for k in META_KEYS if r.get(k)} for r in job.candidates}
         budget = 0
         if target > 0:
             budget = target - state.ok_count(exclude_query=query)
             if budget <= 0:
                 break
-        feeder_cls = UrlListFeeder if listed else parts["feeders"][source]
+        feeder_cls = UrlListFeeder if listed else parts["feeders"][source.feeder]
         crawler = parts["SpeciesCrawler"](
             limiter,
             settings,
             user_agent,
             feeder_cls=feeder_cls,
-            parser_cls=parts["parsers"][source],
+            parser_cls=parts["parsers"][source.parser],
             downloader_cls=parts["RecordingDownloader"],
             downloader_threads=threads,
             log_level=logging.CRITICAL,
             storage={"root_dir": str(state.raw_dir)},
-            extra_feeder_args={"url_template": bing_url} if source == "bing" else None,
+            extra_feeder_args={"url_template": bing_url} if source.feeder == "bing" else None,
             extra_downloader_args={
                 "state": state,
                 "query": query,
-                "crawler": source,
+                "crawler": source.name,
                 "settings": settings,
-                "meta": job.get("meta"),
+                "meta": meta,
             },
         )
         if listed:
-            feeder_kwargs = {"url_list": job["url_list"]}
+            feeder_kwargs = {"url_list": urls}
         else:
             pages = 1000 if budget == 0 else min(1000, max(2 * budget, 40))  # search engines stop at ~1000
-            feeder_kwargs = {"keyword": query, "offset": 0, "max_num": pages}
+            feeder_kwargs = {"keyword": job.keyword, "offset": 0, "max_num": pages}
         crawler.crawl(
             feeder_kwargs=feeder_kwargs,
             parser_kwargs={"queue_timeout": 0.2, "req_timeout": settings.timeout, "max_retry": settings.retries + 1},
@@ -507,7 +505,8 @@ def manifest_rows(work_dir: Path, species_list: list[str], extra_rows: list[dict
                     "crawler": rec.get("crawler", ""),
                     "source": rec.get("source") or url_host(url),
                     "source_url": url,
-                    "license": rec.get("license") or "unknown",
+                    "license": normalise_licence(rec.get("license")),
+                    "license_raw": rec.get("license_raw") or rec.get("license") or "",
                     "origin": rec.get("origin", ""),
                     **{k: rec.get(k, "") for k in ("creator", "rights_holder", "occurrence_id", "observation_id")},
                     "raw_path": rec.get("file", "") if ok else "",
@@ -553,7 +552,8 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
                     "crawler": "url-list",
                     "source": row.get("source") or url_host(url),
                     "source_url": url,
-                    "license": row.get("license") or "unknown",
+                    "license": normalise_licence(row.get("license")),
+                    "license_raw": row.get("license") or "",
                     "origin": row.get("origin", ""),
                     "status": "dropped",
                     "drop_stage": "crawl",
@@ -565,92 +565,44 @@ def read_url_list(path: Path, catalog, selected: set[str]) -> tuple[dict[str, li
     return by_species, dropped
 
 
-def crawl_gbif_species(work_dir: Path, species: str, target: int, args, settings, limiter, api_session) -> dict:
-    """List a species' photos on GBIF (cached), then fetch them like a URL list."""
-    from .gbif import list_species
-
-    candidates, reason = list_species(
-        api_session,
-        args.gbif_api.rstrip("/"),
-        species,
-        target,
-        research_grade=args.gbif_research_grade,
-        open_only=args.gbif_licences == "open",
-        cache_dir=work_dir / "crawl",
-    )
-    result = crawl_species(
-        work_dir,
-        species,
-        [],
-        target,
-        "gbif",
-        settings,
-        limiter,
-        args.downloader_threads,
-        url_list=candidates,
-        user_agent=args.user_agent,
-    )
-    return {**result, "listed": len(candidates), "reason": reason}
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mushroom_id.core.catalog import default_catalog
-
-    from .species import QUERY_SEP, read_species
+    from .sources import get_source
+    from .species import read_species
 
     work_dir: Path = args.work_dir
     species_rows = read_species(work_dir)
     settings = FetchSettings(min_side=args.min_side, timeout=args.timeout, retries=args.retries, backoff=args.backoff)
     limiter = RateLimiter(args.delay)
-    selected = {r["species"] for r in species_rows}
-    url_lists: dict[str, list[dict]] = {}
-    extra: list[dict] = []
-    if args.source == "url-list":
-        if not args.url_list:
-            raise SystemExit("--source url-list needs --url-list CSV")
-        url_lists, extra = read_url_list(args.url_list, default_catalog(), selected)
-        species_rows = [r for r in species_rows if r["species"] in url_lists]
-    api = None
-    if args.source == "gbif":
-        from .http import api_session
-
-        api = api_session(args.contact, retries=max(args.retries, 4), backoff=args.backoff, limiter=limiter)
-    elif args.source == "google":
-        print(
-            "note: --source google is best effort: icrawler's Google parser breaks whenever Google changes its "
-            "pages (zero results then mean that, not an empty web); prefer gbif or bing",
-            flush=True,
-        )
+    source = get_source(args.source)
+    species_rows, extra = source.prepare(args, species_rows, limiter)
     # photos taken in by `ingest` live in the same manifest: keep them (their later columns start clean)
     extra += local_rows(work_dir)
+
+    def crawl_one(row: dict) -> dict:
+        jobs, info = source.jobs(row, args)
+        result = crawl_species(
+            work_dir,
+            row["species"],
+            jobs,
+            int(row["target"]),
+            source,
+            settings,
+            limiter,
+            args.downloader_threads,
+            args.bing_url,
+            args.user_agent,
+        )
+        return {**result, **info}
+
     results = []
     t0 = time.perf_counter()
     with (
         ThreadPoolExecutor(max(1, args.crawl_workers)) as pool,
         tqdm(total=len(species_rows), desc="crawl", unit="species", disable=None) as bar,
     ):
-        futures = [
-            pool.submit(crawl_gbif_species, work_dir, r["species"], int(r["target"]), args, settings, limiter, api)
-            if args.source == "gbif"
-            else pool.submit(
-                crawl_species,
-                work_dir,
-                r["species"],
-                r["queries"].split(QUERY_SEP),
-                int(r["target"]),
-                args.source,
-                settings,
-                limiter,
-                args.downloader_threads,
-                args.bing_url,
-                url_lists.get(r["species"]),
-                args.url_list.name if args.url_list else "",
-                args.user_agent,
-            )
-            for r in species_rows
-        ]
+        futures = [pool.submit(crawl_one, r) for r in species_rows]
         n_ok = 0
         for fut in as_completed(futures):
             res = fut.result()

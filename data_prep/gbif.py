@@ -8,10 +8,10 @@ research-grade dataset, ``--gbif-licences open`` to open licences (CC0, CC BY, C
 applied to the occurrence by the API and again to each photo here, because a media licence can differ).
 
 Each photo (an entry of ``media[]`` with ``type == StillImage``) becomes one candidate: ``identifier``
-(the image URL), ``license`` (normalised: ``cc-by-nc-4.0``, ``cc0-1.0``...; the raw value is kept in the
-crawl journal), ``creator`` and ``rightsHolder``, the occurrence's ``references`` (the observation page,
-stored as ``origin``; GBIF's occurrence page when the publisher gives none), the GBIF occurrence id and
-the observation id (iNaturalist's, when the occurrence is one).
+(the image URL), ``license`` (normalised by :mod:`data_prep.licences`: ``CC-BY-NC-4.0``, ``CC0-1.0``...;
+the raw value is kept as ``license_raw``), ``creator`` and ``rightsHolder``, the occurrence's
+``references`` (the observation page, stored as ``origin``; GBIF's occurrence page when the publisher
+gives none), the GBIF occurrence id and the observation id (iNaturalist's, when the occurrence is one).
 The listing of each species is cached in ``crawl/<Genus_species>.gbif.json`` so a rerun asks nothing.
 
 Polite: a contact in the User-Agent (``--contact``), one request per ``--delay`` seconds to the API,
@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from .common import atomic_write_text, species_dir_name
+from .licences import is_open_licence, normalise_licence  # noqa: F401 (re-exported: the GBIF source's licences)
 
 GBIF_API = "https://api.gbif.org/v1"
 INATURALIST_DATASET = "50c9509d-22c7-4a22-a47d-8c48425ef4a7"  # iNaturalist research-grade observations
@@ -32,41 +33,7 @@ PAGE_LIMIT = 300  # the API's maximum page size
 OFFSET_LIMIT = 100_000  # occurrence search refuses offset + limit beyond this
 OPEN_API_LICENCES = ("CC0_1_0", "CC_BY_4_0", "CC_BY_NC_4_0")  # GBIF's licence enumeration
 
-_CC = re.compile(r"creativecommons\.org/licen[cs]es/([a-z-]+)/(\d\.\d)", re.I)
-_CC_TEXT = re.compile(r"\bcc[ _-]?(by(?:[ _-](?:nc|sa|nd))*)[ _-]?(\d[._]\d)?\b", re.I)
-_OPEN = re.compile(r"^(cc0-1\.0|public-domain|cc-by(-nc)?(-sa)?-\d\.\d)$")
 _INAT_OBS = re.compile(r"inaturalist\.org/observations/(\d+)")
-
-
-def normalise_licence(raw: str) -> str:
-    """A media licence as free text (often a CC legal-code URL, or GBIF's enum) -> an SPDX-like id.
-
-    ``http://creativecommons.org/licenses/by-nc/4.0/`` -> ``cc-by-nc-4.0``; ``CC0_1_0`` and the public-domain
-    dedication -> ``cc0-1.0``; ``CC BY-SA 3.0`` -> ``cc-by-sa-3.0``; anything else (``All rights reserved``,
-    empty) -> ``unknown``.
-    """
-    text = (raw or "").strip()
-    low = text.lower()
-    if not low:
-        return "unknown"
-    if "publicdomain/zero" in low or re.search(r"\bcc0\b|cc0[_ ]1", low):
-        return "cc0-1.0"
-    if "publicdomain/mark" in low or low in ("public domain", "pd", "pdm"):
-        return "public-domain"
-    m = _CC.search(text)
-    if m:
-        return f"cc-{m.group(1).lower()}-{m.group(2)}"
-    m = _CC_TEXT.search(text)
-    if m:
-        kind = re.sub(r"[ _]", "-", m.group(1).lower())
-        version = (m.group(2) or "4.0").replace("_", ".")
-        return f"cc-{kind}-{version}"
-    return "unknown"
-
-
-def is_open_licence(licence: str) -> bool:
-    """Redistributable with attribution: CC0, public domain, CC BY, CC BY-SA, CC BY-NC(-SA). Not ND, not unknown."""
-    return bool(_OPEN.match(licence or ""))
 
 
 def taxon_key(session, api: str, name: str) -> tuple[str, str]:

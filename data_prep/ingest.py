@@ -3,12 +3,16 @@
     python -m data_prep ingest --from ../shared/data/photos      # then dedup, normalize, split, publish
 
 The folder holds ``manifest.csv`` (columns ``species``, ``path`` and optionally ``source``, ``origin``,
-``license``; ``path`` relative to the folder or to its parent, as in ../shared) or, without a manifest,
-``<Genus_species>/*.jpg``. Each photo becomes a manifest row like a crawled one: its bytes are copied
-to ``raw/<Genus_species>/<image_id>.<ext>``; ``source`` (the collection: ``inat``, ``kaggle215``, ...),
-``origin`` (observation URL, Commons page...) and ``license`` are kept, so the split can hold sources
-out and group photos of one observation. Names are resolved through the catalog (synonyms merge);
-photos of taxa outside it are kept as dropped rows with the reason.
+``license``, ``creator`` (or ``author`` / ``artist`` / ``photographer``), ``rights_holder``; ``path``
+relative to the folder or to its parent, as in ../shared) or, without a manifest, ``<Genus_species>/*.jpg``.
+Each photo becomes a manifest row like a crawled one: its bytes are copied to
+``raw/<Genus_species>/<image_id>.<ext>``; ``source`` (the collection: ``inat``, ``kaggle215``, ...),
+``origin`` (observation URL, Commons page...), the creator and the licence (normalised to an id by
+:mod:`data_prep.licences`, the text kept in ``license_raw``) are kept, so the split can hold sources
+out and group photos of one observation, and publish can credit each photo. A file that is not an
+image, or a decompression bomb (more pixels than ``mushroom_id.core.images.MAX_PIXELS``), is kept as a
+dropped row with its reason; the rest of the folder is taken in. Names are resolved through the
+catalog (synonyms merge); photos of taxa outside it are kept as dropped rows with the reason.
 
 Ids depend only on the species and the path *inside* the folder, never on where the folder is, so
 the same photos give the same ids, the same dedup groups and the same split on every machine.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import re
 from pathlib import Path
 
 from .common import (
@@ -29,14 +34,19 @@ from .common import (
     add_common_arguments,
     atomic_write_bytes,
     read_csv,
+    reason_kind,
     report,
     species_dir_name,
     write_csv,
 )
 from .crawl import image_id
+from .licences import clean_creator, normalise_licence
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CRAWLER = "local"
+# Column names a folder manifest may use for the photographer and the rights holder (first non-empty wins).
+CREATOR_COLUMNS = ("creator", "author", "artist", "photographer", "attribution")
+RIGHTS_HOLDER_COLUMNS = ("rights_holder", "rightsHolder", "copyright")
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +90,9 @@ def folder_entries(folder: Path, source_name: str | None = None) -> list[dict]:
                     "rel": inside,
                     "source": (row.get("source") or "").strip() or default_source,
                     "origin": (row.get("origin") or "").strip(),
-                    "license": (row.get("license") or "").strip() or "unknown",
+                    "license": (row.get("license") or row.get("licence") or "").strip(),
+                    "creator": first_of(row, CREATOR_COLUMNS),
+                    "rights_holder": first_of(row, RIGHTS_HOLDER_COLUMNS),
                 }
             )
     else:
@@ -94,7 +106,9 @@ def folder_entries(folder: Path, source_name: str | None = None) -> list[dict]:
                             "rel": file.relative_to(folder).as_posix(),
                             "source": default_source,
                             "origin": "",
-                            "license": "unknown",
+                            "license": "",
+                            "creator": "",
+                            "rights_holder": "",
                         }
                     )
     if not entries:
@@ -102,14 +116,35 @@ def folder_entries(folder: Path, source_name: str | None = None) -> list[dict]:
     return entries
 
 
-def _inspect(data: bytes) -> tuple[int, int, str] | None:
+def first_of(row: dict, columns: tuple[str, ...]) -> str:
+    """The first non-empty of ``columns`` in a folder manifest's row (creators come under several names)."""
+    return next((clean_creator(row[c]) for c in columns if (row.get(c) or "").strip()), "")
+
+
+def inspect_file(data: bytes) -> tuple[int, int, str] | str:
+    """(width, height, format) from the header of an image file, or why it cannot be taken in.
+
+    A decompression bomb (more pixels than the app ever decodes, e.g. a 20000 x 20000 PNG of a few kB) is
+    refused here, by its header, before anything decodes it."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    from mushroom_id.core.images import MAX_PIXELS
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.width, im.height, im.format or ""
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height, fmt = im.width, im.height, im.format or ""
+    except Image.DecompressionBombError as e:
+        size = re.search(r"\((\d+) pixels\)", str(e))
+        return f"decompression bomb ({size.group(1) if size else 'too many'} pixels, limit {MAX_PIXELS})"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return "not an image"
+    if width * height > MAX_PIXELS:
+        return f"decompression bomb ({width}x{height} = {width * height} pixels, limit {MAX_PIXELS})"
+    return width, height, fmt
 
 
 def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None = None) -> list[dict]:
@@ -130,8 +165,11 @@ def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None
                 "crawler": CRAWLER,
                 "source": e["source"],
                 "source_url": url,
-                "license": e["license"],
+                "license": normalise_licence(e["license"]),
+                "license_raw": e["license"],
                 "origin": e["origin"],
+                "creator": e["creator"],
+                "rights_holder": e["rights_holder"],
                 "status": "ok",
             }
         )
@@ -142,11 +180,13 @@ def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None
         try:
             data = e["file"].read_bytes()
         except OSError as err:
-            row.update(status="dropped", drop_stage="crawl", drop_reason=f"unreadable file ({err.strerror})")
+            row.update(
+                status="dropped", drop_stage="crawl", drop_reason=f"unreadable file ({err.strerror}): {e['rel']}"
+            )
             continue
-        info = _inspect(data)
-        if info is None:
-            row.update(status="dropped", drop_stage="crawl", drop_reason="not an image")
+        info = inspect_file(data)
+        if isinstance(info, str):
+            row.update(status="dropped", drop_stage="crawl", drop_reason=f"{info}: {e['rel']}")
             continue
         ext = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif"}.get(info[2], e["file"].suffix.lower())
         raw_path = f"raw/{species_dir_name(species)}/{row['image_id']}{ext}"
@@ -188,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     others = [r for r in manifest.rows() if r["image_id"] not in taken] if manifest.exists() else []
     manifest.write(others + new)
     kept = [r for r in new if r["status"] == "ok"]
-    reasons = Counter(r["drop_reason"].split(":")[0] for r in new if r["status"] != "ok")
+    refused = [r for r in new if r["status"] != "ok"]
+    reasons = Counter(reason_kind(r["drop_reason"]) for r in refused)
     summary = {
         "folder": str(args.source_dir),
         "photos": len(new),
@@ -196,5 +237,10 @@ def run(args: argparse.Namespace) -> int:
         "species": len({r["species"] for r in kept}),
         "sources": dict(Counter(r["source"] for r in kept)),
         "dropped": dict(reasons),
+        "files_not_taken_in": {
+            r["drop_reason"].rpartition(": ")[2]: r["drop_reason"].rpartition(": ")[0]
+            for r in refused
+            if r["drop_stage"] == "crawl" and not r["drop_reason"].startswith("not a catalog species")
+        },
     }
     return report(work_dir, "ingest", summary)

@@ -15,31 +15,51 @@ sorted, so label ids are the same for every build), ``species``, ``edibility`` a
 published JPEG), ``image_id``, ``width``, ``height``. ``attribution.csv`` lists every image's creator,
 licence and page; the card has the licence counts and an attribution table.
 
-``--licences open`` publishes only redistributable images (CC0, public domain, CC BY, CC BY-SA, CC BY-NC,
-CC BY-NC-SA); ``all`` (default) publishes every image with its licence, ``unknown`` included.
+Licences: each image's licence is an SPDX-like id (:mod:`data_prep.licences`: ``CC-BY-SA-4.0``, ``CC0-1.0``,
+``PD``, ``unknown``) with the source's text in ``license_raw``. ``--licences open`` (the default) publishes only
+redistributable images (CC0, public domain, CC BY, CC BY-SA, CC BY-NC, CC BY-NC-SA) and says how many it
+left out and why; ``--licences all`` is an explicit choice that publishes every image, ``unknown`` included,
+and always pushes to a *private* repo.
 
 Streaming: rows are read from disk and written in row groups of 100, one shard at a time. The folder
 is built next to the target and swapped in at the end, so a crash never leaves half a dataset.
 ``--push-to-hub ORG/NAME`` (alias ``--repo-id``) then uploads that exact folder with
-``huggingface_hub`` (token: ``--token`` or ``HF_TOKEN``; never printed).
+``huggingface_hub`` (token: ``--token``, ``HF_TOKEN`` or the saved login; never printed). The token is
+checked first (``whoami``), before anything is built: a missing, rejected or read-only token, or an
+unreachable Hub, stops the run at once with what to do. ``HF_ENDPOINT`` points it at another Hub
+(the tests use a local stand-in).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
 from .common import Manifest, add_common_arguments, atomic_path, print_summary, read_summaries, reason_kind
+from .licences import is_open_licence, normalise_licence, why_not_open
 
 SPLITS = ("train", "validation", "test")
 ROW_GROUP = 100
 CHART = "images_per_species.png"
 ATTRIBUTION = "attribution.csv"
-ATTRIBUTION_COLUMNS = ("image_id", "split", "species", "creator", "rights_holder", "license", "origin", "source_url")
+ATTRIBUTION_COLUMNS = (
+    "image_id",
+    "split",
+    "species",
+    "creator",
+    "rights_holder",
+    "license",
+    "license_raw",
+    "link",
+    "source_url",
+)
+NO_CREATOR = "not named by the source (see link)"
+CARD_ATTRIBUTION_ROWS = 1000  # beyond this the card points to attribution.csv
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,13 +68,14 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-shard-mb", type=float, default=500, help="start a new parquet shard after this many MB")
     g.add_argument("--push-to-hub", "--repo-id", dest="repo_id", help="also upload the folder to this Hub dataset repo")
     g.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the saved login)")
-    g.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    g.add_argument("--private", action="store_true", help="create the Hub repo as private (forced by --licences all)")
     g.add_argument("--pretty-name", default="Mushroom species images (cleaned)")
     g.add_argument(
         "--licences",
-        choices=("all", "open"),
-        default="all",
-        help="open: only redistributable images (CC0, CC BY, CC BY-SA, CC BY-NC[-SA]); all: every image",
+        choices=("open", "all"),
+        default="open",
+        help="open (default): only redistributable images (CC0, PD, CC BY, CC BY-SA, CC BY-NC[-SA]); "
+        "all: every image, unknown licences included (pushed as a private repo only)",
     )
 
 
@@ -75,6 +96,7 @@ def dataset_features(names: list[str]):
             "dangerous": datasets.Value("bool"),
             "source_url": datasets.Value("string"),
             "license": datasets.Value("string"),
+            "license_raw": datasets.Value("string"),
             "origin": datasets.Value("string"),
             "creator": datasets.Value("string"),
             "rights_holder": datasets.Value("string"),
@@ -99,7 +121,8 @@ def _example(row: dict, work_dir: Path, label_of: dict[str, int], catalog) -> di
         "edibility": sp.edibility,
         "dangerous": sp.dangerous,
         "source_url": row["source_url"],
-        "license": row["license"] or "unknown",
+        "license": normalise_licence(row["license"]),
+        "license_raw": row.get("license_raw") or row["license"],
         "origin": row["origin"],
         "creator": row.get("creator", ""),
         "rights_holder": row.get("rights_holder", ""),
@@ -209,31 +232,186 @@ def size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def attribution_table(published: list[dict], top: int = 50) -> list[str]:
-    """Markdown lines: images per creator (or rights holder) and licence, most images first."""
-    per: Counter = Counter()
-    page: dict = {}
-    for r in published:
-        who = r.get("creator") or r.get("rights_holder") or ""
-        if not who:
-            continue
-        key = (who, r.get("rights_holder") or "", r["license"] or "unknown")
-        per[key] += 1
-        page.setdefault(key, r["origin"] if r["origin"].startswith("http") else r["source_url"])
-    if not per:
-        return ["No source named a creator for these images (see `source_url` and `origin` per image)."]
+def link_of(row: dict) -> str:
+    """The page to credit an image by: its home page (observation, Commons file page), else where it came from."""
+    return row["origin"] if row["origin"].startswith("http") else row["source_url"]
+
+
+def attribution_rows(published: list[dict]) -> list[dict]:
+    """One row per published image: who made it, under which licence, where its page is."""
+    return [
+        {
+            "image_id": r["image_id"],
+            "split": r["split"],
+            "species": r["species"],
+            "creator": r.get("creator") or "",
+            "rights_holder": r.get("rights_holder") or "",
+            "license": normalise_licence(r["license"]),
+            "license_raw": r.get("license_raw") or r["license"],
+            "link": link_of(r),
+            "source_url": r["source_url"],
+        }
+        for r in sorted(published, key=lambda r: (r["split"], r["species"], r["image_id"]))
+    ]
+
+
+def _cell(text: str) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def attribution_table(credits: list[dict], top: int = CARD_ATTRIBUTION_ROWS) -> list[str]:
+    """Markdown lines: creator, licence and link of every image (the first ``top``; all are in attribution.csv)."""
+    named = sum(1 for c in credits if c["creator"] or c["rights_holder"])
     lines = [
         f"Every image's creator, licence and page are in `{ATTRIBUTION}` (and in the columns `creator`, "
-        "`rights_holder`, `license`, `origin`). Images per creator:",
+        f"`rights_holder`, `license`, `license_raw`, `origin`). {named:,} of {len(credits):,} images name their "
+        "creator; for the others the source named none and the linked page is the credit (CC BY 4.0 section "
+        "3(a)(2) allows attribution by a link to a page that names the creator; for older CC versions, name "
+        "the creator from that page when you reuse an image).",
         "",
-        "| creator | rights holder | license | images | e.g. |",
-        "|---|---|---|---:|---|",
+        "| image | creator | license | link |",
+        "|---|---|---|---|",
     ]
-    ranked = sorted(per.items(), key=lambda x: (-x[1], x[0]))
-    for (who, holder, lic), n in ranked[:top]:
-        lines.append(f"| {who} | {holder} | {lic} | {n:,} | {page[(who, holder, lic)]} |")
-    if len(ranked) > top:
-        lines.append(f"| ... {len(ranked) - top:,} more | | | {sum(n for _, n in ranked[top:]):,} | |")
+    for c in credits[:top]:
+        who = c["creator"] or c["rights_holder"] or NO_CREATOR
+        lines.append(f"| {c['image_id']} | {_cell(who)} | {c['license']} | {_cell(c['link'])} |")
+    if len(credits) > top:
+        lines.append(f"| ... {len(credits) - top:,} more in `{ATTRIBUTION}` | | | |")
+    return lines
+
+
+ORIGINAL_PROJECT = "Mushroom Recognition Classifier using CNNs (Keras; 933 species; the project this one rebuilds)"
+# Who to cite for the photos of each source (the manifest's ``source``; hosts and collections).
+SOURCE_CITATIONS = {
+    "gbif": "GBIF.org: GBIF Occurrence Download / API, https://www.gbif.org (cite the occurrence datasets used)",
+    "inat": "iNaturalist contributors, iNaturalist research-grade observations (via GBIF), https://www.inaturalist.org",
+    "inatse": "iNaturalist contributors, https://www.inaturalist.org",
+    "commons": "Wikimedia Commons contributors, https://commons.wikimedia.org",
+    "wiki": "Wikipedia / Wikimedia Commons contributors, https://commons.wikimedia.org",
+    "mo": "Mushroom Observer contributors, https://mushroomobserver.org",
+}
+
+
+def same_source_share(rows: list[dict], split: str = "test") -> tuple[int, int]:
+    """(photos of ``split`` whose species trained on a photo of the same source, photos of ``split``)."""
+    from collections import defaultdict
+
+    train: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        if r["split"] == "train":
+            train[r["species"]].add(r.get("source") or r["crawler"])
+    held = [r for r in rows if r["split"] == split]
+    return sum((r.get("source") or r["crawler"]) in train[r["species"]] for r in held), len(held)
+
+
+def build_steps(summaries: dict, published: list[dict]) -> list[str]:
+    """The card's "How it was built", from the summaries the stages saved (what the build really did)."""
+    from .split import EVALUATION_HELD_OUT_CAP
+
+    steps = []
+    if "ingest" in summaries:
+        ing = summaries["ingest"]
+        steps.append(
+            f"**ingest**: the local folder `{Path(ing.get('folder', '?')).name}` ({ing.get('photos', '?'):,} photos, "
+            f"{ing.get('kept', '?'):,} of catalog species taken in; names resolved through the catalog, synonyms "
+            "filed under the accepted name). No crawl: each photo keeps the source, page and licence its folder "
+            "manifest gave."
+        )
+    if "crawl" in summaries:
+        cr = summaries["crawl"]
+        steps.append(
+            "**species**: the catalog's accepted species, each queried under all its names."
+            if "species" in summaries
+            else ""
+        )
+        steps.append(
+            f"**crawl** (`--source {cr.get('source', '?')}`): {cr.get('urls_tried', '?'):,} URLs tried, "
+            f"{cr.get('images_kept', '?'):,} images kept; polite rate limits, retries, minimum size; every URL tried "
+            "is "
+            "in the manifest with its outcome."
+        )
+    dedup = summaries.get("dedup", {})
+    if dedup:
+        joint = (
+            f" Crops (backbone embeddings of one species, cosine >= {dedup.get('cnn_threshold', 0.9)}: "
+            f"{dedup.get('embedding_pairs_grouped', 0):,} pairs) and pairs of one species within PHash "
+            f"{dedup['joint_phash']} whose embeddings have cosine >= {dedup['joint_cosine']} "
+            f"({dedup.get('joint_pairs_grouped', 0):,} pairs) join one split group too."
+            if dedup.get("cnn") and "joint_phash" in dedup
+            else ""
+        )
+        steps.append(
+            f"**dedup**: exact (sha256) and near duplicates (PHash, Hamming distance <= {dedup.get('threshold', '?')}) "
+            "removed within a species, keeping the largest copy; duplicates filed under two species are quarantined. "
+            f"Found {dedup.get('exact_duplicates_dropped', 0):,} exact and {dedup.get('near_duplicates_dropped', 0):,} "
+            f"near duplicates, {dedup.get('label_conflict_pairs', 0):,} cross-species pairs. Images within PHash "
+            f"{dedup.get('group_threshold', '?')} and mirrored copies "
+            f"({dedup.get('mirrored_pairs_grouped', 0):,} pairs) "
+            f"share a split group.{joint}"
+        )
+    if "normalize" in summaries:
+        steps.append(
+            "**normalize**: EXIF orientation applied, metadata stripped, RGB JPEG, longer side at most 600 px; "
+            "truncated, corrupt, tiny and non-image files dropped."
+        )
+    split = summaries.get("split", {})
+    if split:
+        fractions = " / ".join(f"{100 * f:.0f}" for f in split.get("fractions", ()))
+        if split.get("strategy") == "cross-source":
+            held = split.get("held_out_cross_source", {})
+            how = (
+                f"cross-source: for the {split.get('species_cross_source', 0):,} species with photos from two or more "
+                "sources, whole sources are held out (smallest first, about "
+                f"{100 - 100 * split.get('fractions', [0.7])[0]:.0f}% of the species' groups) and their photos are "
+                f"the species' validation and test photos ({held.get('validation', 0):,} + {held.get('test', 0):,}); "
+                f"species with one source get the grouped {fractions} split"
+            )
+        else:
+            how = f"grouped, {fractions} per species"
+        n_same, n_test = same_source_share(published)
+        steps.append(
+            f"**split** ({how}; seed {split.get('seed', 0)}): photos of one observation, near duplicates and "
+            "mirrored copies always land in the same split. Species with one distinct image are train-only "
+            f"({split.get('species_train_only', 0):,}), {split.get('species_without_validation', 0):,} species "
+            f"have no validation image. {n_same:,} of {n_test:,} test photos come from a source their species "
+            "also trained on (single-source species, or a source shared with training)."
+        )
+    steps.append(
+        f"**evaluation cap**: the project's own evaluation reads at most {EVALUATION_HELD_OUT_CAP} photos per "
+        "species from validation and test (chosen by content hash), so no species outweighs the others; the "
+        "splits here are complete, apply the same cap to compare with its numbers."
+    )
+    return [f"{i}. {step}" for i, step in enumerate((s for s in steps if s), 1)]
+
+
+def citation_lines(pretty_name: str, repo_id: str | None, published: list[dict]) -> list[str]:
+    """BibTeX for the dataset, the original project, and each source the published photos come from."""
+    import datetime
+
+    year = datetime.date.today().year
+    url = f"https://huggingface.co/datasets/{repo_id}" if repo_id else "<the dataset's URL>"
+    key = re.sub(r"[^a-z0-9]+", "_", (repo_id or pretty_name).lower()).strip("_")
+    sources = Counter(r.get("source") or r["crawler"] for r in published)
+    lines = [
+        "If you use this dataset, cite it, the project it rebuilds, and the sources of the photos you use:",
+        "",
+        "```bibtex",
+        f"@misc{{{key}_{year},",
+        f"  title        = {{{{{pretty_name}}}}},",
+        f"  year         = {{{year}}},",
+        f"  howpublished = {{\\url{{{url}}}}},",
+        "  note         = {Built with the mushroom-id data pipeline (python -m data_prep); per-image licences and "
+        "credits in attribution.csv}",
+        "}",
+        "```",
+        "",
+        f"- Original project: {ORIGINAL_PROJECT}.",
+        "- Photo sources (images in this build):",
+    ]
+    for source, n in sources.most_common():
+        lines.append(
+            f"  - `{source}` ({n:,}): {SOURCE_CITATIONS.get(source, 'see each image `origin` / `source_url`')}"
+        )
     return lines
 
 
@@ -245,8 +423,11 @@ def dataset_card(
     species_counts: Counter,
     pretty_name: str,
     published: list[dict] | None = None,
-    licences_choice: str = "all",
+    licences_choice: str = "open",
+    repo_id: str | None = None,
 ) -> str:
+    """The README.md of the dataset: YAML metadata (configs, features, splits) and text written from what
+    this build did (its stage summaries, the published rows), never from defaults."""
     import datasets
     import yaml
 
@@ -262,11 +443,13 @@ def dataset_card(
         dataset_size=sum(v["num_bytes"] for v in split_info.values()),
     )
     n_total = sum(v["num_examples"] for v in split_info.values())
+    published = published if published is not None else [r for r in rows if r["status"] == "ok" and r["split"]]
+    licences = Counter(normalise_licence(r["license"]) for r in published)
     meta = {
         "pretty_name": pretty_name,
         "license": "other",
         "license_name": "mixed-per-image",
-        "license_details": "Each image keeps the licence of its source (column `license`); see the card.",
+        "license_details": "Each image keeps its source's licence (columns `license`, `license_raw`); see the card.",
         "task_categories": ["image-classification"],
         "tags": ["fungi", "mushrooms", "biology", "species-identification"],
         "size_categories": [size_category(n_total)],
@@ -275,19 +458,16 @@ def dataset_card(
         ],
         "dataset_info": {"config_name": "default", **info._to_yaml_dict()},
     }
-    published = published if published is not None else [r for r in rows if r["status"] == "ok" and r["split"]]
-    licences = Counter(r["license"] or "unknown" for r in published)
-    left_out = sum(1 for r in rows if r["status"] == "ok" and r["split"]) - len(published)
+    candidates = [r for r in rows if r["status"] == "ok" and r["split"]]
+    published_ids = {r["image_id"] for r in published}
+    left_out = Counter(why_not_open(r["license"]) for r in candidates if r["image_id"] not in published_ids)
     drops = Counter((r["drop_stage"], reason_kind(r["drop_reason"])) for r in rows if r["status"] == "dropped")
-    dedup = summaries.get("dedup", {})
-    split = summaries.get("split", {})
     lines = [
         f"# {pretty_name}",
         "",
         "Photographs of mushroom-forming fungi labelled with their species, for training and evaluating "
-        "species classifiers. Built by the open pipeline `python -m data_prep all` (species -> crawl -> "
-        "dedup -> normalize -> split -> publish) of the mushroom-id project; every image carries its "
-        "source URL, licence and sha256.",
+        "species classifiers. Built by the open pipeline `python -m data_prep` of the mushroom-id project; "
+        "every image carries its source URL, licence, creator (where the source names one) and sha256.",
         "",
         "**Never use a model trained on this data to decide whether a mushroom is edible.** The "
         "`edibility` column (from the project's catalog, most dangerous source wins) is context for "
@@ -297,7 +477,7 @@ def dataset_card(
         "",
         "```python",
         "from datasets import load_dataset",
-        'ds = load_dataset("<org>/<name>")   # or load_dataset("path/to/this/folder")',
+        f'ds = load_dataset("{repo_id or "<org>/<name>"}")   # or load_dataset("path/to/this/folder")',
         'names = ds["train"].features["label"].names   # all catalog species, sorted',
         "```",
         "",
@@ -307,7 +487,7 @@ def dataset_card(
         "|---|---:|---:|",
     ]
     for s, v in split_info.items():
-        n_species = len({r["species"] for r in rows if r["split"] == s})
+        n_species = len({r["species"] for r in published if r["split"] == s})
         lines.append(f"| {s} | {v['num_examples']:,} | {n_species:,} |")
     lines += [
         "",
@@ -318,27 +498,7 @@ def dataset_card(
         "",
         "## How it was built",
         "",
-        "1. **species**: the catalog's accepted species, each queried under all its names (synonyms are "
-        "filed under the accepted name, so one species cannot appear as two classes).",
-        "2. **crawl**: GBIF occurrences with still images (licence, creator and observation page per photo), "
-        "or icrawler (Bing / Google / URL lists), polite rate limits, retries, minimum size; every URL tried "
-        "is in the manifest with its outcome.",
-        f"3. **dedup**: exact (sha256) and near duplicates (imagededup PHash, Hamming distance <= "
-        f"{dedup.get('threshold', 8)}) removed within a species, keeping the largest copy; duplicates filed "
-        "under two species are label conflicts and are quarantined. Found: "
-        f"{dedup.get('exact_duplicates_dropped', '?')} exact and {dedup.get('near_duplicates_dropped', '?')} "
-        f"near duplicates, {dedup.get('label_conflict_pairs', '?')} cross-species pairs "
-        f"({dedup.get('label_conflict_images_quarantined', '?')} images quarantined).",
-        "4. **normalize**: EXIF orientation applied, metadata stripped, RGB JPEG, longer side at most "
-        "600 px (aspect kept); truncated, corrupt, tiny, grayscale-only and non-image files dropped.",
-        f"5. **split**: {' / '.join(f'{100 * f:.0f}' for f in split.get('fractions', (0.7, 0.15, 0.15)))} per "
-        f"species (seed {split.get('seed', 0)}), grouped: photos of one observation (specimen), images "
-        f"within PHash distance {dedup.get('group_threshold', 10)} of each other and mirrored copies always "
-        "land in the same split, so no specimen or near duplicate crosses from train to validation or test. "
-        "Species with 1 distinct image are train-only, "
-        f"with 2 train + one held-out image in validation or test ({split.get('species_train_only', '?')} "
-        "train-only species, "
-        f"{split.get('species_without_validation', '?')} without validation images).",
+        *build_steps(summaries, published),
         "",
         "### Images dropped, by stage and reason",
         "",
@@ -348,9 +508,9 @@ def dataset_card(
         "",
         "## Licences",
         "",
-        "Images come from several sources with different terms; the `license` and `source_url` columns "
-        "say what each source stated. `unknown` means the source stated nothing: such images may not be "
-        "redistributable; use them for research only and check the source before any other use.",
+        "Images come from several sources with different terms. `license` is an SPDX-like id (`CC-BY-SA-4.0`, "
+        "`CC0-1.0`, `PD`, ...) normalised from what the source stated (`license_raw`); `unknown` means the source "
+        "stated nothing checkable.",
         "",
         "| license | images |",
         "|---|---:|",
@@ -358,16 +518,27 @@ def dataset_card(
         "",
         *(
             [
-                f"Published with `--licences open`: only redistributable licences; {left_out:,} images under "
-                "other or unknown terms were left out.",
+                f"Published with `--licences open`: only redistributable licences (CC0, PD, CC BY, CC BY-SA, "
+                f"CC BY-NC, CC BY-NC-SA). Left out: {sum(left_out.values()):,} images"
+                + (": " + "; ".join(f"{why}: {n:,}" for why, n in left_out.most_common()) if left_out else "")
+                + ".",
                 "",
             ]
             if licences_choice == "open"
-            else []
+            else [
+                "Published with `--licences all`: images of unknown or unverified licence are included; they may "
+                "not be redistributable (this repository is private). Use them for research only and check each "
+                "source before any other use.",
+                "",
+            ]
         ),
         "### Attribution",
         "",
-        *attribution_table(published),
+        *attribution_table(attribution_rows(published)),
+        "",
+        "## Citation",
+        "",
+        *citation_lines(pretty_name, repo_id, published),
         "",
         "## Limitations",
         "",
@@ -403,11 +574,14 @@ def _remove_dead_staging(out: Path) -> None:
 
 
 def build_dataset(
-    work_dir: Path, out: Path, max_shard_mb: float = 500, pretty_name: str = "", licences: str = "all"
+    work_dir: Path,
+    out: Path,
+    max_shard_mb: float = 500,
+    pretty_name: str = "",
+    licences: str = "open",
+    repo_id: str | None = None,
 ) -> dict:
     from mushroom_id.core.catalog import default_catalog
-
-    from .gbif import is_open_licence
 
     catalog = default_catalog()
     rows = Manifest(work_dir).rows()
@@ -415,10 +589,16 @@ def build_dataset(
     if not published:
         raise SystemExit("no images with a split in the manifest: run `python -m data_prep split` first")
     n_all = len(published)
+    left_out: Counter = Counter()
     if licences == "open":
+        left_out = Counter(why_not_open(r["license"]) for r in published if not is_open_licence(r["license"]))
         published = [r for r in published if is_open_licence(r["license"])]
         if not published:
-            raise SystemExit(f"--licences open: none of the {n_all} images has an open licence")
+            reasons = "; ".join(f"{why}: {n}" for why, n in left_out.most_common())
+            raise SystemExit(
+                f"--licences open (the default): none of the {n_all} images has an open licence ({reasons}). "
+                "Crawl licensed photos (crawl --source gbif), or publish privately with --licences all --private."
+            )
     names = sorted(catalog.names)
     label_of = {n: i for i, n in enumerate(names)}
     features = dataset_features(names)
@@ -454,15 +634,12 @@ def build_dataset(
         pretty_name or "Mushroom species images (cleaned)",
         published,
         licences,
+        repo_id,
     )
     (staging / "README.md").write_text(card, encoding="utf-8")
     from .common import write_csv
 
-    write_csv(
-        staging / ATTRIBUTION,
-        sorted(published, key=lambda r: (r["split"], r["species"], r["image_id"])),
-        ATTRIBUTION_COLUMNS,
-    )
+    write_csv(staging / ATTRIBUTION, attribution_rows(published), ATTRIBUTION_COLUMNS)
     # swap the finished folder in
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     if out.exists():
@@ -474,15 +651,62 @@ def build_dataset(
         "labels": len(names),
         "bytes_on_disk": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
         "left_out_by_licence": n_all - len(published),
+        "left_out_reasons": dict(left_out.most_common()),
     }
+
+
+def hub_api(token: str | None = None):
+    """An HfApi on ``HF_ENDPOINT`` (read now, not at import: tests and mirrors set it late)."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def resolve_token(token: str | None) -> str | None:
+    """``--token``, else ``HF_TOKEN``, else the login saved by ``hf auth login``."""
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return os.environ.get("HF_TOKEN") or get_token()
+
+
+def check_hub_token(token: str | None, repo_id: str) -> str:
+    """Ask the Hub who the token belongs to, before anything is built; returns the user name.
+
+    Stops with what to do when there is no token, the Hub rejects it, it can only read, or the Hub
+    cannot be reached (the message never shows the token)."""
+    how = "set HF_TOKEN=hf_... (or pass --token hf_...) with a write token from https://huggingface.co/settings/tokens"
+    if not token:
+        raise SystemExit(f"--push-to-hub {repo_id} needs a Hub token: {how}. Nothing was built.")
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        raise SystemExit(f"--push-to-hub {repo_id}: HF_HUB_OFFLINE is set; unset it to push. Nothing was built.")
+    try:
+        who = hub_api(token).whoami(token=token)
+    except Exception as e:
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+        if status in (401, 403):
+            raise SystemExit(
+                f"--push-to-hub {repo_id}: the Hub at {endpoint} rejected the token (HTTP {status}): {how}. "
+                "Nothing was built."
+            ) from None
+        message = f"{type(e).__name__}: {e}".replace(token, "<token>")
+        raise SystemExit(
+            f"--push-to-hub {repo_id}: cannot check the token at {endpoint} ({message}). Check the network "
+            "(or HF_ENDPOINT) and retry. Nothing was built."
+        ) from None
+    role = ((who.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise SystemExit(f"--push-to-hub {repo_id}: the token of {who.get('name')} can only read: {how}.")
+    return str(who.get("name") or "")
 
 
 def push_folder(folder: Path, repo_id: str, token: str | None = None, private: bool = False, api=None) -> str:
     """Upload the dataset folder as is to a Hub dataset repo; returns the repo URL. ``api``: an HfApi."""
-    if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token or os.environ.get("HF_TOKEN"))
+    api = api or hub_api(token or os.environ.get("HF_TOKEN"))
     repo = api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
     api.upload_folder(
         repo_id=repo_id,
@@ -496,23 +720,37 @@ def push_folder(folder: Path, repo_id: str, token: str | None = None, private: b
 def run(args: argparse.Namespace) -> int:
     out = args.out or args.work_dir / "dataset"
     t0 = time.perf_counter()
-    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name, args.licences)
+    token = private = None
+    if args.repo_id:  # before the build: a bad token should cost seconds, not the whole build
+        token = resolve_token(args.token)
+        user = check_hub_token(token, args.repo_id)
+        print(f"Hub token: {user or 'ok'}", flush=True)
+        private = args.private or args.licences == "all"
+        if args.licences == "all" and not args.private:
+            print(
+                "--licences all includes images of unknown licence: the Hub repo is created private "
+                "(there is no public push of unvetted licences)",
+                flush=True,
+            )
+    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name, args.licences, args.repo_id)
+    left = counts["left_out_reasons"]
     lines = [(f"{s}", counts.get(s, 0)) for s in SPLITS] + [
         ("species with images / labels", f"{counts['species']} / {counts['labels']}"),
         ("size on disk", f"{counts['bytes_on_disk'] / 1e6:.1f} MB"),
+        ("licences", "open only (--licences all: every image, private)" if args.licences == "open" else "all"),
         *([("left out (licence not open)", counts["left_out_by_licence"])] if args.licences == "open" else []),
+        *[(f"  {why}", n) for why, n in left.items()],
         ("folder", out),
         ("time", f"{time.perf_counter() - t0:.1f} s"),
     ]
     if args.repo_id:
         try:
-            url = push_folder(out, args.repo_id, args.token, args.private)
+            url = push_folder(out, args.repo_id, token, private)
         except Exception as e:  # never show the token, even where a server echoes it back
             message = f"{type(e).__name__}: {e}"
-            token = args.token or os.environ.get("HF_TOKEN")
             if token:
                 message = message.replace(token, "<token>")
             raise SystemExit(f"push to {args.repo_id} failed: {message}") from None
-        lines.append(("pushed to", url))
+        lines.append(("pushed to", url + (" (private)" if private else "")))
     print_summary("publish", lines)
     return 0

@@ -10,8 +10,12 @@ counts) drop ``var.`` names and duplicates and keep the names above ``--min-hits
 from the search-result text (``--results-column``: "Aproximadamente 2.050.000 resultados", Spanish
 thousands separators): the table's numeric column read "2.050.000" as 2,050, which put Amanita muscaria,
 Boletus edulis, Agaricus bisporus and more popular species under the cut (``--hits-as-original``
-reproduces that). Kept names are resolved through the catalog; the summary lists the species the parsing
-fix brings in, the catalog species the method misses and the names it would keep twice.
+reproduces that). The original's own labels are kept whatever their count (``--keep-labels``, default
+``../shared/data/catalog/labels_933.csv``; ``--keep-labels ""`` turns it off): the original kept *Rhodocybe
+gemina* (now *Clitopilus geminus*) at 11,100 hits, the one label of its 933 below its own cut, so the cut
+alone loses one of the 860 species the labels resolve to. Kept names are resolved through the catalog; the
+summary lists the species the parsing fix brings in, the labels kept below the cut, the catalog species the
+method misses and the names it would keep twice.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
         "--hits-as-original",
         action="store_true",
         help="use the numeric column as the original did (thousands separators misread: 2.050.000 -> 2050)",
+    )
+    g.add_argument(
+        "--keep-labels",
+        default=None,
+        help="with --candidates: a labels table (column Names) whose names are kept whatever their hit count "
+        "(default: the original's labels_933.csv in the shared catalog; '' for none)",
     )
     g.add_argument("--only", help="restrict to these species (comma-separated names; synonyms resolve)")
     g.add_argument("--per-species", type=int, default=200, help="images to crawl per species (0: no cap)")
@@ -81,8 +91,10 @@ def select_from_candidates(
     hits_col: str,
     results_col: str | None = "Results_Google",
     as_original: bool = False,
+    keep: list[str] | None = None,
 ):
-    """The original's selection. Returns (accepted names kept, report dict)."""
+    """The original's selection: names above ``min_hits``, plus the names in ``keep`` (the original's
+    labels) whatever their count. Returns (accepted names kept, report dict)."""
     seen, kept_names = set(), []
     kept_by_column: list[str] = []
     misparsed: dict[str, list[float]] = {}
@@ -105,9 +117,15 @@ def select_from_candidates(
             kept_names.append(name)
         if column > min_hits:
             kept_by_column.append(name)
+    by_threshold = {catalog.resolve(n) for n in kept_names} - {None}
+    kept_labels_below = []
+    for name in keep or ():
+        accepted = catalog.resolve(name)
+        if accepted is not None and accepted not in by_threshold and name not in kept_labels_below:
+            kept_labels_below.append(name)
     by_accepted: dict[str, list[str]] = defaultdict(list)
     unresolved = []
-    for name in kept_names:
+    for name in kept_names + kept_labels_below:
         accepted = catalog.resolve(name)
         if accepted is None:
             unresolved.append(name)
@@ -123,6 +141,7 @@ def select_from_candidates(
         "dropped_var_names": n_var,
         "dropped_duplicate_names": n_dup,
         "kept_by_threshold": len(kept_names),
+        "kept_as_labels_below_the_cut": sorted(kept_labels_below),
         "kept_species_in_catalog": len(by_accepted),
         "kept_not_in_catalog": unresolved,
         "kept_twice_under_two_names": twice,
@@ -167,6 +186,10 @@ def run(args: argparse.Namespace) -> int:
     catalog = default_catalog()
     report: dict = {}
     if args.candidates:
+        from mushroom_id.core.paths import shared_catalog_dir
+
+        labels_path = shared_catalog_dir() / "labels_933.csv" if args.keep_labels is None else args.keep_labels
+        keep = [r["Names"] for r in read_csv(Path(labels_path))] if labels_path else []
         names, report = select_from_candidates(
             list(read_csv(args.candidates)),
             catalog,
@@ -175,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             args.hits_column,
             args.results_column,
             args.hits_as_original,
+            keep,
         )
         method = f"candidates from {args.candidates.name}, hits > {args.min_hits:g}"
     else:

@@ -3,9 +3,11 @@
 Groups: images of one species within the dedup group threshold (``dup_group``: near duplicates,
 mirrored copies, crops with ``dedup --cnn``) and photos of one observation (``observation_id`` /
 ``occurrence_id`` from the GBIF source, or an id in ``origin``: iNaturalist observation URL, GBIF
-occurrence, Mushroom Observer) form one group. A group is keyed by its species and smallest
-``raw_sha256`` (content, never a file path or a location), so the same photos give the same split on
-every machine. (Exact and near duplicates across species were quarantined by dedup; looser look-alikes
+occurrence, Mushroom Observer observation) form one group; a Mushroom Observer image URL
+(``mushroomobserver.org/images/320/N``) whose observation is unknown groups the copies of image N.
+A group is keyed by its species and smallest ``raw_sha256`` (content, never a file path or a
+location), so the same photos give the same split on every machine. (Exact and near duplicates across species
+were quarantined by dedup; looser look-alikes
 across species carry different labels, so they leak nothing and are split with their own species.)
 
 ``--strategy cross-source`` (default, ``data_prep.grouping.cross_source_split``): for every species with
@@ -29,6 +31,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from .common import Stage, add_common_arguments, drop
+
+# The project's evaluation (mushroom_id.engine.data) reads at most this many photos per species from
+# validation and test, so that no species outweighs the others; the dataset card says so.
+EVALUATION_HELD_OUT_CAP = 5
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +64,17 @@ _OBSERVATION_PATTERNS = (
     (re.compile(r"inaturalist\.org/observations/(\d+)"), "inat"),
     (re.compile(r"GBIF occurrence (\d+)", re.I), "gbif"),
     (re.compile(r"gbif\.org/occurrence/(\d+)"), "gbif"),
-    (re.compile(r"mushroomobserver\.org/(?:observations?/|obs/)(\d+)"), "mo"),
+    (re.compile(r"mushroomobserver\.org/(?:observations?/|obs/|observer/show_observation/)(\d+)"), "mo"),
 )
+# A Mushroom Observer image URL (any size: /images/320/N, /images/orig/N, /image/show_image/N) names
+# the image, not its observation: copies of one image in two sizes share this key.
+_MO_IMAGE = re.compile(r"mushroomobserver\.org/(?:images/[a-z0-9]+|image/show_image)/(\d+)")
+
+
+def mushroom_observer_image(url: str) -> str:
+    """``mo-image:<N>`` for a Mushroom Observer image URL; "" otherwise."""
+    m = _MO_IMAGE.search(url or "")
+    return f"mo-image:{m.group(1)}" if m else ""
 
 
 def observation_id(origin: str) -> str:
@@ -76,6 +91,8 @@ def observation_keys(row: dict) -> list[str]:
     observation named in ``origin`` (one iNaturalist observation published through GBIF carries two ids,
     both join the group)."""
     ids = {row.get("observation_id") or "", row.get("occurrence_id") or "", observation_id(row.get("origin", ""))}
+    if not any(i.startswith("mo:") for i in ids):  # no MO observation known: at least group by MO image
+        ids |= {mushroom_observer_image(row.get("origin", "")), mushroom_observer_image(row.get("source_url", ""))}
     return sorted(f"obs:{i}" for i in ids if i)
 
 

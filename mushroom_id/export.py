@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from mushroom_id.core.models import load_model
+from mushroom_id.core.models import load_model, load_model_dir
 from mushroom_id.engine.export import (
     export_hub_folder,
     export_onnx,
@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     out = export_hub_folder(loaded, args.out, src_metrics, fold_calibration=not args.keep_temperature_separate)
     summary: dict = {"folder": str(out)}
     if args.onnx:
-        summary["onnx"] = export_onnx(
-            load_model(f"local-dir:{out}"), out / "model.onnx", check_images=args.check_images
-        )
+        summary["onnx"] = export_onnx(load_model_dir(out), out / "model.onnx", check_images=args.check_images)
     if args.push_to_hub:
         summary["pushed"] = push_to_hub(out, args.push_to_hub, dataset=args.dataset, private=args.private)
     print(json.dumps(summary, indent=2))

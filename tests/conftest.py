@@ -72,7 +72,8 @@ def hand_made_predictor(labels, thresholds: dict, catalog, size: int = 32):
     loaded = LoadedModel(
         model=model, labels=labels, data_config=data_config, model_id="hand-made", config={"thresholds": thresholds}
     )
-    return Predictor(loaded, catalog, use_gate=False)
+    # no trait table: the hand-built cases pin the documented confusions exactly
+    return Predictor(loaded, catalog, use_gate=False, trait_lookalikes=False)
 
 
 def free_port() -> int:

@@ -1,9 +1,10 @@
 """The package's layers, read from the source: no import runs back up a layer.
 
-core (catalog, images, models, network, safety, result, io) < data_prep (the dataset stages, built on
-the core) < engine (data, training, metrics, calibration, inference, evaluation, trust) < serving
-(predictor, ONNX, UI, Space bundle) < the command lines (``python -m mushroom_id[.evaluate|.export|.space]``).
-Imports inside functions count too.
+core (catalog, traits, questions, images, models, network, inference, safety, result, io) < data_prep
+(the dataset stages, built on the core) < engine (data, training, metrics, calibration, evaluation,
+trust, field_eval) < serving (predictor, ONNX, UI, Space bundle: built on the core only, never the
+engine) < the command lines (``python -m mushroom_id[.evaluate|.export|.space]``). Imports inside
+functions count too.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def check_layers(path: Path, source: str | None = None) -> None:
             assert mine == 3, f"{me} imports the command line {target}"
         if mine is not None and theirs is not None:
             assert theirs <= mine, f"{me} (layer {mine}) imports {target} (layer {theirs}): an arrow back up"
+            # serving runs a trained model: it needs the core only, never the training/evaluation engine
+            assert not (mine == LAYERS["serving"] and theirs == LAYERS["engine"]), f"{me} imports the engine ({target})"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
@@ -102,3 +105,5 @@ def test_the_checker_sees_an_arrow_back_up():
     with pytest.raises(AssertionError, match="arrow back up"):
         check_layers(PACKAGE / "core" / "probe.py", "from ..engine import calibration\n")
     check_layers(PACKAGE / "serving" / "probe.py", "from mushroom_id.core import models\nfrom .onnx import OPSET\n")
+    with pytest.raises(AssertionError, match="imports the engine"):
+        check_layers(PACKAGE / "serving" / "probe.py", "from mushroom_id.engine.calibration import calibrate\n")

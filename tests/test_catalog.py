@@ -4,6 +4,8 @@ is exactly what the builder makes from ../shared."""
 from __future__ import annotations
 
 import csv
+import json
+import re
 
 import pytest
 
@@ -16,6 +18,7 @@ from mushroom_id.core.catalog import (
     default_catalog,
     is_dangerous,
     merge_statuses,
+    read_confusion_rows,
 )
 from mushroom_id.core.paths import CATALOG_CSV
 
@@ -215,7 +218,15 @@ def test_decide_status_rule():
     assert d([("wikipedia", "choice"), ("wikipedia", "not recommended")]) == "choice"  # advice, not a verdict
     assert d([("wikipedia", "not recommended")]) == "inedible"
     assert d([("wikipedia", "not recommended"), ("wildfooduk", "Edible")]) == "inedible"  # other source's word
-    assert d([("wikipedia", "edible"), ("wikipedia", "allergenic")]) == "poisonous"
+    # allergic / not recommended qualify an edible word; alone they mean "do not eat", never poisonous
+    assert d([("wikipedia", "edible"), ("wikipedia", "allergenic")]) == "edible"
+    assert d([("wikipedia", "choice"), ("wikipedia", "allergic")]) == "choice"
+    assert d([("wikipedia", "allergic")]) == d([("wikipedia", "allergenic")]) == "inedible"
+    assert d([("wikipedia", "poisonous"), ("wikipedia", "allergic")]) == "poisonous"  # a real toxic word still wins
+    assert d([("wikipedia", "allergic"), ("wildfooduk", "Edible")]) == "inedible"  # another source's word
+    assert d([("wikipedia", "edible when cooked")]) == d([("wildfooduk", "Edible when cooked")]) == "edible"
+    assert d([("wikipedia", "choice"), ("wikipedia", "deadly raw")]) == "deadly"  # a deadly word is a deadly verdict
+    assert d([("seed", "edible"), ("wikipedia", "deadly raw")]) == "deadly"
     with pytest.raises(ValueError, match="unmapped"):
         d([("wikipedia", "tasty")])
 
@@ -238,8 +249,13 @@ def test_sources_disagree_rule():
         ("Trametes versicolor", {"inedible"}, False),  # seed "toxic", Wikipedia/Wild Food UK inedible
         ("Amanita caesarea", {"choice"}, True),  # Wikipedia "choice, not recommended", seed edible
         ("Amanita phalloides", {"deadly"}, False),
-        ("Amanita muscaria", {"poisonous"}, False),
+        ("Amanita muscaria", {"poisonous"}, False),  # Wikipedia "poisonous, psychoactive"
         ("Gyromitra esculenta", {"deadly"}, True),  # Wikipedia "deadly, choice"
+        ("Morchella semilibera", {"edible", "choice"}, True),  # Wikipedia "choice, allergic": not poisonous
+        ("Armillaria mellea", {"edible", "choice"}, True),  # Wikipedia "edible, allergic"
+        ("Crepidotus versutus", {"inedible"}, False),  # Wikipedia "allergenic" alone: do not eat, not a toxin
+        ("Paxillus involutus", {"deadly", "poisonous"}, False),
+        ("Agaricus bisporus", {"edible", "choice"}, False),  # the button mushroom, restored
         ("Amanita ocreata", {"deadly"}, False),
         ("Galerina marginata", {"deadly"}, False),
         ("Cantharellus cibarius", {"edible", "choice"}, None),
@@ -276,7 +292,7 @@ def test_rule_counts(shared_catalog):
     assert (
         sum(n for k, n in changes.items() if k.startswith("poisonous -> "))
         - changes.get("poisonous -> psychoactive", 0)
-        == 50
+        == 51
     )  # no longer "poisonous" because finer sources say inedible or edible
     assert len(report.disagree) == 102
 
@@ -352,3 +368,177 @@ def test_rebuild_reproduces_committed_table(shared_catalog, tmp_path):
     builder.write_catalog(rows, out)
     assert out.read_bytes() == CATALOG_CSV.read_bytes(), "run `python -m data_prep catalog` and commit"
     assert len(report.non_species) == 4 and report.label_species + len(report.added) <= len(rows)
+
+
+# --------------------------------------------------------------------------- status words, reasons
+
+
+def test_pinned_statuses_mean_what_they_say(catalog):
+    semilibera = catalog.get("Morchella semilibera")
+    assert not semilibera.dangerous and semilibera.edibility in ("edible", "choice")
+    assert "allergic reactions reported (Wikipedia)" in semilibera.cautions()
+    assert "edible only when cooked (Wild Food UK)" in semilibera.cautions()
+
+    gyromitra = catalog.get("Gyromitra esculenta")
+    assert gyromitra.edibility == "deadly" and gyromitra.sources_disagree
+    assert "gyromitrin" in gyromitra.edibility_reason and "preparation" in gyromitra.edibility_reason
+    assert gyromitra.edibility_reason_source.startswith("Wikipedia: Gyromitra esculenta")
+
+    muscaria = catalog.get("Amanita muscaria")
+    assert muscaria.edibility == "poisonous"
+    assert {"poisonous", "psychoactive"} <= {w for _, words in muscaria.source_words() for w in words.split(", ")}
+    assert "psychoactive" in muscaria.edibility_reason
+
+    assert catalog.edibility("Amanita caesarea") == "choice"
+    assert "not recommended (Wikipedia)" in catalog.get("Amanita caesarea").cautions()
+    assert catalog.edibility("Trametes versicolor") == "inedible"
+
+    paxillus = catalog.get("Paxillus involutus")
+    assert paxillus.edibility in ("deadly", "poisonous")
+    assert "haemolysis" in paxillus.edibility_reason and paxillus.edibility_reason_source
+
+
+def test_no_allergy_word_makes_a_species_poisonous(catalog):
+    """Allergic / not recommended are not toxicity claims: with no toxic word beside them, the species
+    is not dangerous (Morchella semilibera was POISONOUS on one "allergic")."""
+    qualifiers = {"allergic", "allergenic", "caution", "not recommended"}
+    seen = 0
+    for sp in catalog:
+        words = {v.lower() for s, v in _evidence(sp) if s in builder.FINE_SOURCES}
+        if words & qualifiers:
+            seen += 1
+            toxic = any(builder.source_status(s, v) in DANGEROUS for s, v in _evidence(sp) if s in builder.FINE_SOURCES)
+            assert sp.dangerous == toxic, sp
+    assert seen >= 80  # 81 species carry such a word (96 "not recommended" and 9 allergy rows in Wikipedia)
+
+
+def test_every_edible_and_deadly_disagreement_says_why(catalog):
+    both = [sp.name for sp in catalog if builder.needs_reason(_evidence(sp))]
+    assert {"Gyromitra esculenta", "Gyromitra infula"} <= set(both)
+    for name in both:
+        sp = catalog.get(name)
+        assert sp.edibility == "deadly" and sp.edibility_reason and sp.edibility_reason_source, sp
+
+
+def test_the_build_stops_without_a_reason(shared_catalog, tmp_path):
+    empty = tmp_path / "reasons.csv"
+    empty.write_text("species,reason,source\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="Gyromitra esculenta"):
+        builder.build_catalog(shared_catalog, reasons_csv=empty)
+
+
+def test_missing_species_are_kept(catalog):
+    assert catalog.get("Agaricus bisporus").common_name  # the button mushroom, restored
+    assert catalog.resolve("Rhodocybe gemina") == "Clitopilus geminus"
+    assert catalog.get("Clitopilus geminus").in_original
+
+
+# --------------------------------------------------------------------------- curated confusions
+
+
+@pytest.fixture(scope="module")
+def confusion_rows() -> list[dict]:
+    return read_confusion_rows()
+
+
+def test_every_species_in_the_confusion_table_resolves(catalog, confusion_rows):
+    assert len(confusion_rows) >= 60
+    pairs = set()
+    for row in confusion_rows:
+        dangerous = catalog.get(row["dangerous"])  # raises for a name outside the catalog
+        assert dangerous.name == row["dangerous"], "write accepted names"
+        assert dangerous.dangerous, row
+        other = row["confused_with"]
+        if " " in other:
+            assert catalog.resolve(other) == other, row
+        else:
+            assert catalog.species_in_genus(other), row
+        assert row["why"] and row["source"] and row["url"].startswith("https://"), row
+        key = (row["dangerous"], other)
+        assert key not in pairs, f"duplicate pair {key}"
+        pairs.add(key)
+
+
+def test_the_classic_confusions_are_there(catalog):
+    def partners(name):
+        return {c.other(name) for c in catalog.confusions(name)}
+
+    assert {"Russula virescens", "Tricholoma equestre", "Volvariella volvacea", "Amanita fulva"} <= partners(
+        "Amanita phalloides"
+    )
+    assert {"Kuehneromyces mutabilis", "Armillaria mellea", "Psilocybe semilanceata"} <= partners("Galerina marginata")
+    assert {"Morchella esculenta", "Morchella semilibera", "Verpa conica"} <= partners("Gyromitra esculenta")
+    assert {"Marasmius oreades", "Clitopilus prunulus"} <= partners("Clitocybe rivulosa")
+    assert {"Clitocybe nebularis", "Calocybe gambosa"} <= partners("Entoloma sinuatum")
+    assert "Cantharellus cibarius" in partners("Omphalotus olearius")
+    assert "Macrolepiota procera" in partners("Chlorophyllum molybdites")
+    assert "Amanita caesarea" in partners("Amanita muscaria")
+    assert "Hypholoma capnoides" in partners("Hypholoma fasciculare")
+    assert "Craterellus tubaeformis" in partners("Cortinarius rubellus")
+    # the edible side sees the deadly one: a grisette's lookalikes now include the death cap
+    assert "Amanita phalloides" in [s.name for s in catalog.lookalikes("Amanita vaginata")]
+    assert "Galerina marginata" in [s.name for s in catalog.lookalikes("Kuehneromyces mutabilis")]
+
+
+def test_a_confusion_keeps_its_reason_and_source(catalog):
+    reason = catalog.lookalike_reason("Russula virescens", "Amanita phalloides")
+    assert reason.startswith("known confusion: ") and "Wikipedia: Amanita phalloides" in reason
+    assert catalog.lookalike_reason("Amanita phalloides", "Russula virescens") == reason  # either direction
+    genus_row = [c for c in catalog.confusions("Psilocybe semilanceata") if c.dangerous == "Galerina marginata"]
+    assert genus_row and genus_row[0].genus == "Psilocybe"
+    # a Wild Food UK lookalike that the table does not curate still says where it comes from
+    assert "Wild Food UK" in catalog.lookalike_reason("Cantharellus cibarius", "Hygrophoropsis aurantiaca")
+    assert catalog.lookalike_reason("Boletus edulis", "Amanita phalloides") == ""
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.lower())
+
+
+def test_wild_food_uk_sources_say_what_the_table_says(catalog, confusion_rows, shared_catalog):
+    """Every pair cited to a Wild Food UK page is checked against that page's own text (in
+    ../shared): the page is about one side and its confusion notes name the other (by scientific or
+    common name; a genus row by its genus, and a page that only names the genus ("some of the deadly
+    Amanitas", "other lepiotas") only where the table's source says "(names the genus ...)")."""
+    pages = {e["source_url"]: e for e in json.loads((shared_catalog / "wildfooduk.json").read_text("utf-8"))}
+    checked = 0
+    for row in confusion_rows:
+        if not row["source"].startswith("Wild Food UK"):
+            continue
+        page = pages.get(row["url"])
+        assert page is not None, f"no Wild Food UK page {row['url']} in ../shared"
+        text = _squash(f"{page['scientific_name']} {page['name']} {page['possible_confusion'] or ''}")
+        for name in (row["dangerous"], row["confused_with"]):
+            if " " not in name:
+                names = [name]
+            else:
+                sp = catalog.get(name)
+                names = [sp.name, *sp.synonyms, sp.common_name]
+                if f"(names the genus {sp.genus})" in row["source"]:  # a genus-level note, said so in the table
+                    names.append(sp.genus)
+            assert any(_squash(n) and _squash(n) in text for n in names), (row, name)
+        checked += 1
+    assert checked >= 40
+
+
+def test_reading_a_bad_confusion_table_fails_clearly(tmp_path):
+    bad = tmp_path / "confusions.csv"
+    bad.write_text("dangerous,confused_with,why,source,url\nAmanita phalloides,Russula virescens,green,,\n")
+    with pytest.raises(ValueError, match="every pair needs why, a source"):
+        read_confusion_rows(bad)
+    bad.write_text("dangerous,confused_with,why,source,url\nAmanita phalloides,Notafungus atall,x,y,https://a\n")
+    with pytest.raises(ValueError, match="Notafungus atall"):
+        Catalog.load(CATALOG_CSV, confusions=bad)
+
+
+def test_the_build_stops_on_a_confusion_whose_dangerous_side_is_not(shared_catalog, tmp_path):
+    table = tmp_path / "confusions.csv"
+    table.write_text(
+        "dangerous,confused_with,why,source,url\n"
+        "Morchella semilibera,Gyromitra esculenta,x,Wild Food UK: Semi-free Morel,https://example.org/\n"
+    )
+    with pytest.raises(ValueError, match="Morchella semilibera.*'edible'"):
+        builder.build_catalog(shared_catalog, confusions_csv=table)
+    table.write_text("dangerous,confused_with,why,source,url\nAmanita phalloides,Notagenus,x,y,https://example.org/\n")
+    with pytest.raises(ValueError, match="genus 'Notagenus'"):
+        builder.build_catalog(shared_catalog, confusions_csv=table)

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from data_prep.grouping import cross_source_species, cross_source_split, held_out_sources
+from data_prep.licences import normalise_licence
 from data_prep.split import observation_id, split_groups
 
 
@@ -19,6 +20,32 @@ def test_observation_ids_from_origin_notes():
     # a Mushroom Observer *image* page names no observation; neither do web notes
     assert observation_id("http://mushroomobserver.org/images/320/593825") == ""
     assert observation_id("web image") == ""
+
+
+def test_mushroom_observer_images_group_by_observation_else_by_image():
+    from data_prep.split import observation_keys
+
+    img = "http://mushroomobserver.org/images/320/593825"
+    big = "https://mushroomobserver.org/images/640/593825"
+    # the same MO image in two sizes (no observation known): one group
+    rows = [
+        {"image_id": "a", "dup_group": "a", "origin": img, "raw_sha256": "f1", "species": "Sp"},
+        {"image_id": "b", "dup_group": "b", "origin": big, "raw_sha256": "e2", "species": "Sp"},
+        {
+            "image_id": "c",
+            "dup_group": "c",
+            "origin": "http://mushroomobserver.org/images/320/7",
+            "raw_sha256": "d3",
+            "species": "Sp",
+        },
+    ]
+    groups = split_groups(rows)
+    assert groups["a"] == groups["b"] != groups["c"]
+    # when the manifest has the observation, that is the key (two images of one observation join)
+    with_obs = {"origin": img, "observation_id": "mo:42"}
+    assert observation_keys(with_obs) == ["obs:mo:42"]
+    assert observation_keys({"origin": "https://mushroomobserver.org/observations/42"}) == ["obs:mo:42"]
+    assert observation_keys({"origin": img}) == ["obs:mo-image:593825"]
 
 
 def test_held_out_sources_smallest_first_never_all():
@@ -87,14 +114,17 @@ def test_ingest_keeps_every_catalog_photo_with_origin_and_licence(shared_manifes
     taken = [r for r in shared_manifest if r["drop_reason"] != "" or r["status"] == "ok"]
     assert len(taken) == len(photo_manifest) == 3869
     catalog_photos = [r for r in photo_manifest if catalog.resolve(r["species"])]
-    assert len(catalog_photos) == 3225  # ../shared/README.md: 3,225 photos of catalog species
-    assert len({catalog.resolve(r["species"]) for r in catalog_photos}) == 566
+    # ../shared/README.md: 3,225 photos of 566 catalog species, written before the catalog restored the
+    # button mushroom Agaricus bisporus (one web photo): 3,226 of 567
+    assert len(catalog_photos) == 3226
+    assert len({catalog.resolve(r["species"]) for r in catalog_photos}) == 567
     not_catalog = [r for r in shared_manifest if r["drop_reason"].startswith("not a catalog species")]
-    assert len(not_catalog) == 3869 - 3225
+    assert len(not_catalog) == 3869 - 3226
     # provenance survives: a Commons photo keeps its page and licence, a source its name
     commons = next(r for r in photo_manifest if r["source"] == "commons" and "commons.wikimedia" in r["origin"])
     row = next(r for r in shared_manifest if r["raw_sha256"] == commons["sha256"])
-    assert row["origin"] == commons["origin"] and row["license"] == commons["license"]
+    assert row["origin"] == commons["origin"] and row["license_raw"] == commons["license"]
+    assert row["license"] == normalise_licence(commons["license"]) != "unknown"
     assert row["source"] == "commons" and row["crawler"] == "local"
 
 

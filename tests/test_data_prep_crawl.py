@@ -209,3 +209,27 @@ def test_crawl_killed_midway_then_rerun_equals_uninterrupted_crawl(tmp_path, pho
     assert not [p for p in (killed / "raw").rglob("*.tmp")]
     assert third_run_requests == 0
     assert _snapshot(killed) == (whole_rows, whole_files)
+
+
+def test_every_source_is_one_module_with_one_interface(tmp_path):
+    import argparse
+
+    from data_prep.crawl import CRAWLERS, RateLimiter
+    from data_prep.sources import SOURCE_MODULES, Job, get_source
+
+    assert CRAWLERS == tuple(SOURCE_MODULES) == ("bing", "google", "url-list", "gbif")
+    row = {"species": "Amanita muscaria", "queries": "Amanita muscaria; Agaricus muscarius", "target": "5"}
+    for name in CRAWLERS:
+        source = get_source(name)
+        assert source.name == name and source.feeder in ("bing", "google", "url-list")
+        assert callable(source.prepare) and callable(source.jobs)
+    jobs, info = get_source("bing").jobs(row, argparse.Namespace())
+    assert [j.query for j in jobs] == ['"Amanita muscaria"', '"Agaricus muscarius"'] and info == {}
+    urls = tmp_path / "urls.csv"
+    urls.write_text("species,url,license\nAmanita muscaria,http://x/1.jpg,CC BY 4.0\nNot a species,http://x/2.jpg,\n")
+    source = get_source("url-list")
+    args = argparse.Namespace(url_list=urls)
+    kept, dropped = source.prepare(args, [row], RateLimiter(0))
+    assert kept == [row] and [d["drop_reason"] for d in dropped] == ["not a catalog species: Not a species"]
+    (job,), _ = source.jobs(row, args)
+    assert isinstance(job, Job) and job.query == "url-list:urls.csv" and job.candidates[0]["url"] == "http://x/1.jpg"

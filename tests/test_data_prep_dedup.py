@@ -211,10 +211,51 @@ def test_optional_cnn_pairs_from_offline_backbone(photos_dir, tmp_path):
     from data_prep.dedup import cnn_pairs
 
     rels = (*NEAR_TRAIN_VAL_LEAK, *DISTINCT)
-    rows = [{"image_id": f"i{k}", "raw_path": str(photos_dir / r), "raw_sha256": f"s{k}"} for k, r in enumerate(rels)]
+    rows = [
+        {"image_id": f"i{k}", "raw_path": str(photos_dir / r), "raw_sha256": f"s{k}", "species": "Sp"}
+        for k, r in enumerate(rels)
+    ]
     pairs = cnn_pairs(rows, tmp_path, threshold=0.9)  # absolute raw paths; the cache goes to tmp_path
     assert [(a, b) for a, b, _ in pairs] == [("i0", "i1")]
-    assert (tmp_path / "cache" / "embeddings.npz").stat().st_size > 0
+    assert (tmp_path / "cache" / "embeddings-imagenet-lite0.npz").stat().st_size > 0
     for r in rows:
         r["raw_path"] = "/nonexistent"  # cached: nothing is read again
     assert cnn_pairs(rows, tmp_path, threshold=0.9) == pairs
+
+
+# Same specimen, re-shot (issue 24): PHash 16-24 and cosine 0.81-0.89, so neither PHash <= 10 nor cosine >= 0.9
+# groups them; before the joint pass the first pair sat in test and train.
+RESHOT = (
+    ("Hygrophorus_poetarum/webit_cd788b9aac.jpg", "Hygrophorus_poetarum/webit_f37cf9a210.jpg"),
+    (
+        "Amanita_vaginata/webthumb_train_amanita_vaginata_112.jpg",
+        "Amanita_vaginata/webthumb_train_amanita_vaginata_263.jpg",
+    ),
+)
+
+
+@pytest.mark.slow
+def test_joint_phash_and_embedding_pass_groups_reshot_specimens(photos_dir, photo_manifest, tmp_path):
+    import json
+
+    rel = [p for pair in RESHOT for p in pair] + [DISTINCT[0]]  # + an unrelated A. vaginata photo
+    work = tmp_path / "work"
+    Manifest(work).write(_rows_for(photos_dir, photo_manifest, rel))
+    assert main(["dedup", "--work-dir", str(work), "--workers", "1", "--cnn"]) == 0
+    group = {r["raw_path"].split("photos/", 1)[1]: r["dup_group"] for r in Manifest(work).rows()}
+    for a, b in RESHOT:
+        assert group[a] == group[b], (a, b)
+    assert len({group[a] for a, _ in RESHOT} | {group[DISTINCT[0]]}) == 3
+    summary = json.loads((work / "summaries" / "dedup.json").read_text())
+    assert summary["joint_pairs_grouped"] == 2 and summary["embedding_pairs_grouped"] == 0
+    assert (summary["joint_phash"], summary["joint_cosine"]) == (24, 0.8)
+    # what made them a pair: both measures inside the joint thresholds, neither inside its own strict one
+    from data_prep.dedup import joint_near_copies
+
+    rows = Manifest(work).rows()  # with the PHash dedup wrote
+    found = joint_near_copies(rows, work, 24, 0.80)
+    assert len(found) == 2 and all(10 < d <= 24 and 0.80 <= c < 0.90 for _, _, d, c in found)
+    # without the joint pass (thresholds that cannot be met) the pairs stay apart, as before the fix
+    assert main(["dedup", "--work-dir", str(work), "--workers", "1", "--cnn", "--joint-phash", "-1"]) == 0
+    group = {r["raw_path"].split("photos/", 1)[1]: r["dup_group"] for r in Manifest(work).rows()}
+    assert all(group[a] != group[b] for a, b in RESHOT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 
 import pytest
@@ -12,10 +13,20 @@ from PIL import Image
 
 from data_prep.__main__ import main
 from data_prep.common import MANIFEST_COLUMNS, Manifest
+from data_prep.licences import is_open_licence, normalise_licence
 from data_prep.publish import push_folder
 from mushroom_id.core.catalog import default_catalog
 
 SPECIES = ("Amanita virosa", "Cantharellus cibarius", "Coprinus comatus")
+# Licence texts as sources write them (Commons, CC URLs, GBIF enums, notes that name no licence).
+LICENCE_TEXTS = (
+    "Creative Commons Attribution-Share Alike 4.0",
+    "see origin",
+    "http://creativecommons.org/publicdomain/zero/1.0/",
+    "unverified: no licence; photos of unknown (web) origin",
+    "CC BY-NC-ND 4.0",
+    "CC_BY_4_0",
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +35,16 @@ def published(photos_dir, photo_manifest, tmp_path_factory):
     rows = []
     picked = [r for sp in SPECIES for r in [x for x in photo_manifest if x["species"] == sp][:12]]
     picked += [next(x for x in photo_manifest if x["species"] == "Galerina marginata")]  # a 1-image species
-    for r in picked:
+    for i, r in enumerate(picked):
         row = dict.fromkeys(MANIFEST_COLUMNS, "")
+        raw_licence = LICENCE_TEXTS[i % len(LICENCE_TEXTS)]
         row.update(
             image_id=hashlib.sha1(r["path"].encode()).hexdigest()[:16],
             species=r["species"],
             source_url=f"https://example.org/{r['path']}",
-            license=r["license"],
+            license=normalise_licence(raw_licence),
+            license_raw=raw_licence,
+            creator=f"Photographer {i}" if i % 2 else "",
             origin=r["origin"],
             raw_path=str(photos_dir.parent / r["path"]),
             raw_sha256=r["sha256"],
@@ -42,7 +56,7 @@ def published(photos_dir, photo_manifest, tmp_path_factory):
     Manifest(work).write(rows)
     for stage in ("normalize", "split"):
         assert main([stage, "--work-dir", str(work), "--workers", "1"]) == 0
-    assert main(["publish", "--work-dir", str(work)]) == 0
+    assert main(["publish", "--work-dir", str(work), "--licences", "all"]) == 0
     return work, work / "dataset"
 
 
@@ -101,7 +115,7 @@ def test_card_layout_and_chart(published):
 def test_publish_is_idempotent_and_atomic(published):
     work, folder = published
     before = {p.name: p.read_bytes() for p in (folder / "data").iterdir()}
-    assert main(["publish", "--work-dir", str(work)]) == 0
+    assert main(["publish", "--work-dir", str(work), "--licences", "all"]) == 0
     after = {p.name: p.read_bytes() for p in (folder / "data").iterdir()}
     assert after == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".dataset")]  # no staging left
@@ -112,7 +126,9 @@ def test_shards_split_by_size(published, tmp_path):
 
     work, _ = published
     out = tmp_path / "sharded"
-    assert main(["publish", "--work-dir", str(work), "--out", str(out), "--max-shard-mb", "0.3"]) == 0
+    assert (
+        main(["publish", "--work-dir", str(work), "--out", str(out), "--max-shard-mb", "0.3", "--licences", "all"]) == 0
+    )
     train = sorted(p.name for p in (out / "data").glob("train-*"))
     assert len(train) > 1 and train[-1].endswith(f"-of-{len(train):05d}.parquet")
     ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))
@@ -149,29 +165,91 @@ def test_push_uploads_the_exact_folder(published, tmp_path):
     assert sum(len(ds[s]) for s in ds) == 37
 
 
-def test_cli_push_takes_token_from_env_and_never_prints_it(published, tmp_path, monkeypatch, capsys):
-    import huggingface_hub
+def test_publish_defaults_to_open_licences_and_says_what_it_left_out(published, tmp_path, capsys):
+    import csv
+
+    import datasets
 
     work, _ = published
-    secret = "hf_" + "x" * 30
-    monkeypatch.setenv("HF_TOKEN", secret)
-    FakeHubApi.instances.clear()
-    monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: FakeHubApi(token, tmp_path / "hub"))
-    assert main(["publish", "--work-dir", str(work), "--out", str(tmp_path / "ds"), "--push-to-hub", "org/m"]) == 0
-    assert FakeHubApi.instances[-1].token == secret
-    assert (tmp_path / "hub" / "org" / "m" / "README.md").is_file()
+    out = tmp_path / "open"
+    assert main(["publish", "--work-dir", str(work), "--out", str(out)]) == 0  # no --licences: open only
+    printed = capsys.readouterr().out
+    rows = [r for r in Manifest(work).rows() if r["split"]]
+    open_rows = [r for r in rows if is_open_licence(r["license"])]
+    # the fixture cycles 6 licence texts: SA-4.0, CC0 and CC BY are open, "see origin", "unverified" and ND not
+    assert 0 < len(open_rows) < len(rows)
+    ds = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))
+    got = [ex for s in ds for ex in ds[s]]
+    assert len(got) == len(open_rows)
+    assert {ex["license"] for ex in got} <= {"CC-BY-SA-4.0", "CC0-1.0", "CC-BY-4.0"}
+    assert {ex["license_raw"] for ex in got} <= set(LICENCE_TEXTS)
+    left = len(rows) - len(open_rows)
+    unknown = sum(normalise_licence(r["license"]) == "unknown" for r in rows)
+    assert "left out (licence not open)" in printed and str(left) in printed
+    assert "licence unknown or unverified" in printed and "no-derivatives licence (CC-BY-NC-ND-4.0)" in printed
+    card = (out / "README.md").read_text()
+    assert f"Left out: {left:,} images: licence unknown or unverified: {unknown:,}" in card
+    # attribution: creator (or that the source named none), licence and link, per image, in the csv and the card
+    with open(out / "attribution.csv", newline="") as f:
+        credits = list(csv.DictReader(f))
+    assert len(credits) == len(open_rows)
+    by_id = {r["image_id"]: r for r in open_rows}
+    for c in credits:
+        r = by_id[c["image_id"]]
+        assert c["creator"] == r["creator"] and c["license"] == r["license"] and c["license_raw"] == r["license_raw"]
+        assert c["link"] == (r["origin"] if r["origin"].startswith("http") else r["source_url"])
+        who = c["creator"] or "not named by the source (see link)"
+        assert f"| {c['image_id']} | {who} | {c['license']} | {c['link']} |" in card
+    assert any(c["creator"] for c in credits) and any(not c["creator"] for c in credits)
 
-    class Failing(FakeHubApi):
-        def upload_folder(self, **kw):  # a server that echoes the credentials back in its error
-            raise RuntimeError(f"401 Client Error: Unauthorized (Authorization: Bearer {self.token})")
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", lambda token=None: Failing(token, tmp_path / "hub"))
-    with pytest.raises(SystemExit) as err:
-        main(["publish", "--work-dir", str(work), "--out", str(tmp_path / "ds"), "--repo-id", "org/m"])
-    assert "push to org/m failed" in str(err.value) and "401 Client Error" in str(err.value)
-    assert secret not in str(err.value) and "Bearer <token>" in str(err.value)  # the token was in it: redacted
-    out = capsys.readouterr()
-    assert secret not in out.out + out.err
+def test_push_checks_the_token_first_against_an_http_hub(published, tmp_path, monkeypatch, capsys):
+    import datasets
+    import huggingface_hub
+
+    from tests.stand_ins.fake_hub import FakeHub
+
+    work, _ = published
+    secret, reader = "hf_" + "w" * 30, "hf_" + "r" * 30
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no saved login
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    out = tmp_path / "ds"
+    hub = FakeHub(tmp_path / "hub", tokens={secret: "write", reader: "read"})
+    with hub as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        cmd = ["publish", "--work-dir", str(work), "--out", str(out), "--push-to-hub", "org/m"]
+        # no token: stops before building anything, naming both ways to give one
+        with pytest.raises(SystemExit) as err:
+            main(cmd)
+        assert "HF_TOKEN" in str(err.value) and "--token" in str(err.value) and "Nothing was built" in str(err.value)
+        assert not out.exists()
+        # a token the Hub does not know: 401 from whoami, still nothing built
+        with pytest.raises(SystemExit) as err:
+            main([*cmd, "--token", "hf_" + "x" * 30])
+        assert "rejected the token (HTTP 401)" in str(err.value) and not out.exists()
+        # a read-only token cannot push
+        with pytest.raises(SystemExit) as err:
+            main([*cmd, "--token", reader])
+        assert "can only read" in str(err.value) and reader not in str(err.value) and not out.exists()
+        # a write token from the environment: built, then pushed over HTTP; open licences, so public
+        monkeypatch.setenv("HF_TOKEN", secret)
+        hub.requests.clear()
+        assert main(cmd) == 0
+        assert hub.requests[0][1].startswith("/api/whoami-v2") and hub.repos["org/m"] == {
+            "type": "dataset",
+            "private": False,
+        }
+        pushed = {p.relative_to(tmp_path / "hub" / "org" / "m") for p in (tmp_path / "hub" / "org" / "m").rglob("*")}
+        assert pushed == {p.relative_to(out) for p in out.rglob("*")}
+        # --licences all: every image, and the repo is private whatever --private says
+        assert main([*cmd[:-1], "org/all", "--licences", "all"]) == 0
+    printed = capsys.readouterr()
+    assert secret not in printed.out + printed.err
+    assert "created private" in printed.out and hub.repos["org/all"]["private"] is True
+    ds = datasets.load_dataset(str(tmp_path / "hub" / "org" / "all"), cache_dir=str(tmp_path / "hf"))
+    assert sum(len(ds[s]) for s in ds) == 37
 
 
 def test_images_are_normalized_jpegs(published):
@@ -182,3 +260,41 @@ def test_images_are_normalized_jpegs(published):
     for cell in table.column("image").to_pylist()[:5]:
         img = Image.open(io.BytesIO(cell["bytes"]))
         assert img.format == "JPEG" and max(img.size) <= 600
+
+
+def test_card_says_what_this_build_did(published, tmp_path):
+    """A local ingest is described as an ingest (not a crawl), the split as the strategy that ran (with its
+    held-out sources and the same-source share of test photos), the evaluation's cap, and a citation."""
+    from collections import defaultdict
+
+    work, _ = published
+    local = tmp_path / "work"
+    shutil.copytree(work, local, ignore=shutil.ignore_patterns("dataset"))
+    ingest = {"folder": "/somewhere/photos", "photos": 40, "kept": 37, "species": 4, "sources": {}, "dropped": {}}
+    (local / "summaries" / "ingest.json").write_text(json.dumps(ingest))
+    rows = [r for r in Manifest(local).rows() if r["split"]]
+    # two sources per species, so that the cross-source split holds one out
+    for i, r in enumerate(rows):
+        r["source"] = "inat" if i % 3 else "commons"
+    Manifest(local).write(rows)
+    assert main(["split", "--work-dir", str(local)]) == 0
+    assert main(["publish", "--work-dir", str(local), "--licences", "all"]) == 0
+    card = (local / "dataset" / "README.md").read_text()
+    steps = card.split("## How it was built")[1].split("###")[0]
+    assert "**ingest**: the local folder `photos` (40 photos, 37 of catalog species" in steps
+    assert "**crawl**" not in steps and "species ->" not in card
+    split = json.loads((local / "summaries" / "split.json").read_text())
+    assert split["strategy"] == "cross-source" and split["species_cross_source"] > 0
+    assert f"cross-source: for the {split['species_cross_source']:,} species with photos from two or more" in steps
+    rows = [r for r in Manifest(local).rows() if r["split"]]
+    trained = defaultdict(set)
+    for r in rows:
+        if r["split"] == "train":
+            trained[r["species"]].add(r["source"])
+    test = [r for r in rows if r["split"] == "test"]
+    same = sum(r["source"] in trained[r["species"]] for r in test)
+    assert f"{same:,} of {len(test):,} test photos come from a source their species also trained on" in steps
+    assert "at most 5 photos per species from validation and test" in steps
+    citation = card.split("## Citation")[1].split("## Limitations")[0]
+    assert "@misc{" in citation and "Original project: Mushroom Recognition Classifier using CNNs" in citation
+    assert "`inat` (" in citation and "Wikimedia Commons contributors" in citation

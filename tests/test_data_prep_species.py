@@ -41,12 +41,31 @@ def test_original_popularity_method_and_what_it_misses(tmp_path, shared_catalog)
         assert len(set(names)) >= 2 and {catalog.resolve(n) for n in names} == {accepted}
     selected = [r["species"] for r in read_csv(tmp_path / "species.csv")]
     assert len(selected) == len(set(selected)) == summary["species"]  # each species once, under its accepted name
+    below = summary["kept_as_labels_below_the_cut"]
+    assert below == ["Rhodocybe gemina"]  # the original kept it at 11,100 hits
     assert all(
         hits.get(n, 0) > 20000
         or any(hits.get(x, 0) > 20000 for x in catalog.get(n).synonyms)
         or catalog.get(n).name in {catalog.resolve(k) for k, v in hits.items() if v > 20000}
+        or n in {catalog.resolve(b) for b in below}
         for n in selected
     )
+
+
+def test_the_popularity_step_keeps_every_original_label(tmp_path, shared_catalog):
+    """Every one of the 860 species the original's labels resolve to comes out of the step, Clitopilus
+    geminus included (below the cut, kept because the original kept it); without the labels it is lost."""
+    table = shared_catalog / "species_search_hits.csv"
+    catalog = default_catalog()
+    with open(shared_catalog / "labels_933.csv", newline="") as f:
+        label_species = {catalog.resolve(r["Names"]) for r in csv.DictReader(f)} - {None}
+    assert len(label_species) == 860
+    assert main(["species", "--work-dir", str(tmp_path), "--candidates", str(table)]) == 0
+    selected = {r["species"] for r in read_csv(tmp_path / "species.csv")}
+    assert label_species <= selected and "Clitopilus geminus" in selected
+    off = tmp_path / "off"
+    assert main(["species", "--work-dir", str(off), "--candidates", str(table), "--keep-labels", ""]) == 0
+    assert label_species - {r["species"] for r in read_csv(off / "species.csv")} == {"Clitopilus geminus"}
 
 
 def test_hit_counts_are_parsed_with_thousands_separators(tmp_path, shared_catalog):

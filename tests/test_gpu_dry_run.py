@@ -1,4 +1,5 @@
-"""bench/gpu_dry_run.py: refuses without a GPU; its CPU smoke version runs every step (train, kill, resume)."""
+"""bench/gpu_dry_run.py: refuses without a GPU; its CPU smoke version runs every step (train, kill, resume, and
+a plain config run with the config's own loader settings)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,8 @@ def test_cpu_smoke_trains_kills_resumes_and_exports(tmp_path):
     assert results["resumed_at_step"] == results["kill_target_step"] == 4  # killed inside the epoch
     assert results["max_rel_loss_diff"] == 0.0  # CPU: the resumed run is the same run
     assert results["onnx_max_prob_diff"] < 1e-4
+    # the config as a user runs it: its own loader settings (workers from the CPU count), not --num-workers 0
+    assert results["plain_steps"] == 4 and results["plain_images_per_s"] > 0
+    assert results["plain_workers"] >= 1 and results["straight_workers"] == 0
     assert "| lite0.yaml | 8 (1) |" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # the work folder is cleaned up

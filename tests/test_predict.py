@@ -72,7 +72,10 @@ def test_confident_answer_with_lookalike_warning(predictor, catalog):
     assert "lookalike" in looks[0]["via"] and "Cantharellus cibarius" in looks[0]["message"]
     assert [w for w in r["warnings"] if w["kind"] == "lookalike"]  # the edible lookalike stays a notice
     assert r["message"] == "Most likely Cantharellus cibarius (90%)."
-    assert {"species": "Hygrophoropsis aurantiaca", "edibility": "poisonous"} in top["lookalikes"]
+    assert ("Hygrophoropsis aurantiaca", "poisonous") in [(x["species"], x["edibility"]) for x in top["lookalikes"]]
+    # the jack-o'-lanterns are curated known confusions of the chanterelle, with their source
+    (omphalotus,) = [x for x in top["lookalikes"] if x["species"] == "Omphalotus olearius"]
+    assert omphalotus["reason"].endswith("(Wikipedia: Omphalotus olearius)")
     assert r["genus_answer"] is None
     assert "not_confident" not in kinds(r)
 
@@ -101,8 +104,12 @@ def test_no_toxic_warning_when_none_is_plausible(predictor):
     p = np.array([0.0, 0.0, 0.0, 0.02, 0.0, 0.96, 0.0, 0.02])
     r = predictor.answer(p, fungus_score=0.9, top_k=3)
     toxic = [w for w in r["warnings"] if w["kind"] == "toxic_candidate"]
-    # no plausible species is toxic; only the catalog lookalike of the top (Agaricus campestris) is
-    assert [(w["species"], w["via"]) for w in toxic] == [("Agaricus xanthodermus", ["lookalike"])]
+    # no plausible species is toxic; only the known confusions of the top (Agaricus campestris) are:
+    # the destroying angel (deadly, first) and the yellow stainer
+    assert [(w["species"], w["via"]) for w in toxic] == [
+        ("Amanita bisporigera", ["lookalike"]),
+        ("Agaricus xanthodermus", ["lookalike"]),
+    ]
     # a top without dangerous lookalikes: no danger at all, no summary
     p = np.array([0.0, 0.0, 0.0, 0.02, 0.0, 0.02, 0.96, 0.0])
     r = predictor.answer(p, fungus_score=0.9, top_k=3)

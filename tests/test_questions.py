@@ -233,11 +233,15 @@ def test_answers_can_add_a_danger_warning(predictor):
     # the photo favours the edible parasol; a ring AND a volva with white spores lift the death cap
     p = np.array([0.03, 0.005, 0.20, 0.20, 0.50, 0.02, 0.0, 0.045])
     photo = predictor.refine(p, 0.9, None, top_k=2)
-    assert "Amanita phalloides" not in _toxic(photo)
+    # on the photo alone the death cap is only a known confusion of the parasol (confusions.csv), not a
+    # plausible species
+    (before,) = [w for w in photo["warnings"] if w["species"] == "Amanita phalloides"]
+    assert before["via"] == ["lookalike"]
     r = predictor.refine(p, 0.9, {"stipe": "ring_and_volva", "spore_print": "white"}, top_k=2)
     # parasol 0.5 x 0.2 (its stem has a ring only) = 0.1; death cap 0.03 x 1 x 1; the others <= 0.2 x 0.2 x 0.2
     assert [c["species"] for c in r["candidates"]] == ["Macrolepiota procera", "Amanita phalloides"]
-    assert "Amanita phalloides" in _toxic(r) and _toxic(photo) <= _toxic(r)
+    (after,) = [w for w in r["warnings"] if w["species"] == "Amanita phalloides" and w["kind"] == "toxic_candidate"]
+    assert "candidate" in after["via"] and _toxic(photo) <= _toxic(r)
 
 
 # ----------------------------------------------------------------------------- the real model, the CLI
@@ -303,3 +307,33 @@ def test_simulated_people_and_exact_answers_lift_the_true_species():
 def test_traits_load_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m data_prep traits"):
         Traits.load(tmp_path / "missing.csv")
+
+
+def test_leave_one_source_out_folds_never_train_on_the_held_out_source_or_its_copies():
+    from mushroom_id.engine.loso import folds
+
+    sources = np.array(["inat", "inat", "commons", "commons", "web", "web", "kaggle"])
+    species = np.array([0, 1, 0, 1, 0, 2, 3])  # species 2 and 3 have one source each: never tested
+    groups = np.array(["g1", "", "g1", "", "g2", "", ""])  # photo 0 and 2 are copies across sources
+    plan = {source: (train, test) for source, train, test in folds(sources, species, groups)}
+    assert set(plan) == {"inat", "commons", "web"}
+    tested = np.zeros(len(sources), dtype=bool)
+    for source, (train, test) in plan.items():
+        assert not (train & test).any()
+        assert set(sources[train]) == set(sources) - {source} or not train[sources == source].any()
+        assert not train[sources == source].any()
+        tested |= test
+    assert tested.tolist() == [True, True, True, True, True, False, False]  # each multi-source photo once
+    # the copy of a held-out photo in another source is left out of training too
+    assert not plan["inat"][0][2] and not plan["commons"][0][0]
+    assert plan["inat"][0][3]
+
+
+def test_predicted_traits_are_soft_evidence():
+    from mushroom_id.engine.loso import trait_evidence, trait_targets
+
+    field = _tiny(0.2)
+    assert trait_targets(field, "hymenium", np.array([0, 1, 2])).tolist() == [0, 1, -1]  # gills, pores, unknown
+    q = np.zeros((1, 6))
+    q[0, 1] = 1.0  # sure it sees pores
+    np.testing.assert_allclose(trait_evidence(field, {"hymenium": q})[0], field.likelihood("hymenium", "pores"))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mushroom_id.core.catalog import default_catalog
+from mushroom_id.core.catalog import default_catalog, read_confusion_rows
 from mushroom_id.serving import reference_photos as rp
 
 
@@ -115,3 +115,34 @@ def test_clearest_first_own_photo_never_and_unclear_never():
     assert "forest" not in [p.sha256 for p in refs.photos("Amanita muscaria", limit=10)]
     committed = rp.load_scores()
     assert len(committed) > 500 and all(0.0 <= v <= 1.0 for v in committed.values())
+
+
+def test_confusion_pairs_without_photos_are_listed_in_the_readme(photos_dir):
+    """The README lists exactly the curated confusions the comparison panel cannot show photo beside photo."""
+    import re
+
+    from mushroom_id.core.paths import REPO_DIR
+
+    catalog = default_catalog()
+    refs = rp.ReferencePhotos.from_manifest(photos_dir, catalog)
+    covered, missing = rp.confusion_photo_coverage(refs, catalog)
+    assert len(covered) + len(missing) == len(read_confusion_rows()) and covered
+    for dangerous, other, lacking in covered + missing:
+        sides = [dangerous, other]
+        assert set(lacking) <= set(sides)
+        if not lacking:  # a photo on both sides (a genus row: of at least one species of the genus)
+            assert refs.get(dangerous) is not None
+    readme = (REPO_DIR / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- confusion-photo-gaps: start -->\n(.*?)<!-- confusion-photo-gaps: end -->", readme, re.S)
+    listed = [line for line in block.group(1).splitlines() if line.strip()]
+    assert listed == [f"- {d} / {o}: no photo of {', '.join(lack)}" for d, o, lack in missing]
+
+
+def test_a_genus_confusion_is_covered_by_any_photo_of_the_genus():
+    catalog = default_catalog()
+    galerina = rp.Photo("Galerina marginata", "g.jpg", "commons", "CC0", "https://commons.wikimedia.org/wiki/File:g")
+    psilocybe = rp.Photo("Psilocybe cyanescens", "p.jpg", "commons", "CC0", "https://commons.wikimedia.org/wiki/File:p")
+    covered, missing = rp.confusion_photo_coverage(rp.ReferencePhotos([galerina, psilocybe]), catalog)
+    assert ("Galerina marginata", "Psilocybe", []) in covered
+    assert ("Galerina marginata", "Kuehneromyces mutabilis", ["Kuehneromyces mutabilis"]) in missing
+    assert ("Amanita phalloides", "Russula virescens", ["Amanita phalloides", "Russula virescens"]) in missing

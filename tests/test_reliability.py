@@ -292,7 +292,9 @@ def _crawled_work_dir(work: Path, photos_dir: Path, photo_manifest: list[dict]) 
 
 def _stage_cmd(stage: str, work: Path) -> list[str]:
     cmd = [sys.executable, "-m", "data_prep", stage, "--work-dir", str(work)]
-    return cmd + (["--workers", "2"] if stage in ("dedup", "normalize") else [])
+    return cmd + (
+        ["--workers", "2"] if stage in ("dedup", "normalize") else ["--licences", "all"] if stage == "publish" else []
+    )
 
 
 def _env() -> dict:
@@ -464,7 +466,8 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_rerun(reference_chain, tmp
         (work / f".dataset.{kind}-{dead_pid}" / "data").mkdir(parents=True)
         (work / f".dataset.{kind}-{dead_pid}" / "data" / ".train-00000.parquet.tmp").write_bytes(b"PAR1")
     for stage in ("normalize", "split", "publish"):
-        assert data_prep_main([stage, "--work-dir", str(work), "--workers", "1"]) == 0
+        more = ["--licences", "all"] if stage == "publish" else []  # as the reference chain published
+        assert data_prep_main([stage, "--work-dir", str(work), "--workers", "1", *more]) == 0
     assert _snapshot(work) == expected
     _assert_manifest_matches_disk(work)
 
@@ -612,8 +615,9 @@ def test_hub_token_is_never_printed_by_the_app_or_load_model(fake_hub, monkeypat
 
 @pytest.mark.parametrize("echo", [False, True], ids=["hub-refuses", "server-echoes-token"])
 def test_hub_token_is_never_printed_by_publish(reference_chain, fake_hub, tmp_path, echo):
-    """`python -m data_prep publish --push-to-hub` with HF_TOKEN: a clear failure, no token shown,
-    even from a server that puts the token into its error message."""
+    """`python -m data_prep publish --push-to-hub` with HF_TOKEN: the token is checked first, and its
+    refusal is a clear failure before anything is built, no token shown, even from a server that puts
+    the token into its error message."""
     states, _ = reference_chain
     work = tmp_path / "work"
     shutil.copytree(states["split"], work)
@@ -626,10 +630,10 @@ def test_hub_token_is_never_printed_by_publish(reference_chain, fake_hub, tmp_pa
         timeout=180,
     )
     output = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "push to acme/mushrooms failed" in output and "401" in output
+    assert proc.returncode != 0 and "rejected the token (HTTP 401)" in output and "HF_TOKEN" in output
     assert f"Bearer {FAKE_TOKEN}" in _FakeHub.seen
     assert FAKE_TOKEN not in output
-    assert (work / "dataset" / "README.md").is_file()  # the local folder was built before the push
+    assert not (work / "dataset").exists()  # checked before the build: nothing was built
 
 
 # ---------------------------------------------------------------- training: killed, resumed, corrupt

@@ -54,23 +54,28 @@ def catalog():
         "Boletus edulis": "edible",
     }
     assert {n: c.edibility(n) for n in facts} == facts
+    # curated confusions first (mushroom_id/data/confusions.csv), then Wild Food UK's lookalikes
     assert [(s.name, s.edibility) for s in c.lookalikes("Amanita muscaria")] == [
+        ("Amanita caesarea", "choice"),
+        ("Amanita rubescens", "edible"),
         ("Amanita excelsa", "inedible"),
         ("Amanita gemmata", "poisonous"),
         ("Amanita pantherina", "poisonous"),
-        ("Amanita rubescens", "edible"),
     ]
     assert [(s.name, s.edibility) for s in c.lookalikes("Morchella esculenta")] == [
         ("Gyromitra esculenta", "deadly"),
         ("Morchella importuna", "edible"),
         ("Morchella vulgaris", "edible"),
     ]
-    assert [(s.name, s.edibility) for s in c.lookalikes("Amanita phalloides")] == [
-        ("Amanita citrina", "poisonous"),
-        ("Amanita strobiliformis", "poisonous"),
-        ("Rhodocollybia maculata", "inedible"),
+    phalloides = [(s.name, s.edibility) for s in c.lookalikes("Amanita phalloides")]
+    expected = {("Amanita citrina", "poisonous"), ("Russula virescens", "edible"), ("Tricholoma equestre", "poisonous")}
+    assert expected <= set(phalloides)
+    # Galerina and Conocybe filaris are known confusions of the genus Psilocybe
+    assert [(s.name, s.edibility) for s in c.lookalikes("Psilocybe cubensis")] == [
+        ("Conocybe filaris", "poisonous"),
+        ("Galerina marginata", "deadly"),
     ]
-    assert c.lookalikes("Psilocybe cubensis") == [] and c.lookalikes("Agaricus benesii") == []
+    assert c.lookalikes("Agaricus benesii") == []
     return c
 
 
@@ -111,8 +116,9 @@ def test_deadly_before_poisonous_even_when_less_probable(predictor):
     assert [w["probability"] for w in danger(r)] == [0.1, 0.6, 0.25, None]
     # all danger warnings come before every other warning
     kinds = [w["kind"] for w in r["warnings"]]
-    assert kinds == ["toxic_candidate"] * 4 + ["lookalike"] * 2
-    assert species(r["warnings"][4:]) == ["Amanita excelsa", "Amanita rubescens"]  # inedible: notices
+    assert kinds == ["toxic_candidate"] * 4 + ["lookalike"] * 3
+    # not dangerous: notices, the curated confusions first
+    assert species(r["warnings"][4:]) == ["Amanita caesarea", "Amanita rubescens", "Amanita excelsa"]
 
 
 def test_one_warning_per_species_that_is_both_candidate_and_lookalike(predictor):
@@ -125,13 +131,14 @@ def test_one_warning_per_species_that_is_both_candidate_and_lookalike(predictor)
     assert panther["kind"] == "toxic_candidate" and panther["via"] == ["candidate", "lookalike"]
     assert panther["message"] == (
         "Amanita pantherina (POISONOUS, 25% probability) is among the plausible species and can be confused "
-        "with Amanita muscaria, the most likely species."
+        "with Amanita muscaria, the most likely species (a known confusion: Wild Food UK's confusion notes)."
     )
     (gemmata,) = [w for w in r["warnings"] if w["species"] == "Amanita gemmata"]
     assert gemmata["via"] == ["lookalike"]
     assert (
         gemmata["message"]
-        == "Amanita gemmata (POISONOUS) can be confused with Amanita muscaria, the most likely species."
+        == "Amanita gemmata (POISONOUS) can be confused with Amanita muscaria, the most likely species "
+        "(a known confusion: Wild Food UK's confusion notes)."
     )
     (phalloides,) = [w for w in r["warnings"] if w["species"] == "Amanita phalloides"]
     assert phalloides["via"] == ["candidate"]
@@ -181,8 +188,11 @@ def test_psychoactive_comes_after_poisonous(predictor):
     r = predictor.answer(
         probs(Psilocybe_cubensis=0.5, Amanita_pantherina=0.3, Boletus_edulis=0.15), fungus_score=0.9, top_k=3
     )
+    # Galerina marginata and Conocybe filaris: known confusions of the genus Psilocybe
     assert [(w["species"], w["edibility"]) for w in danger(r)] == [
+        ("Galerina marginata", "deadly"),
         ("Amanita pantherina", "poisonous"),
+        ("Conocybe filaris", "poisonous"),
         ("Psilocybe cubensis", "psychoactive"),
     ]
 
@@ -203,10 +213,30 @@ def test_summary_none_when_no_danger_is_in_play(predictor):
 
 
 def test_summary_singular(predictor):
+    # the false morel's lookalikes are all morels (not dangerous: Morchella semilibera's "allergic" is
+    # no longer read as poisonous)
+    r = predictor.answer(
+        probs(Gyromitra_esculenta=0.8, Boletus_edulis=0.1, Agaricus_benesii=0.05), fungus_score=0.9, top_k=3
+    )
+    assert r["summary"] == "1 deadly species is possible for this photo: Gyromitra esculenta (80%)."
+    assert r["message"] == "Most likely Gyromitra esculenta — DEADLY POISONOUS — 80%."
+
+
+def test_summary_names_a_known_confusion_of_the_top(predictor):
     r = predictor.answer(
         probs(Psilocybe_cubensis=0.8, Boletus_edulis=0.1, Agaricus_benesii=0.05), fungus_score=0.9, top_k=3
     )
-    assert r["summary"] == "1 psychoactive species is possible for this photo: Psilocybe cubensis (80%)."
+    assert r["summary"] == (
+        "1 deadly, 1 poisonous and 1 psychoactive species are possible for this photo, among them the deadly "
+        "Galerina marginata (a lookalike of Psilocybe cubensis) and the psychoactive Psilocybe cubensis (80%)."
+    )
+    (galerina,) = [w for w in danger(r) if w["species"] == "Galerina marginata"]
+    assert galerina["lookalike_kind"] == "known_confusion"
+    assert galerina["reason"].startswith("known confusion: small brown mushrooms")
+    assert galerina["message"] == (
+        "Galerina marginata (DEADLY POISONOUS) can be confused with Psilocybe cubensis, the most likely species "
+        "(a known confusion: Wikipedia: Galerina marginata (similar species))."
+    )
     assert r["message"] == "Most likely Psilocybe cubensis — psychoactive / toxic — 80%."
 
 
@@ -238,10 +268,16 @@ def test_summary_names_one_species_when_the_deadliest_is_the_likeliest(predictor
     r = predictor.answer(
         probs(Amanita_phalloides=0.6, Amanita_virosa=0.3, Boletus_edulis=0.05), fungus_score=0.9, top_k=3
     )
-    # A. citrina and A. strobiliformis are poisonous lookalikes of the death cap
-    assert species(danger(r)) == ["Amanita phalloides", "Amanita virosa", "Amanita citrina", "Amanita strobiliformis"]
+    # A. citrina, Tricholoma equestre (curated) and A. strobiliformis are poisonous lookalikes of the death cap
+    assert species(danger(r)) == [
+        "Amanita phalloides",
+        "Amanita virosa",
+        "Amanita citrina",
+        "Tricholoma equestre",
+        "Amanita strobiliformis",
+    ]
     assert r["summary"] == (
-        "2 deadly and 2 poisonous species are possible for this photo, among them the deadly Amanita phalloides (60%)."
+        "2 deadly and 3 poisonous species are possible for this photo, among them the deadly Amanita phalloides (60%)."
     )
     assert r["message"] == "Most likely Amanita phalloides — DEADLY POISONOUS — 60%."
 
@@ -356,3 +392,95 @@ def test_observation_results_have_the_summary(predictor):
     r = predictor.predict_observation(photos)
     assert r["photos"] == 2 and isinstance(r["summary"], str)
     assert bool(r["summary"]) == bool(danger(r))
+
+
+# ---- lookalikes by trait ("similar features") -----------------------------------------------------
+
+
+class TableTraits:
+    """A stand-in for the trait table (mushroom_id.core.traits.Traits): ``of(species)`` -> trait ->
+    frozenset of values, empty for unknown."""
+
+    def __init__(self, table: dict[str, dict[str, str]]):
+        self.table = table
+
+    def of(self, species: str) -> dict[str, frozenset[str]]:
+        row = self.table.get(species, {})
+        return {k: frozenset(v.split(";")) if v else frozenset() for k, v in row.items()}
+
+
+BRITTLEGILL = {"hymenium": "gills", "stipe": "bare", "spore_print": "white-cream", "ecology": "mycorrhizal"}
+TRAIT_TABLE = TableTraits(
+    {
+        "Russula virescens": {**BRITTLEGILL, "cap_shape": "convex;flat"},
+        "Russula emetica": {**BRITTLEGILL, "cap_shape": "convex"},  # poisonous, same profile, cap shared
+        "Tricholoma equestre": {**BRITTLEGILL, "cap_shape": "umbonate"},  # poisonous, same profile
+        "Lepiota brunneoincarnata": {**BRITTLEGILL},  # deadly, same profile: ranks first
+        "Clitocybe rivulosa": {**BRITTLEGILL, "ecology": "saprotrophic"},  # deadly, other ecology: not similar
+        "Inosperma erubescens": {**BRITTLEGILL, "spore_print": "brown"},  # deadly, other spore print
+        "Cortinarius rubellus": {**BRITTLEGILL, "spore_print": ""},  # unknown spore colour: never "similar"
+        "Boletus edulis": {**BRITTLEGILL, "hymenium": "pores"},
+        "Agaricus benesii": {**BRITTLEGILL, "stipe": ""},  # its own profile not fully known
+    }
+)
+
+
+def test_similar_features_share_the_whole_visible_profile(catalog):
+    from mushroom_id.core.safety import similar_features
+
+    found = similar_features("Russula virescens", catalog, TRAIT_TABLE, limit=5)
+    assert [name for name, _ in found] == ["Lepiota brunneoincarnata", "Russula emetica", "Tricholoma equestre"]
+    assert found[0][1] == ["gills", "bare", "white-cream", "mycorrhizal"]
+    assert similar_features("Russula virescens", catalog, TRAIT_TABLE, limit=1) == found[:1]
+    assert similar_features("Agaricus benesii", catalog, TRAIT_TABLE) == []  # unknown is never similar
+    assert similar_features("Boletus edulis", catalog, TRAIT_TABLE) == []
+
+
+def test_similar_features_are_labelled_apart_from_known_confusions(catalog):
+    shares = {"Russula virescens": 0.9, "Russula emetica": 0.05}
+    ws = species_warnings(["Russula virescens", "Russula emetica"], catalog, "Russula virescens", shares, TRAIT_TABLE)
+    # the death cap is a documented confusion of the green brittlegill: a danger in play, with its source
+    (phalloides,) = [w for w in ws if w["species"] == "Amanita phalloides"]
+    assert phalloides["kind"] == "toxic_candidate" and phalloides["via"] == ["lookalike"]
+    assert phalloides["lookalike_kind"] == "known_confusion"
+    assert (
+        phalloides["reason"].startswith("known confusion: green caps")
+        and "Wikipedia: Amanita phalloides" in (phalloides["reason"])
+    )
+    similar = [w for w in ws if w.get("lookalike_kind") == "similar_features"]
+    # Russula emetica shares the profile too, but it is plausible: warned once, as a candidate
+    assert species(similar) == ["Lepiota brunneoincarnata", "Tricholoma equestre"]
+    for w in similar:
+        assert w["kind"] == "lookalike"  # a notice: computed from traits, not a danger in play
+        assert w["reason"] == "similar features: gills; bare; white-cream; mycorrhizal"
+        assert "similar features, not a known confusion" in w["message"]
+    # the summary counts the dangers in play only: the known confusion and the plausible Russula emetica
+    assert danger_summary(ws, "Russula virescens").startswith("1 deadly and 1 poisonous species are possible")
+    # without a trait table only the documented confusions are named
+    plain = species_warnings(["Russula virescens"], catalog, "Russula virescens")
+    assert not [w for w in plain if w.get("lookalike_kind") == "similar_features"]
+
+
+def test_candidate_lookalikes_say_why(predictor):
+    r = predictor.answer(probs(Morchella_esculenta=0.8, Boletus_edulis=0.1), fungus_score=0.9, top_k=3)
+    (morel,) = [c for c in r["candidates"] if c["species"] == "Morchella esculenta"]
+    (false_morel,) = [look for look in morel["lookalikes"] if look["species"] == "Gyromitra esculenta"]
+    reason = false_morel["reason"]
+    assert reason.startswith("known confusion: spring 'morels'") and "Wild Food UK: Morel" in reason
+
+
+def test_similar_features_from_the_shipped_trait_table(catalog):
+    from mushroom_id.core.safety import similar_features
+    from mushroom_id.core.traits import default_traits
+
+    traits = default_traits()
+    # the funeral bell shares the sheathed woodtuft's gills, ring, brown spores and life on wood debris
+    woodtuft = similar_features("Kuehneromyces mutabilis", catalog, traits)
+    assert woodtuft[0] == ("Galerina marginata", ["gills", "ring", "brown", "saprotrophic"])
+    ws = species_warnings(["Kuehneromyces mutabilis"], catalog, "Kuehneromyces mutabilis", None, traits)
+    galerina = [w for w in ws if w["species"] == "Galerina marginata"]
+    # warned once, as the known confusion it is (Wild Food UK), not again as "similar features"
+    assert [(w["kind"], w["lookalike_kind"]) for w in galerina] == [("toxic_candidate", "known_confusion")]
+    similar = [w for w in ws if w.get("lookalike_kind") == "similar_features"]
+    assert similar and all(w["kind"] == "lookalike" and w["edibility"] in DANGEROUS for w in similar)
+    assert similar_features("Cantharellus cibarius", catalog, traits) == []  # no dangerous species has ridges

@@ -46,6 +46,23 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf) as None, so that it dumps as strict JSON (``null``):
+    ``json.dumps`` writes ``NaN`` by default, which JSON parsers other than Python's reject."""
+    if isinstance(data, float):
+        return data if data == data and data not in (float("inf"), float("-inf")) else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite_json(v) for v in data]
+    return data
+
+
+def strict_json_dumps(data: Any, **kwargs) -> str:
+    """Strict JSON (non-finite floats as ``null``; ``allow_nan=False`` proves none is left)."""
+    return json.dumps(finite_json(data), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 

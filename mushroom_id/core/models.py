@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mushroom_id.core.io import atomic_path, atomic_write_text
+from mushroom_id.core.io import atomic_path, atomic_write_text, strict_json_dumps
 from mushroom_id.core.paths import EMBEDDED_MODEL_DIR
 
 MODEL_ENV = "MUSHROOM_MODEL"
@@ -193,16 +193,23 @@ def read_config(model_dir: Path) -> dict[str, Any]:
 
 def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     """Load a model from a spec (see module doc); the default is ``$MUSHROOM_MODEL`` or ``embedded``."""
-    import timm
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     spec = resolve_spec(spec)
     if spec.startswith("keras:"):  # a Keras file with its sidecar config.json (optional extra)
         from mushroom_id.core.keras_models import load_keras_model
 
         return load_keras_model(spec, device)
-    model_dir = _spec_to_dir(spec)
+    return load_model_dir(_spec_to_dir(spec), device, spec=spec)
+
+
+def load_model_dir(model_dir: str | Path, device: str = "cpu", spec: str | None = None) -> LoadedModel:
+    """Load a model folder in the Hub layout (what ``local-dir:<path>`` names); ``spec``: how the caller
+    named it, for messages and as the id of a model whose config names none."""
+    import timm
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir).expanduser()
+    spec = spec or f"local-dir:{model_dir}"
     if not model_dir.is_dir():
         raise ModelLoadError(f"model folder {model_dir} does not exist (from spec {spec!r})")
     config = read_config(model_dir)
@@ -269,8 +276,8 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
 
 def write_config(model_dir: Path, config: dict[str, Any]) -> None:
     """The one writer of a model folder's ``config.json`` (save_model, save_calibration, the Keras
-    sidecar): atomic, so a kill never leaves half a file."""
-    atomic_write_text(Path(model_dir) / "config.json", json.dumps(config, indent=2) + "\n")
+    sidecar): atomic, so a kill never leaves half a file; strict JSON (a NaN is written as null)."""
+    atomic_write_text(Path(model_dir) / "config.json", strict_json_dumps(config, indent=2) + "\n")
 
 
 def save_calibration(model_dir: str | Path, calibration: dict[str, Any]) -> Path:

@@ -131,9 +131,12 @@ def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     base = loaded.config.get("base_weights")
     shared = bool(base in LITE_PIP and loaded.config.get("frozen_backbone"))
     gate = imagenet_backbone(package=base if shared else LITE0_PIP)
+    view = gate_view(gate, loaded.data_config)
+    if view is not gate:  # the species input is not what the gate reads (size, mean/std): nothing is shared,
+        # the gate reads its own view of the photo (a Lite0 fine-tuned at 64 px shares its first blocks
+        # with the gate, but the gate scores fungi at 64 px far worse than at its own 224)
+        return ServedNetwork(loaded.model, view, shared_backbone=False).eval()
     trunk = 0 if shared else shared_trunk_blocks(loaded.model, gate)
-    if not shared and not trunk:  # a gate of its own: it reads the photo the way it was trained to
-        gate = gate_view(gate, loaded.data_config)
     return ServedNetwork(loaded.model, gate, shared, trunk).eval()
 
 

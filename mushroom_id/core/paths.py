@@ -9,6 +9,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent  # mushroom_id/ (this file 
 REPO_DIR = PACKAGE_DIR.parent
 DATA_DIR = PACKAGE_DIR / "data"
 CATALOG_CSV = DATA_DIR / "catalog.csv"
+CONFUSIONS_CSV = DATA_DIR / "confusions.csv"  # the curated dangerous confusions, each with its source
 EMBEDDED_MODEL_DIR = DATA_DIR / "embedded_model"
 CACHE_DIR = Path.home() / ".cache" / "mushroom_id"  # features and model outputs, keyed by content
 

@@ -18,9 +18,13 @@ WarningKind = Literal[
 WARNING_KINDS: tuple[str, ...] = WarningKind.__args__
 
 
+LookalikeKind = Literal["known_confusion", "similar_features"]
+
+
 class Lookalike(TypedDict):
     species: str
     edibility: Edibility
+    reason: str  # why it is listed: "known confusion: <what they share> (<source>)"
 
 
 class Candidate(TypedDict):
@@ -52,6 +56,12 @@ class Warning(TypedDict, total=False):
     probability: float | None  # toxic_candidate only: the model's probability (None: a lookalike it does not know)
     # toxic_candidate only: why it is in play ("photo": the photo alone raised it and answers never drop it)
     via: list[Literal["candidate", "lookalike", "photo"]]
+    # a lookalike of the top candidate (via "lookalike", or kind "lookalike"): why it is there.
+    # "known_confusion": a documented confusion (curated table or Wild Food UK), `reason` gives what
+    # they share and the source; "similar_features": a dangerous species computed from the trait
+    # table to share the top candidate's visible profile, `reason` lists the shared traits.
+    lookalike_kind: LookalikeKind
+    reason: str
 
 
 class AnswerOption(TypedDict):

@@ -127,10 +127,49 @@ def edibility_tag(status: str) -> str:
     return "" if status in ("edible", "choice") else EDIBILITY_TEXT.get(status, EDIBILITY_TEXT["unknown"])
 
 
-def _danger_message(name: str, status: str, p: float | None, via: Sequence[str], top_name: str | None) -> str:
+# The traits a person can check that define a species' visible profile (the trait table's keys).
+PROFILE_TRAITS = ("hymenium", "stipe", "spore_print", "ecology")
+# Further traits that rank lookalikes sharing the whole profile (closer first).
+TIEBREAK_TRAITS = ("gill_attachment", "cap_shape")
+SIMILAR_FEATURES_LIMIT = 3  # dangerous "similar features" lookalikes named for the top candidate
+
+
+def similar_features(
+    name: str, catalog: Catalog, traits, limit: int = SIMILAR_FEATURES_LIMIT
+) -> list[tuple[str, list[str]]]:
+    """Dangerous catalog species that share ``name``'s visible profile: every trait of
+    ``PROFILE_TRAITS`` known for both and with a value in common (gills/pores..., ring/volva...,
+    spore print colour, ecology). Computed, not typed: these are "similar features", not known
+    confusions. Most dangerous first, then the most further traits shared, the same genus, the name;
+    at most ``limit``. Returns ``[(species, ["gills", "ring and volva", ...]), ...]``; [] when the
+    species' profile is not fully known (unknown is never "similar")."""
+    mine = traits.of(name)
+    if not all(mine.get(t) for t in PROFILE_TRAITS):
+        return []
+    genus = name.split(" ", 1)[0]
+    found = []
+    for sp in catalog:
+        if sp.name == name or not sp.dangerous:
+            continue
+        theirs = traits.of(sp.name)
+        shared = [sorted(mine[t] & (theirs.get(t) or frozenset())) for t in PROFILE_TRAITS]
+        if not all(shared):
+            continue
+        extra = sum(bool(mine.get(t, frozenset()) & (theirs.get(t) or frozenset())) for t in TIEBREAK_TRAITS)
+        key = (danger_rank(sp.edibility), -extra, sp.genus != genus, sp.name)
+        found.append((key, sp.name, [", ".join(values) for values in shared]))
+    found.sort()
+    return [(n, shared) for _, n, shared in found[:limit]]
+
+
+def _danger_message(
+    name: str, status: str, p: float | None, via: Sequence[str], top_name: str | None, source: str = ""
+) -> str:
     share = "" if p is None or "candidate" not in via else f", {_percent(p)} probability"
     head = f"{name} ({EDIBILITY_TEXT[status]}{share})"
     confused = f"can be confused with {top_name}, the most likely species"
+    if source:
+        confused += f" (a known confusion: {source})"
     if "candidate" in via and "lookalike" in via:
         return f"{head} is among the plausible species and {confused}."
     if "lookalike" in via:
@@ -143,16 +182,25 @@ def species_warnings(
     catalog: Catalog,
     top_name: str | None = None,
     probabilities: dict[str, float] | None = None,
+    traits=None,
 ) -> list[Warning]:
     """Warnings for dangerous species in play, other lookalikes of the top candidate, unknown edibility.
 
     ``names`` are the plausible species (top-k and prediction set). A deadly, poisonous or
     psychoactive species gets ONE ``toxic_candidate`` warning, whether it is plausible
-    (``via`` holds ``"candidate"``), a catalog lookalike of ``top_name`` (``"lookalike"``) or both.
+    (``via`` holds ``"candidate"``), a known confusion of ``top_name`` (``"lookalike"``: the curated
+    confusion table or Wild Food UK's notes; ``lookalike_kind`` "known_confusion" and ``reason`` say
+    what they share and the source) or both.
     These come first, the most dangerous first (deadly, poisonous, psychoactive) and within a level
     the most probable first (``probabilities``; a lookalike the model gives no probability goes
     last in its level). Then ``lookalike`` warnings for the top's lookalikes that are not dangerous,
     then ``unknown_edibility`` for a top candidate whose edibility no source knows.
+
+    With ``traits`` (the trait table: ``traits.of(species)``), dangerous species that share the top
+    candidate's visible profile (``similar_features``) are added as ``lookalike`` notices with
+    ``lookalike_kind`` "similar_features" and the shared traits as ``reason``: labelled as computed,
+    not as a known confusion, and not counted as a danger in play (a dangerous species among the
+    plausible ones is still a ``toxic_candidate``).
 
     With ``probabilities`` each plausible toxic species' message states its probability, so a
     deadly species at 40% reads differently from one kept in the set at 0.2%.
@@ -181,20 +229,43 @@ def species_warnings(
     mild: list[Warning] = []
     if top_name is not None and top_name in catalog:
         for look in catalog.lookalikes(top_name):
+            reason = catalog.lookalike_reason(top_name, look.name)
             if look.edibility in DANGEROUS:
                 add(look.name, look.edibility, "lookalike")
+                danger[look.name].update(lookalike_kind="known_confusion", reason=reason)
             else:
                 mild.append(
                     {
                         "kind": "lookalike",
                         "species": look.name,
                         "edibility": look.edibility,
+                        "lookalike_kind": "known_confusion",
+                        "reason": reason,
                         "message": f"{top_name} can be confused with {look.name} ({EDIBILITY_TEXT[look.edibility]}).",
+                    }
+                )
+        if traits is not None:
+            for name, shared in similar_features(catalog.resolve(top_name), catalog, traits):
+                if name in danger:
+                    continue  # already warned: plausible, or a known confusion
+                status = catalog.edibility(name)
+                mild.append(
+                    {
+                        "kind": "lookalike",
+                        "species": name,
+                        "edibility": status,
+                        "lookalike_kind": "similar_features",
+                        "reason": "similar features: " + "; ".join(shared),
+                        "message": (
+                            f"{name} ({EDIBILITY_TEXT[status]}) shares the features of {top_name} "
+                            f"({'; '.join(shared)}): similar features, not a known confusion."
+                        ),
                     }
                 )
     for w in danger.values():
         w["via"].sort()  # "candidate" before "lookalike"
-        w["message"] = _danger_message(w["species"], w["edibility"], w["probability"], w["via"], top_name)
+        source = catalog.lookalike_source(top_name, w["species"]) if "lookalike" in w["via"] else ""
+        w["message"] = _danger_message(w["species"], w["edibility"], w["probability"], w["via"], top_name, source)
     # stable: equal keys keep the plausible species' order (most probable first), then the catalog's
     warnings = sorted(
         danger.values(),
@@ -281,14 +352,23 @@ def candidate(name: str, probability: float, catalog: Catalog) -> Candidate:
         "probability": round(probability, 4),
         "edibility": status,
         "edibility_text": EDIBILITY_TEXT[status],
-        "lookalikes": [{"species": s.name, "edibility": s.edibility} for s in catalog.lookalikes(name)]
+        "lookalikes": [
+            {"species": s.name, "edibility": s.edibility, "reason": catalog.lookalike_reason(name, s.name)}
+            for s in catalog.lookalikes(name)
+        ]
         if in_catalog
         else [],
     }
 
 
 def _in_play(
-    probs: np.ndarray, labels: Sequence[str], catalog: Catalog, t: Thresholds, index: dict[str, int], top_k: int
+    probs: np.ndarray,
+    labels: Sequence[str],
+    catalog: Catalog,
+    t: Thresholds,
+    index: dict[str, int],
+    top_k: int,
+    traits=None,
 ) -> tuple[list[Candidate], list[str], list[Warning]]:
     """(candidates, the prediction set, the species warnings) of one probability vector."""
     order = np.argsort(-probs)[:top_k]
@@ -299,7 +379,7 @@ def _in_play(
     # the top's lookalikes too, when the model knows them: that orders them within their danger level
     in_play = plausible + [look["species"] for look in top["lookalikes"]]
     shares = {n: round(float(probs[index[n]]), 4) for n in in_play if n in index}
-    return candidates, in_set, species_warnings(plausible, catalog, top["species"], shares)
+    return candidates, in_set, species_warnings(plausible, catalog, top["species"], shares, traits)
 
 
 def _keep_photo_dangers(answered: list[Warning], photo: list[Warning]) -> list[Warning]:
@@ -354,6 +434,7 @@ def answer(
     field: FieldEvidence | None = None,
     answers: dict[str, str] | None = None,
     strategy: str = "info_gain",
+    traits=None,
 ) -> Result:
     """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
 
@@ -362,7 +443,8 @@ def answer(
     ``probs`` are the photo's probabilities; with ``field`` (the model's trait likelihoods) and parsed
     ``answers`` everything is decided on the re-weighted probabilities, except that every dangerous
     species the photo alone warns about stays warned (an answer can add danger, never hide it), and the
-    result lists the next questions worth asking.
+    result lists the next questions worth asking. With ``traits`` (the trait table) the top candidate's
+    "similar features" lookalikes are named too (:func:`similar_features`).
     """
     t = thresholds
     answers = dict(answers or {})
@@ -395,10 +477,10 @@ def answer(
     photo_probs = np.asarray(probs, dtype=np.float64)
     probs = field.reweight(photo_probs, answers) if answers else photo_probs
     result["candidates"], result["prediction_set"]["species"], warnings = _in_play(
-        probs, labels, catalog, t, index, top_k
+        probs, labels, catalog, t, index, top_k, traits
     )
     if answers:
-        _, _, photo_warnings = _in_play(photo_probs, labels, catalog, t, index, top_k)
+        _, _, photo_warnings = _in_play(photo_probs, labels, catalog, t, index, top_k, traits)
         merged = _keep_photo_dangers(warnings, photo_warnings)
         n_danger = sum(w["kind"] == "toxic_candidate" for w in merged)
         conflicts = _conflicts(int(np.argmax(photo_probs)), labels, field, answers)

@@ -179,7 +179,7 @@ def save_candidate(
         base_weights=BACKBONES[candidate.backbone],
         keep_keys=["classifier.weight", "classifier.bias"],
         half=True,
-        training_images=data["train"].keys,
+        training_images=data["train"].content_hashes(),
         extra={
             "model_id": f"embedded-{candidate.name}",
             "frozen_backbone": True,
@@ -215,11 +215,11 @@ def install(folder: str | Path, target: Path = EMBEDDED_MODEL_DIR, out_dir: Path
     """Make a saved model folder (a candidate or a train.py run's ``model/``) the embedded default in one
     step: check it loads, copy it into the package, fit its one calibration on cross-source validation
     (``engine.trust.measure``, written into the copy's ``config.json``) and write the trust report."""
-    from mushroom_id.core.models import load_model
+    from mushroom_id.core.models import load_model_dir
     from mushroom_id.engine.trust import REPORT_DIR, measure
 
     folder = Path(folder)
-    load_model(f"local-dir:{folder}")  # a folder that does not load never replaces the working model
+    load_model_dir(folder)  # a folder that does not load never replaces the working model
     staging = target.with_name(f".{target.name}.installing")
     if staging.exists():
         shutil.rmtree(staging)

@@ -174,14 +174,17 @@ def nearest_centroid_metrics(data: DataSplits, split: str = "test", catalog: Cat
 
 
 def training_overlap(loaded: LoadedModel, data: DataSplits, split: str) -> int:
-    """How many evaluation photos the model trained on (by content hash, from the model's
-    ``training_images.txt``); 0 when the model does not list its training photos."""
+    """How many evaluation photos the model trained on (by content hash: the sha256 of the photo's bytes,
+    whatever the data layout, against the model's ``training_images.txt``); 0 when the model does not
+    list its training photos."""
     folder = loaded.folder
     listed = folder / "training_images.txt" if folder else None
     if listed is None or not listed.is_file():
         return 0
     seen = set(listed.read_text().split())
-    overlap = sum(k in seen for k in data[split].keys)
+    ds = data[split]
+    other = ds.other_hashes or [""] * len(ds.keys)
+    overlap = sum(k in seen or o in seen for k, o in zip(ds.keys, other, strict=True))
     if overlap:
         print(
             f"WARNING: {overlap} of {len(data[split])} {split} photos are in {loaded.model_id}'s training set: "

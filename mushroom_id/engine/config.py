@@ -57,7 +57,11 @@ class TrainConfig:
     train_split: str = opt("train", "training split name")
     val_split: str = opt("validation", "validation split (model selection, temperature, conformal threshold)")
     test_split: str | None = opt("test", "split evaluated at the end; null: none")
-    num_workers: int = opt(2, "DataLoader worker processes per training process")
+    num_workers: int | None = opt(
+        None,
+        "DataLoader worker processes per training process; null: the machine's cores shared among its "
+        "processes, one left to each (at most 12). On CUDA: pinned memory and persistent workers",
+    )
 
     # augmentation and loss
     scale: list[float] = opt([0.25, 1.0], "random resized crop area range")
@@ -87,7 +91,14 @@ class TrainConfig:
     grad_clip: float | None = opt(1.0, "gradient norm clipping; null: off")
     mixed_precision: str = opt("no", "no | fp16 | bf16")
     channels_last: bool = opt(False, "channels-last memory format at run time (saving is unaffected)")
-    ema_decay: float | None = opt(None, "EMA of the weights (e.g. 0.9998); null: off")
+    ema_decay: float | None = opt(
+        None,
+        "EMA of the weights (e.g. 0.9998: the cap of the warmed-up decay); null: off. Each epoch validates the raw "
+        "and the averaged weights and keeps the better",
+    )
+    ema_warmup: bool = opt(
+        True, "EMA decay 1 - (1 + step)^-2/3 up to ema_decay (timm ModelEmaV3 use_warmup); false: ema_decay throughout"
+    )
     max_steps_per_epoch: int | None = opt(None, "cap on optimizer steps per epoch (smoke tests, dry runs)")
 
     # run control

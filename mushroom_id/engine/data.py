@@ -10,14 +10,21 @@
 ``<image folder>``        ``<root>/<Genus_species>/*.jpg`` (split here, duplicate-grouped) or
                           ``<root>/<split>/<Genus_species>/*.jpg``
 
-Every source becomes :class:`LabeledImages`: an image loader plus integer labels into one label list.
+Every source becomes :class:`LabeledImages`: an image loader plus integer labels into one label list,
+keyed by the sha256 of each photo's bytes whatever the layout (so a model's list of training photos,
+``training_images.txt``, recognises them in any other layout). Split folders and Hub-layout data are
+scanned before use: unreadable images are listed with where they are and left out, as the data
+pipeline does for flat folders.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +32,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from data_prep.split import EVALUATION_HELD_OUT_CAP
 from mushroom_id.core.catalog import Catalog, default_catalog
-from mushroom_id.core.images import load_image
+from mushroom_id.core.images import ImageError, load_image
 from mushroom_id.core.paths import REPO_DIR, shared_photos_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -39,11 +47,20 @@ class LabeledImages(torch.utils.data.Dataset):
     The index lets distributed evaluation prove that every sample is counted exactly once.
     """
 
-    def __init__(self, load: Callable[[int], Image.Image], labels: Sequence[int], keys: Sequence[str], transform=None):
+    def __init__(
+        self,
+        load: Callable[[int], Image.Image],
+        labels: Sequence[int],
+        keys: Sequence[str],
+        transform=None,
+        other_hashes: Sequence[str] = (),
+    ):
         self._load = load
         self.targets = np.asarray(labels, dtype=np.int64)
-        self.keys = list(keys)  # stable ids (sha256 or path) for caches
+        self.keys = list(keys)  # sha256 of each photo's bytes: caches, and "trained on these photos"
         self.transform = transform
+        # hashes of other copies of these photos (a data_prep work folder: the normalized JPEGs it publishes)
+        self.other_hashes = list(other_hashes)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -52,13 +69,22 @@ class LabeledImages(torch.utils.data.Dataset):
         return self._load(i)
 
     def with_transform(self, transform) -> LabeledImages:
-        return LabeledImages(self._load, self.targets, self.keys, transform)
+        return LabeledImages(self._load, self.targets, self.keys, transform, self.other_hashes)
 
     def subset(self, indices: Sequence[int]) -> LabeledImages:
         indices = list(indices)
+        other = [self.other_hashes[i] for i in indices] if self.other_hashes else []
         return LabeledImages(
-            _Reindexed(self._load, indices), self.targets[indices], [self.keys[i] for i in indices], self.transform
+            _Reindexed(self._load, indices),
+            self.targets[indices],
+            [self.keys[i] for i in indices],
+            self.transform,
+            other,
         )
+
+    def content_hashes(self) -> list[str]:
+        """Every sha256 these photos are known by (what a model lists in ``training_images.txt``)."""
+        return [h for h in (*self.keys, *self.other_hashes) if h]
 
     def __getitem__(self, i: int):
         img = self._load(i)
@@ -132,17 +158,19 @@ def _labelled(
         labels = sorted(set(train_names))
     index = {n: i for i, n in enumerate(labels)}
     splits, dropped = {}, {}
-    for split, (load, names, keys) in per_split.items():
+    for split, (load, names, keys, *other) in per_split.items():
         keep = [i for i, n in enumerate(names) if n in index]
         dropped[split] = len(names) - len(keep)
         if len(keep) != len(names):
             load = _Reindexed(load, keep)
-        splits[split] = LabeledImages(load, [index[names[i]] for i in keep], [keys[i] for i in keep])
+        other_hashes = [other[0][i] for i in keep] if other else []
+        targets = [index[names[i]] for i in keep]
+        splits[split] = LabeledImages(load, targets, [keys[i] for i in keep], None, other_hashes)
     return DataSplits(labels=list(labels), splits=splits, source=source, dropped=dropped)
 
 
 SHARED_WORK_DIR = REPO_DIR / "artifacts" / "shared-photos"
-HELD_OUT_CAP = 5  # photos per species in validation and test: no species outweighs the others
+HELD_OUT_CAP = EVALUATION_HELD_OUT_CAP  # photos per species in validation and test (the dataset card quotes it)
 
 
 def manifest_splits(
@@ -184,7 +212,12 @@ def manifest_splits(
             ]
         files = [str(work_dir / r["path"]) for r in chosen]
         names = [species_name(r["species"], catalog) for r in chosen]
-        per_split[name] = (_file_loader(files), names, [r["raw_sha256"] for r in chosen])
+        per_split[name] = (
+            _file_loader(files),
+            names,
+            [r["raw_sha256"] for r in chosen],
+            [r.get("sha256") or "" for r in chosen],  # the normalized JPEG (what `publish` ships)
+        )
     data = _labelled(per_split, labels, source or str(work_dir))
     data.cross_source = frozenset(crossed)
     return data
@@ -204,6 +237,51 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
+def _check_bytes(data: bytes | None) -> tuple[str, str | None]:
+    """(sha256 of the bytes, None) when they decode as training will decode them, else (sha256, why not)."""
+    if not data:
+        return "", "empty (0 bytes)"
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        load_image(data)
+    except ImageError as e:
+        return digest, str(e).replace("the uploaded data", "the file").replace("the image", "the file")
+    return digest, None
+
+
+def _check_file(path: str) -> tuple[str, str | None]:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        return "", f"cannot be read ({e.strerror or e})"
+    return _check_bytes(data)
+
+
+def _scan_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))  # decoding releases the GIL: threads use the cores
+
+
+def scan_images(
+    where: Sequence[str], checks: Iterable[tuple[str, str | None]], what: str
+) -> tuple[list[int], list[str]]:
+    """(indices of the readable images, their sha256); the unreadable ones are listed on stderr with
+    ``where`` (full path) and why, and left out, as the data pipeline drops them for flat folders."""
+    good, hashes, bad = [], [], []
+    for i, (digest, problem) in enumerate(checks):
+        if problem is None:
+            good.append(i)
+            hashes.append(digest)
+        else:
+            bad.append(f"  {where[i]}: {problem}")
+    if bad:
+        print(
+            f"WARNING: {len(bad)} of {len(where)} images in {what} cannot be read and are left out "
+            "(delete or replace them to silence this):\n" + "\n".join(bad),
+            file=sys.stderr,
+        )
+    return good, hashes
+
+
 def image_folder_splits(
     root: Path, labels: list[str] | None = None, catalog: Catalog | None = None, seed: int = 0
 ) -> DataSplits:
@@ -219,9 +297,11 @@ def image_folder_splits(
             files, names = [], []
             for species_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
                 for f in _image_files(species_dir):
-                    files.append(str(f))
+                    files.append(str(f.absolute()))
                     names.append(species_name(species_dir.name, catalog))
-            per_split[split] = (_file_loader(files), names, files)
+            with ThreadPoolExecutor(_scan_workers()) as pool:
+                good, hashes = scan_images(files, pool.map(_check_file, files), f"{folder}")
+            per_split[split] = (_file_loader([files[i] for i in good]), [names[i] for i in good], hashes)
     else:  # through the data pipeline, like every other photo folder: one dedup, one split
         from data_prep.pipeline import prepare_folder
         from mushroom_id.core.paths import CACHE_DIR
@@ -232,8 +312,33 @@ def image_folder_splits(
     return _labelled(per_split, labels, str(root))
 
 
+def _hub_image_checks(ds) -> Iterable[tuple[str, str | None]]:
+    """sha256 and readability of each image of a ``datasets`` split, from its encoded bytes."""
+    import datasets
+
+    raw = ds.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    with ThreadPoolExecutor(_scan_workers()) as pool:
+        for batch in raw.iter(batch_size=256):
+            yield from pool.map(_check_bytes, [_encoded(img) for img in batch["image"]])
+
+
+def _encoded(img: dict | None) -> bytes | None:
+    """The bytes of an undecoded ``datasets.Image`` value (embedded, or a file it points to)."""
+    if not img:
+        return None
+    if img.get("bytes"):
+        return img["bytes"]
+    try:
+        return Path(img["path"]).read_bytes() if img.get("path") else None
+    except OSError:
+        return None
+
+
 def hub_dataset_splits(spec: str, labels: list[str] | None = None, catalog: Catalog | None = None) -> DataSplits:
-    """A Hub dataset id or a local folder in the Hub layout, through ``datasets.load_dataset``."""
+    """A Hub dataset id or a local folder in the Hub layout, through ``datasets.load_dataset``.
+
+    Every image is hashed (sha256 of its encoded bytes) and test-decoded once; a ``sha256`` column (what
+    ``data_prep publish`` writes, for images it already decoded) is trusted instead."""
     import datasets
 
     catalog = catalog or default_catalog()
@@ -247,8 +352,13 @@ def hub_dataset_splits(spec: str, labels: list[str] | None = None, catalog: Cata
             names = [species_name(s, catalog) for s in ds["species"]]
         else:
             raise ValueError(f"{spec}: split {split} has neither a ClassLabel 'label' nor a 'species' column")
-        keys = [f"{spec}:{split}:{i}" for i in range(len(ds))]
-        per_split[split] = (_hf_loader(ds), names, keys)
+        if "sha256" in ds.column_names and all(ds["sha256"]):
+            good, hashes = list(range(len(ds))), list(ds["sha256"])
+        else:
+            where = [f"{spec} {split} row {i}" for i in range(len(ds))]
+            good, hashes = scan_images(where, _hub_image_checks(ds), f"{spec} ({split})")
+        load = _hf_loader(ds) if len(good) == len(ds) else _Reindexed(_hf_loader(ds), good)
+        per_split[split] = (load, [names[i] for i in good], hashes)
     return _labelled(per_split, labels, spec)
 
 
@@ -286,8 +396,9 @@ def check_data_spec(spec: str) -> None:
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return  # a Hub dataset id (org/name)
     how = (
-        "`python -m data_prep all --from ../shared/data/photos` (or the crawl stages, then `python -m data_prep "
-        "publish`) writes it"
+        "`python -m data_prep all --from ../shared/data/photos --licences all` (every photo, for local training; "
+        "publish's default keeps open licences only) or the crawl stages, then `python -m data_prep publish`, "
+        "write it"
         if Path(spec) == Path(PUBLISHED_DATASET)
         else f"`python -m data_prep publish` writes {PUBLISHED_DATASET}"
     )

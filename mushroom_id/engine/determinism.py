@@ -35,10 +35,17 @@ class SeededDataset(torch.utils.data.Dataset):
     generators seeded from ``(seed, e, i)``."""
 
     def __init__(self, dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
+        # in shared memory: persistent DataLoader workers hold their own copy of this dataset and must
+        # still see each new epoch (a plain attribute would stay at the epoch they were started in)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)

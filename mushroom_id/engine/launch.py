@@ -1,10 +1,12 @@
-"""Refuse a launch whose processes disagree about their rank.
+"""Refuse a launch whose processes disagree about their rank; warn when a launcher started fewer
+processes than it was asked for.
 
 ``accelerate launch --multi_gpu --num_processes 2`` on a machine where CUDA is not visible starts two
 processes (WORLD_SIZE=2, RANK 0 and 1) that each fall back to a single-process run: both believe
 they are rank 0 of 1, train the whole dataset and write to the same run folder. ``accelerate
-launch --cpu --num_processes 2`` (without MPI) starts only one process and cannot be detected from
-inside; the README says so. The launches that do what they say:
+launch --cpu --num_processes 2`` (without MPI) starts only one process and sets nothing that says
+more were asked: :func:`warn_lost_processes` reads the request from the launcher's command line (the
+parent process) or its config file. The launches that do what they say:
 
     accelerate launch --multi_gpu --num_processes N train.py ...            # N GPUs, one machine
     accelerate launch --multi_gpu --num_machines M --machine_rank R --num_processes N*M \\
@@ -15,7 +17,9 @@ inside; the README says so. The launches that do what they say:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from mushroom_id.engine.config import ConfigError
 
@@ -39,3 +43,79 @@ def check_launch(num_processes: int, process_index: int, env: Mapping[str, str] 
             "process would train on all the data and write to the same run folder. Several GPUs: "
             f"`{GPU_LAUNCH}` on a machine where CUDA is visible; several CPU processes: `{CPU_LAUNCH}`."
         )
+
+
+def _option(args: Sequence[str], *names: str) -> str | None:
+    """The value of ``--name V`` or ``--name=V`` among ``args``."""
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def requested_processes(launcher: Sequence[str]) -> int | None:
+    """How many processes an ``accelerate launch`` command line asked for (``--num_processes``, else its
+    ``--config_file`` or Accelerate's default config); None when ``launcher`` is not ``accelerate launch``."""
+    words = list(launcher)
+    cli = ("accelerate", "accelerate.commands.accelerate_cli")  # the console script, or python -m
+    at = next((i for i, w in enumerate(words[:-1]) if words[i + 1] == "launch" and Path(w).name in cli), None)
+    if at is not None:
+        args = words[at + 2 :]
+    elif "accelerate.commands.launch" in words:  # python -m accelerate.commands.launch
+        args = words[words.index("accelerate.commands.launch") + 1 :]
+    else:
+        return None
+    asked = _option(args, "--num_processes", "--num-processes")
+    if asked is None:
+        import yaml
+
+        config_file = _option(args, "--config_file", "--config-file")
+        if config_file is None:
+            try:
+                from accelerate.commands.config import default_config_file
+            except ImportError:  # pragma: no cover - depends on the accelerate version
+                return None
+            config_file = default_config_file
+        try:
+            asked = (yaml.safe_load(Path(config_file).read_text()) or {}).get("num_processes")
+        except (OSError, yaml.YAMLError, AttributeError):
+            return None
+    try:
+        return int(asked) if asked is not None else None
+    except ValueError:
+        return None
+
+
+def _parent_command_line() -> list[str]:
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:  # not Linux, or not allowed: nothing to check
+        return []
+    return [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+
+
+def lost_processes_warning(started: int, launcher: Sequence[str]) -> str | None:
+    """The warning for a launcher that asked for more processes than were started, else None."""
+    asked = requested_processes(launcher)
+    if asked is None or asked <= started:
+        return None
+    return (
+        f"WARNING: the launcher asked for {asked} processes but {started} started (`accelerate launch --cpu` "
+        "starts one process unless MPI is set up): this run trains on one process. Several CPU processes: "
+        f"`{CPU_LAUNCH}`; several GPUs: `{GPU_LAUNCH}`."
+    )
+
+
+def warn_lost_processes(env: Mapping[str, str] | None = None, launcher: Sequence[str] | None = None) -> str | None:
+    """Print (stderr, once per process group: rank 0) and return :func:`lost_processes_warning` for this process."""
+    env = os.environ if env is None else env
+    if int(env.get("RANK") or 0) != 0:
+        return None
+    launcher = _parent_command_line() if launcher is None else launcher
+    message = lost_processes_warning(int(env.get("WORLD_SIZE") or 1), launcher)
+    if message:
+        print(message, file=sys.stderr)
+    return message

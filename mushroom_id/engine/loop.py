@@ -1,10 +1,13 @@
-"""The training loop: Accelerate + timm, one function, ``train(config)``.
+"""The training loop: Accelerate + timm, ``train(config)`` in named steps.
 
-Per epoch: train (mixed precision, gradient accumulation, optional EMA and frozen-backbone
-warmup), validate with every sample counted once across processes, log a row to
-``metrics.csv`` / ``metrics.json`` (and every optimizer step to ``steps.csv``), keep the best model
-(Hub layout, ``best/``), ``save_state`` to ``checkpoints/epoch_NNN`` (and every ``checkpoint_every_steps``
-to ``checkpoints/epoch_NNN_step_SSSSSSSS`` inside an epoch) and stop early when validation stops improving.
+:func:`build` (accelerator, data, model, loaders, optimizers, EMA), :func:`resume` (refuses a
+checkpoint of another run, saying what differs, before anything trains), then per epoch
+:func:`train_one_epoch` (mixed precision, gradient accumulation, EMA with warm-up, frozen-backbone
+warmup; loss and top-1 summed over all processes), :func:`validate` (the raw and the averaged weights,
+every sample counted once across processes; the better one is kept) and :func:`end_epoch` (a row in
+``metrics.csv`` / ``metrics.json``, every optimizer step in ``steps.csv``, the best model in ``best/``
+(Hub layout), ``save_state`` to ``checkpoints/epoch_NNN``, and every ``checkpoint_every_steps`` to
+``checkpoints/epoch_NNN_step_SSSSSSSS`` inside an epoch); early stopping when validation stops improving.
 ``--resume auto`` continues at the exact step: the randomness of every batch is a function of its
 position (:mod:`.determinism`), so a killed-and-resumed run computes what the uninterrupted one does.
 At the end the best model gets a temperature and a conformal threshold fitted on validation, is saved
@@ -16,10 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +38,7 @@ from mushroom_id.engine.config import ConfigError, TrainConfig, save_config
 from mushroom_id.engine.data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
 from mushroom_id.engine.determinism import SeededDataset, seed_everything, seed_from
 from mushroom_id.engine.evaluation import quick_metrics
-from mushroom_id.engine.launch import check_launch
+from mushroom_id.engine.launch import check_launch, warn_lost_processes
 from mushroom_id.engine.trainable import (
     CachedTrunkDataset,
     Top,
@@ -169,9 +174,9 @@ def _load_checkpoint(accelerator, ckpt: Path) -> None:
         ) from None
 
 
-def _save_checkpoint(accelerator, out: Path, name: str, keep: int) -> Path:
-    """save_state into ``<name>.tmp``, mark it complete, then rename: a kill never leaves a
-    folder that looks like a finished checkpoint."""
+def _save_checkpoint(accelerator, out: Path, name: str, keep: int, signature: dict | None = None) -> Path:
+    """save_state into ``<name>.tmp`` (with ``checkpoint.json``: what the run is, for :func:`check_resume`),
+    mark it complete, then rename: a kill never leaves a folder that looks like a finished checkpoint."""
     final = out / "checkpoints" / name
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and tmp.exists():
@@ -180,6 +185,8 @@ def _save_checkpoint(accelerator, out: Path, name: str, keep: int) -> Path:
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if signature is not None:
+            (tmp / "checkpoint.json").write_text(json.dumps(signature, indent=1) + "\n")
         (tmp / CHECKPOINT_DONE).write_text("ok\n")
         if final.exists():
             shutil.rmtree(final)
@@ -207,7 +214,7 @@ def _transforms(model, config: TrainConfig):
     return data_config, train_tf, create_transform(**data_config, is_training=False)
 
 
-def _cached_train_set(model, config: TrainConfig, train_ds, data_config, accelerator, data_source: str):
+def _cached_train_set(model, config: TrainConfig, train_ds, data_config, accelerator, data_source: str, loader: dict):
     """Frozen trunk outputs of every training image under ``cache_views`` views, computed once."""
     from timm.data import create_transform
     from torchvision import transforms as T
@@ -252,7 +259,7 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
             maps = torch.load(path, weights_only=True)
         else:
             torch.manual_seed(config.seed)
-            maps = compute_trunk_cache(trunk, train_ds, views, workers=config.num_workers)
+            maps = compute_trunk_cache(trunk, train_ds, views, workers=loader["num_workers"])
             if accelerator.is_main_process:
                 with atomic_path(path) as tmp:
                     torch.save(maps, tmp)
@@ -284,19 +291,89 @@ def _release_accelerator_state() -> None:
         GradientState._reset_state()
 
 
-def train(
-    config: TrainConfig,
-    data: DataSplits | None = None,
-    stop_after: int | None = None,
-    stop_after_steps: int | None = None,
-) -> dict:
-    """Train per ``config``; returns the final report. ``stop_after`` / ``stop_after_steps``: return after that
-    many epochs / optimizer steps of this call, as if killed right after the last checkpoint (tests of
-    ``--resume``)."""
-    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+def default_workers(processes_per_machine: int = 1, cpus: int | None = None) -> int:
+    """DataLoader workers per training process: the machine's cores shared among its processes, one
+    core left to each process itself, at most 12 (decoding and augmenting a 600 px JPEG costs a
+    core ~11-17 ms: bench/README.md measures 60-90 crops/s per core)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(12, cpus // max(1, processes_per_machine) - 1))
 
-    from mushroom_id.core.models import save_model
-    from mushroom_id.engine.plots import training_curves
+
+def loader_settings(config: TrainConfig, device_type: str, processes_per_machine: int = 1) -> dict:
+    """``num_workers`` (the config's, or :func:`default_workers`), ``pin_memory`` and persistent workers on
+    CUDA (page-locked batches copy to the GPU asynchronously; workers are not restarted every epoch)."""
+    workers = config.num_workers if config.num_workers is not None else default_workers(processes_per_machine)
+    cuda = device_type == "cuda"
+    settings: dict = {"num_workers": workers, "pin_memory": cuda, "persistent_workers": cuda and workers > 0}
+    if workers:
+        settings["prefetch_factor"] = 4
+    return settings
+
+
+@dataclass
+class Run:
+    """What :func:`build` sets up and every step of a run works on."""
+
+    config: TrainConfig
+    accelerator: Any
+    out: Path
+    data: DataSplits
+    model: torch.nn.Module  # the timm model
+    net: torch.nn.Module  # what the training forward runs (prepared): the model, or its top over cached trunk maps
+    base: str | None  # the pip base weights (partial saving)
+    trained_keys: list[str]
+    train_set: Any
+    train_loader: Any
+    val_loader: Any
+    loader: dict  # the loader settings in use
+    weights: torch.Tensor  # per-class loss weights
+    optimizers: dict  # "adamw" / "sgd" -> (optimizer, its lr schedule)
+    mixup: Any
+    ema: Any  # timm ModelEmaV3 or None
+    state: TrainState
+    steps_per_epoch: int
+    head: list[str]  # the classifier's parameter prefixes (frozen-backbone warmup)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.data.labels
+
+    def optimizer_for(self, epoch: int) -> tuple[str, Any, Any]:
+        c = self.config
+        switched = c.sgd_switch_epoch is not None and epoch >= c.sgd_switch_epoch
+        name = "sgd" if c.optimizer == "sgd" or switched else "adamw"
+        return (name, *self.optimizers[name])
+
+    def signature(self) -> dict:
+        """What a checkpoint must agree on to be resumed by this run (``checkpoint.json``)."""
+        c = self.config
+        return {
+            "model": c.model,
+            "input_size": int(resolve_data_config_size(self.model)),
+            "classes": list(self.labels),
+            "training_images": len(self.data[c.train_split]),
+            "batch_size": c.batch_size,
+            "grad_accum_steps": c.grad_accum_steps,
+            "processes": self.accelerator.num_processes,
+            "trainable": c.trainable,
+            "cache_frozen": c.cache_frozen,
+            "ema": bool(c.ema_decay),
+        }
+
+
+def resolve_data_config_size(model) -> int:
+    from timm.data import resolve_data_config
+
+    return resolve_data_config(model=model)["input_size"][-1]
+
+
+# ---------------------------------------------------------------- build
+
+
+def build(config: TrainConfig, data: DataSplits | None = None) -> Run:
+    """Accelerator, data, model, loaders, optimizers, schedules, EMA: everything before the first step."""
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 
     if data is None:
         check_data_spec(config.data)
@@ -313,14 +390,12 @@ def train(
     )
     check_launch(accelerator.num_processes, accelerator.process_index)
     seed_everything(seed_from(config.seed, "init"))  # model initialisation (random weights, new heads)
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
+    with accelerator.main_process_first():  # the first process fills caches (duplicate groups) for the others
+        data = data or load_splits(config.data, seed=config.seed)
+    check_classes(data, config.train_split)
     if config.log_with:
         accelerator.init_trackers(config.name, config=config.to_dict())
 
-    with accelerator.main_process_first():  # the first process fills caches (duplicate groups) for the others
-        data = data or load_splits(config.data, seed=config.seed)
     labels = data.labels
     train_ds, val_ds = data[config.train_split], data[config.val_split]
     model, base = build_model(config, labels)
@@ -329,28 +404,29 @@ def train(
     trained_keys = set_trainable(model, config.trainable)
     data_config, train_tf, eval_tf = _transforms(model, config)
 
-    workers = config.num_workers
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE") or accelerator.num_processes)
+    loader = loader_settings(config, accelerator.device.type, per_machine)
+    train_loader_settings = loader
     if config.cache_frozen:
-        train_set, net = _cached_train_set(model, config, train_ds, data_config, accelerator, data.source)
-        workers = 0  # tensors in memory: workers would only copy them
+        train_set, net = _cached_train_set(model, config, train_ds, data_config, accelerator, data.source, loader)
+        train_loader_settings = {"num_workers": 0}  # tensors in memory: workers would only copy them
     else:
         train_set, net = SeededDataset(train_ds.with_transform(train_tf), config.seed), model
     train_loader = torch.utils.data.DataLoader(
         train_set,
         batch_size=config.batch_size,
         shuffle=True,
-        num_workers=workers,
         drop_last=len(train_set) > config.batch_size,  # no batch of one through BatchNorm
+        **train_loader_settings,
     )
     val_loader = torch.utils.data.DataLoader(
         val_ds.with_transform(eval_tf),
         batch_size=config.eval_batch_size or config.batch_size * 2,
         shuffle=False,
-        num_workers=config.num_workers,
+        **loader,
     )
     weights = torch.tensor(
-        class_weights(train_ds.targets, labels, config.class_balance, config.toxic_weight),
-        dtype=torch.float32,
+        class_weights(train_ds.targets, labels, config.class_balance, config.toxic_weight), dtype=torch.float32
     ).to(accelerator.device)
 
     # timm's optimizer factory: the trainable parameters, no weight decay on norm layers and biases
@@ -379,170 +455,399 @@ def train(
     if config.ema_decay:
         from timm.utils import ModelEmaV3
 
-        ema = ModelEmaV3(model, decay=config.ema_decay)
+        # with warm-up the decay grows with the step (1 - (1 + step)^-2/3, capped at ema_decay): a fixed
+        # 0.9998 over ~1,000 steps would leave the average ~80% its initial weights, random head included
+        ema = ModelEmaV3(model, decay=config.ema_decay, use_warmup=config.ema_warmup)
         accelerator.register_for_checkpointing(ema)
     state = TrainState()
     accelerator.register_for_checkpointing(state)
 
-    if config.resume:
-        ckpt = latest_checkpoint(out) if config.resume == "auto" else Path(config.resume)
-        if ckpt is None:
-            accelerator.print(f"--resume auto: no checkpoint in {out / 'checkpoints'}: starting from step 0")
-        elif not ckpt.is_dir():
-            raise ConfigError(f"--resume {config.resume}: no such checkpoint folder")
-        else:
-            _load_checkpoint(accelerator, ckpt)
-            inside = f", {state.batch} batches into epoch {state.epoch + 1}" if state.batch else ""
-            accelerator.print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}{inside}")
-
     steps_per_epoch = math.ceil(len(train_loader) / config.grad_accum_steps)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    adamw_schedule = lr_schedule(adamw, config.lr, config, steps_per_epoch)
-    sgd_schedule = lr_schedule(sgd, config.sgd_lr, config, steps_per_epoch)
-    on_gpu = accelerator.device.type == "cuda"
+    return Run(
+        config=config,
+        accelerator=accelerator,
+        out=out,
+        data=data,
+        model=model,
+        net=net,
+        base=base,
+        trained_keys=trained_keys,
+        train_set=train_set,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        loader=loader,
+        weights=weights,
+        optimizers={
+            "adamw": (adamw, lr_schedule(adamw, config.lr, config, steps_per_epoch)),
+            "sgd": (sgd, lr_schedule(sgd, config.sgd_lr, config, steps_per_epoch)),
+        },
+        mixup=mixup,
+        ema=ema,
+        state=state,
+        steps_per_epoch=steps_per_epoch,
+        head=classifier_prefixes(model),
+    )
 
-    def use_sgd(epoch: int) -> bool:
-        return config.optimizer == "sgd" or (config.sgd_switch_epoch is not None and epoch >= config.sgd_switch_epoch)
 
-    head = classifier_prefixes(model)
-    eval_model = ema.module if ema is not None else model
+def check_classes(data: DataSplits, train_split: str) -> None:
+    """A classifier needs two species with training photos: one would train into a 1-way "100%" model."""
+    present = sorted({data.labels[t] for t in data[train_split].targets})
+    if len(present) < 2:
+        found = f"only {present[0]!r}" if present else "none"
+        raise ConfigError(
+            f"{data.source}: the {train_split} split has photos of {found}: a species classifier needs at least "
+            "two species; add folders (or rows) for other species"
+        )
+
+
+# ---------------------------------------------------------------- resume
+
+SIGNATURE_FILE = "checkpoint.json"  # what the run that saved a checkpoint was (see Run.signature)
+SIGNATURE_NAMES = {
+    "model": "backbone",
+    "input_size": "input size (px)",
+    "classes": "classes",
+    "training_images": "training images",
+    "batch_size": "batch size",
+    "grad_accum_steps": "gradient accumulation steps",
+    "processes": "processes",
+    "trainable": "trainable layers",
+    "cache_frozen": "cache_frozen",
+    "ema": "EMA on",
+}
+
+
+def _show(key: str, value) -> str:
+    if key == "classes" and isinstance(value, list):
+        return f"{len(value)} species" + (f" ({', '.join(value[:3])}{', ...' if len(value) > 3 else ''})")
+    return repr(value)
+
+
+def signature_differences(saved: dict, current: dict) -> list[str]:
+    """Human-readable differences between a checkpoint's run and this one ("backbone: 'a' (checkpoint) vs
+    'b' (this run)")."""
+    diffs = []
+    for key, name in SIGNATURE_NAMES.items():
+        if key in saved and saved[key] != current.get(key):
+            detail = f"{_show(key, saved[key])} (checkpoint) vs {_show(key, current.get(key))} (this run)"
+            if key == "classes" and isinstance(saved[key], list) and len(saved[key]) == len(current.get(key) or []):
+                detail = f"the same number, different names ({sorted(set(saved[key]) ^ set(current[key]))[:4]})"
+            diffs.append(f"{name}: {detail}")
+    return diffs
+
+
+def _weights_differences(ckpt: Path, net: torch.nn.Module) -> list[str]:
+    """Tensor names/shapes of the checkpoint's model against this run's (checkpoints without a signature)."""
+    file = ckpt / "model.safetensors"
+    if not file.is_file():
+        return []
+    from safetensors import safe_open
+
+    with safe_open(str(file), "pt") as f:
+        saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+    mine = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    if saved.keys() != mine.keys():
+        example = sorted(set(saved) - set(mine))[:2] or sorted(set(mine) - set(saved))[:2]
+        return [f"model tensors: {len(set(saved) ^ set(mine))} names differ (e.g. {example})"]
+    shapes = [f"{k} {saved[k]} vs {mine[k]}" for k in saved if saved[k] != mine[k]]
+    return [f"model tensor shapes: {', '.join(shapes[:3])}"] if shapes else []
+
+
+def check_resume(run: Run, ckpt: Path) -> None:
+    """Refuse, before anything is loaded or trained, a checkpoint this run cannot continue, saying what differs."""
+    accelerator = run.accelerator
+    file = ckpt / SIGNATURE_FILE
+    diffs = signature_differences(json.loads(file.read_text()), run.signature()) if file.is_file() else []
+    if not diffs:
+        diffs = _weights_differences(ckpt, accelerator.unwrap_model(run.net))
+    if diffs:
+        saved_config = ckpt.parent.parent / "config.yaml"
+        raise ConfigError(
+            f"--resume {ckpt}: that checkpoint was saved by a different run; "
+            + "; ".join(diffs)
+            + f". Resume with that run's settings (python train.py --config {saved_config} --resume auto), or start "
+            "a new run without --resume (--init-from local-dir:<that run>/best starts from its weights)"
+        )
+
+
+def check_resumed_best(run: Run, ckpt: Path) -> None:
+    """The best model so far must be in this run's folder: it is what the end of the run calibrates and saves."""
+    state = run.state
+    if state.best_epoch > 0 and not (run.out / "best" / "model.safetensors").is_file():
+        origin = ckpt.parent.parent
+        raise ConfigError(
+            f"--resume {ckpt}: the best model so far (epoch {state.best_epoch}) is in {origin / 'best'}, not in "
+            f"{run.out / 'best'} (--output-dir {run.out}). Resume into the checkpoint's own run folder "
+            f"(--output-dir {origin}), or copy {origin / 'best'} to {run.out / 'best'} first"
+        )
+
+
+def resume(run: Run) -> None:
+    """``--resume auto`` (the newest checkpoint in the run folder) or ``--resume <folder>``."""
+    config, accelerator, state = run.config, run.accelerator, run.state
+    ckpt = latest_checkpoint(run.out) if config.resume == "auto" else Path(config.resume)
+    if ckpt is None:
+        accelerator.print(f"--resume auto: no checkpoint in {run.out / 'checkpoints'}: starting from step 0")
+        return
+    if not ckpt.is_dir():
+        raise ConfigError(f"--resume {config.resume}: no such checkpoint folder")
+    check_resume(run, ckpt)
+    _load_checkpoint(accelerator, ckpt)
+    check_resumed_best(run, ckpt)
+    inside = f", {state.batch} batches into epoch {state.epoch + 1}" if state.batch else ""
+    accelerator.print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}{inside}")
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+@dataclass
+class EpochSums:
+    """This process's training sums since they were last added to the state (all processes together)."""
+
+    seen: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+
+
+def sync_epoch_sums(run: Run, local: EpochSums) -> None:
+    """Add every process's sums to the state (identical on every process afterwards), then clear them: the
+    metrics of the whole batch, not rank 0's share, and a checkpoint that holds them all."""
+    accelerator = run.accelerator
+    totals = torch.tensor([local.seen, local.loss_sum, local.correct], dtype=torch.float64, device=accelerator.device)
+    totals = accelerator.reduce(totals, reduction="sum").cpu().tolist()
+    run.state.epoch_seen += int(round(totals[0]))
+    run.state.epoch_loss_sum += totals[1]
+    run.state.epoch_correct += int(round(totals[2]))
+    local.seen, local.loss_sum, local.correct = 0, 0.0, 0
+
+
+def save_checkpoint(run: Run, name: str, local: EpochSums | None = None) -> Path:
+    if local is not None:
+        sync_epoch_sums(run, local)
+    return _save_checkpoint(run.accelerator, run.out, name, run.config.keep_checkpoints, run.signature())
+
+
+def train_one_epoch(run: Run, epoch: int, step_budget: int | None) -> tuple[bool, int]:
+    """Train epoch ``epoch`` (0-based) from where the state says; returns (whole epoch done, steps taken).
+    ``step_budget``: stop after that many optimizer steps (as if killed after its checkpoint)."""
+    config, accelerator, state, model = run.config, run.accelerator, run.state, run.model
+    frozen = epoch < config.freeze_epochs
+    prefixes = run.head if frozen else config.trainable
+    set_trainable(model, prefixes)
+    train_mode(model, prefixes)
+    run.train_set.set_epoch(epoch)
+    run.train_loader.set_epoch(epoch)
+    # a resumed epoch skips the batches it has done (the sampler gives the same order: seed + epoch)
+    loader = accelerator.skip_first_batches(run.train_loader, state.batch) if state.batch else run.train_loader
+    _, optimizer, schedule = run.optimizer_for(epoch)
+    clipped = [p for p in model.parameters() if p.requires_grad]  # this epoch's trainable tensors
+    if accelerator.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(accelerator.device)
+    tic = time.time()
+    bar = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        initial=state.batch,
+        total=len(run.train_loader),
+        disable=not accelerator.is_local_main_process,
+    )
+    local = EpochSums()
+    steps = 0
+    step_losses: list[float] = []
+    done = False
+    for x, y, _ in bar:
+        # dropout, drop path and mixup of this batch: a function of its position only
+        seed_everything(seed_from(config.seed, epoch, state.batch, accelerator.process_index))
+        if config.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if run.mixup is not None and len(y) % 2 == 0:
+            x, targets = run.mixup(x, y)
+        else:
+            targets = smooth_one_hot(y, len(run.labels), config.label_smoothing)
+        with accelerator.accumulate(run.net):
+            with accelerator.autocast():
+                logits = run.net(x)
+            loss = soft_cross_entropy(logits, targets, run.weights)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                if config.grad_clip:
+                    accelerator.clip_grad_norm_(clipped, config.grad_clip)
+                schedule.step_update(num_updates=state.step)
+            optimizer.step()
+            optimizer.zero_grad()
+        state.batch += 1
+        local.seen += len(y)
+        local.loss_sum += float(loss.detach()) * len(y)
+        local.correct += int((logits.argmax(-1) == y).sum())
+        step_losses.append(float(loss.detach()))
+        if not accelerator.sync_gradients:
+            continue
+        state.step += 1
+        state.epoch_steps += 1
+        steps += 1
+        if run.ema is not None:
+            run.ema.update(model, step=state.step)
+        lr = optimizer.param_groups[0]["lr"]
+        state.steps_log.append([state.step, epoch + 1, float(np.mean(step_losses)), lr])
+        step_losses = []
+        elapsed = state.epoch_seconds + time.time() - tic
+        bar.set_postfix(
+            loss=f"{(state.epoch_loss_sum + local.loss_sum) / max(state.epoch_seen + local.seen, 1):.3f}",
+            lr=f"{lr:.2e}",
+            img_s=f"{(state.epoch_seen + local.seen) / max(elapsed, 1e-9):.0f}",  # this process's, so far
+        )
+        done = state.epoch_steps >= run.steps_per_epoch
+        every = config.checkpoint_every_steps
+        if every and state.step % every == 0 and not done:  # the epoch's end saves anyway
+            state.epoch_seconds += time.time() - tic
+            tic = time.time()
+            save_checkpoint(run, checkpoint_name(epoch + 1, state.step), local)
+            save_logs(run)
+        if step_budget is not None and steps >= step_budget and not done:
+            break
+        if done:
+            break
+    else:
+        done = True  # the loader ran out (the last batches did not complete an accumulation)
+    if hasattr(loader, "end"):  # left early: unregister it from Accelerate's gradient state
+        loader.end()
+    if not done:
+        return False, steps
+    state.epoch_seconds += time.time() - tic
+    sync_epoch_sums(run, local)
+    return True, steps
+
+
+# ---------------------------------------------------------------- validate
+
+
+def validate(run: Run) -> dict:
+    """Validation metrics of the raw weights and, with EMA, of the averaged ones; the better (by the
+    monitored metric) is the one this epoch is judged and saved by (``weights``: raw | ema)."""
+    config, accelerator = run.config, run.accelerator
+    candidates = {"raw": run.model} | ({"ema": run.ema.module} if run.ema is not None else {})
+    results = {}
+    for name, module in candidates.items():
+        logits, y, idx = predict(module, run.val_loader, accelerator, desc=f"validation ({name})")
+        results[name] = {**quick_metrics(logits, y, len(run.labels)), "unique_images": int(len(np.unique(idx)))}
+    key = config.monitor.removeprefix("val_")
+    chosen = "raw"
+    if "ema" in results and not _improved(results["raw"][key], results["ema"][key], config.monitor):
+        chosen = "ema"  # ties go to the average
+    row = {f"val_{k}": v for k, v in results[chosen].items()}
+    row["weights"] = chosen
+    for name, metrics in results.items():
+        row[f"val_top1_{name}"] = metrics["top1"]
+        row[f"val_loss_{name}"] = metrics["loss"]
+        if key not in ("top1", "loss"):
+            row[f"val_{key}_{name}"] = metrics[key]
+    if run.ema is not None:
+        row["ema_decay"] = run.ema.get_decay(run.state.step)
+    return row
+
+
+# ---------------------------------------------------------------- end of epoch: log, best model, checkpoint
+
+
+def save_logs(run: Run) -> None:
+    from mushroom_id.engine.plots import training_curves
+
+    state = run.state
+    if run.accelerator.is_main_process:
+        _write_history(run.out, state.history, state.steps_log)
+        if state.steps_log or state.history:
+            training_curves(state.history, run.out / "training_curves.png", steps=state.steps_log)
+
+
+def end_epoch(run: Run, epoch: int, val: dict) -> dict:
+    """Log the epoch's row, keep the best weights (``best/``), checkpoint; returns the row."""
+    from mushroom_id.core.models import save_model
+
+    config, accelerator, state = run.config, run.accelerator, run.state
+    optimizer_name, optimizer, _ = run.optimizer_for(epoch)
+    seen = max(state.epoch_seen, 1)
+    row = {
+        "epoch": epoch + 1,
+        "step": state.step,
+        "optimizer": optimizer_name,
+        "frozen_backbone": epoch < config.freeze_epochs,
+        "lr": optimizer.param_groups[0]["lr"],
+        "train_loss": state.epoch_loss_sum / seen,
+        "train_top1": state.epoch_correct / seen,
+        "train_images": state.epoch_seen,  # all processes
+        "train_images_per_s": state.epoch_seen / max(state.epoch_seconds, 1e-9),
+        "processes": accelerator.num_processes,
+        "workers": run.loader["num_workers"],
+        **val,
+    }
+    if accelerator.device.type == "cuda":
+        row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(accelerator.device) / 2**30
+    state.history.append(row)
+    if config.log_with:
+        accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.step)
+    improved = _improved(row[config.monitor], state.best, config.monitor)
+    if improved:
+        state.best, state.best_epoch, state.bad_epochs = row[config.monitor], epoch + 1, 0
+    else:
+        state.bad_epochs += 1
+    state.epoch = epoch + 1
+    state.start_epoch()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process and improved:
+        chosen = run.ema.module if val["weights"] == "ema" else run.model
+        save_model(
+            accelerator.unwrap_model(chosen),
+            run.out / "best",
+            run.labels,
+            extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1, "weights": val["weights"]},
+        )
+    save_logs(run)
+    save_checkpoint(run, checkpoint_name(epoch + 1))
+    accelerator.print(
+        f"epoch {epoch + 1}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.3f} | "
+        f"val loss {row['val_loss']:.3f} top1 {row['val_top1']:.3f} top5 {row['val_top5']:.3f} "
+        f"({val['weights']} weights) | {row['train_images_per_s']:.1f} img/s"
+    )
+    return row
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train(
+    config: TrainConfig,
+    data: DataSplits | None = None,
+    stop_after: int | None = None,
+    stop_after_steps: int | None = None,
+) -> dict:
+    """Train per ``config``; returns the final report. ``stop_after`` / ``stop_after_steps``: return after that
+    many epochs / optimizer steps of this call, as if killed right after the last checkpoint (tests of
+    ``--resume``)."""
+    warn_lost_processes()
+    run = build(config, data)
+    if config.resume:
+        resume(run)
+    accelerator, state = run.accelerator, run.state
+    if accelerator.is_main_process:  # after the checks: a refused resume leaves the run folder as it was
+        run.out.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.out / "config.yaml")
     epochs_this_call = steps_this_call = 0
     interrupted = False
     started = time.time()
-
-    def save_logs() -> None:
-        if accelerator.is_main_process:
-            _write_history(out, state.history, state.steps_log)
-            if state.steps_log or state.history:
-                training_curves(state.history, out / "training_curves.png", steps=state.steps_log)
-
     for epoch in range(state.epoch, config.epochs):
         if stop_after is not None and epochs_this_call >= stop_after:
             interrupted = True
             break
-        frozen = epoch < config.freeze_epochs
-        prefixes = head if frozen else config.trainable
-        set_trainable(model, prefixes)
-        train_mode(model, prefixes)
-        train_set.set_epoch(epoch)
-        train_loader.set_epoch(epoch)
-        # a resumed epoch skips the batches it has done (the sampler gives the same order: seed + epoch)
-        loader = accelerator.skip_first_batches(train_loader, state.batch) if state.batch else train_loader
-        optimizer, schedule = (sgd, sgd_schedule) if use_sgd(epoch) else (adamw, adamw_schedule)
-        clipped = [p for p in model.parameters() if p.requires_grad]  # this epoch's trainable tensors
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(accelerator.device)
-        tic = time.time()
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            initial=state.batch,
-            total=len(train_loader),
-            disable=not accelerator.is_local_main_process,
-        )
-        step_losses: list[float] = []
-        for x, y, _ in bar:
-            # dropout, drop path and mixup of this batch: a function of its position only
-            seed_everything(seed_from(config.seed, epoch, state.batch, accelerator.process_index))
-            if config.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if mixup is not None and len(y) % 2 == 0:
-                x, targets = mixup(x, y)
-            else:
-                targets = smooth_one_hot(y, len(labels), config.label_smoothing)
-            with accelerator.accumulate(net):
-                with accelerator.autocast():
-                    logits = net(x)
-                loss = soft_cross_entropy(logits, targets, weights)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    if config.grad_clip:
-                        accelerator.clip_grad_norm_(clipped, config.grad_clip)
-                    schedule.step_update(num_updates=state.step)
-                optimizer.step()
-                optimizer.zero_grad()
-            state.batch += 1
-            state.epoch_seen += len(y)
-            state.epoch_loss_sum += float(loss.detach()) * len(y)
-            state.epoch_correct += int((logits.argmax(-1) == y).sum())
-            step_losses.append(float(loss.detach()))
-            if not accelerator.sync_gradients:
-                continue
-            state.step += 1
-            state.epoch_steps += 1
-            steps_this_call += 1
-            if ema is not None:
-                ema.update(model, step=state.step)
-            state.steps_log.append(
-                [state.step, epoch + 1, float(np.mean(step_losses)), optimizer.param_groups[0]["lr"]]
-            )
-            step_losses = []
-            bar.set_postfix(
-                loss=f"{state.epoch_loss_sum / state.epoch_seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}"
-            )
-            last_of_epoch = state.epoch_steps >= steps_per_epoch
-            every = config.checkpoint_every_steps
-            if every and state.step % every == 0 and not last_of_epoch:  # the epoch's end saves anyway
-                state.epoch_seconds += time.time() - tic
-                tic = time.time()
-                _save_checkpoint(accelerator, out, checkpoint_name(epoch + 1, state.step), config.keep_checkpoints)
-                save_logs()
-            if stop_after_steps is not None and steps_this_call >= stop_after_steps and not last_of_epoch:
-                interrupted = True
-                break
-            if last_of_epoch:
-                break
-        if hasattr(loader, "end"):  # left early: unregister it from Accelerate's gradient state
-            loader.end()
-        if interrupted:
+        budget = None if stop_after_steps is None else stop_after_steps - steps_this_call
+        completed, steps = train_one_epoch(run, epoch, budget)
+        steps_this_call += steps
+        if not completed:
+            interrupted = True
             break
-        state.epoch_seconds += time.time() - tic
-
-        val_logits, val_y, val_idx = predict(eval_model, val_loader, accelerator, desc="validation")
-        val = quick_metrics(val_logits, val_y, len(labels))
-        seen = max(state.epoch_seen, 1)
-        row = {
-            "epoch": epoch + 1,
-            "step": state.step,
-            "optimizer": "sgd" if optimizer is sgd else "adamw",
-            "frozen_backbone": frozen,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": state.epoch_loss_sum / seen,
-            "train_top1": state.epoch_correct / seen,
-            "train_images_per_s": state.epoch_seen * accelerator.num_processes / max(state.epoch_seconds, 1e-9),
-            "processes": accelerator.num_processes,
-            **{f"val_{k}": v for k, v in val.items()},
-            "val_unique_images": int(len(np.unique(val_idx))),
-        }
-        if on_gpu:
-            row["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(accelerator.device) / 2**30
-        state.history.append(row)
-        if config.log_with:
-            accelerator.log({k: v for k, v in row.items() if isinstance(v, int | float)}, step=state.step)
-        value = row[config.monitor]
-        improved = _improved(value, state.best, config.monitor)
-        if improved:
-            state.best, state.best_epoch, state.bad_epochs = value, epoch + 1, 0
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch + 1
-        state.start_epoch()
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process and improved:
-            save_model(
-                accelerator.unwrap_model(eval_model),
-                out / "best",
-                labels,
-                extra={"model_id": config.model_id or config.name, "best_epoch": epoch + 1},
-            )
-        save_logs()
-        _save_checkpoint(accelerator, out, checkpoint_name(epoch + 1), config.keep_checkpoints)
-        accelerator.print(
-            f"epoch {epoch + 1}: train loss {row['train_loss']:.3f} top1 {row['train_top1']:.3f} | "
-            f"val loss {val['loss']:.3f} top1 {val['top1']:.3f} top5 {val['top5']:.3f} | "
-            f"{row['train_images_per_s']:.1f} img/s"
-        )
+        end_epoch(run, epoch, validate(run))
         epochs_this_call += 1
         if config.early_stopping_patience is not None and state.bad_epochs >= config.early_stopping_patience:
             accelerator.print(f"early stopping: no {config.monitor} improvement for {state.bad_epochs} epochs")
@@ -569,16 +874,17 @@ def train(
 
     final = finish(
         config,
-        data,
+        run.data,
         accelerator,
-        base=base if config.save_trainable_only else None,
-        keep_keys=trained_keys if config.save_trainable_only else None,
+        base=run.base if config.save_trainable_only else None,
+        keep_keys=run.trained_keys if config.save_trainable_only else None,
         history=state.history,
         steps_log=state.steps_log,
     )
     result.update(final)
     if accelerator.is_main_process:
-        atomic_write_json(out / "result.json", {k: v for k, v in result.items() if k not in ("history", "steps_log")})
+        summary = {k: v for k, v in result.items() if k not in ("history", "steps_log")}
+        atomic_write_json(run.out / "result.json", summary)
     accelerator.end_training()
     return result
 
@@ -599,17 +905,18 @@ def finish(
     """Best model -> its calibration on validation (``engine.calibration.calibrate``: temperature,
     confidence/genus thresholds, conformal quantile) -> ``model/`` -> test evaluation (``eval/``) ->
     with ``export_onnx``/``push_to_hub``: the standalone export (``export/``) and its push."""
-    from mushroom_id.core.models import load_model, save_model
+    from mushroom_id.core.models import load_model_dir, save_model
     from mushroom_id.engine.calibration import calibrate
     from mushroom_id.engine.comparison import evaluate_loaded
     from mushroom_id.engine.plots import training_curves
 
     out = config.out_dir()
-    best = load_model(f"local-dir:{out / 'best'}", device=str(accelerator.device))
+    best = load_model_dir(out / "best", device=str(accelerator.device))
+    workers = loader_settings(config, accelerator.device.type)["num_workers"]
     loader = torch.utils.data.DataLoader(
         data[config.val_split].with_transform(best.transform()),
         batch_size=config.eval_batch_size or config.batch_size * 2,
-        num_workers=config.num_workers,
+        num_workers=workers,
     )
     logits, y, _ = predict(best.model, accelerator.prepare(loader), accelerator, desc="calibration")
     calibration = calibrate(logits, y, best.labels, coverage=config.conformal_coverage)
@@ -632,12 +939,12 @@ def finish(
                 "trained_on": f"{data.source} ({config.train_split} split)",
                 "train_config": {k: v for k, v in config.to_dict().items() if v is not None},
             },
-            training_images=[k for k in data[config.train_split].keys if _is_content_hash(k)] or None,
+            training_images=[k for k in data[config.train_split].content_hashes() if _is_content_hash(k)] or None,
         )
     accelerator.wait_for_everyone()
     result: dict = {"temperature": temperature, "conformal_qhat": qhat, "model_dir": str(model_dir)}
     if config.test_split:
-        loaded = load_model(f"local-dir:{model_dir}", device=str(accelerator.device))
+        loaded = load_model_dir(model_dir, device=str(accelerator.device))
         test = evaluate_loaded(
             loaded,
             data,
@@ -645,7 +952,7 @@ def finish(
             out_dir=out / "eval",
             accelerator=accelerator,
             batch_size=config.eval_batch_size or config.batch_size * 2,
-            workers=config.num_workers,
+            workers=workers,
         )
         result["test"] = test
         if accelerator.is_main_process:
@@ -658,10 +965,10 @@ def finish(
 
         metrics_file = model_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-        source = loaded if config.test_split else load_model(f"local-dir:{model_dir}")
+        source = loaded if config.test_split else load_model_dir(model_dir)
         export_dir = export_hub_folder(source, out / "export", metrics)
         result["export_dir"] = str(export_dir)
-        result["onnx"] = export_onnx(load_model(f"local-dir:{export_dir}"), export_dir / "model.onnx")
+        result["onnx"] = export_onnx(load_model_dir(export_dir), export_dir / "model.onnx")
         if config.push_to_hub:
             result["pushed"] = push_to_hub(export_dir, config.push_to_hub, dataset=data.source)
     accelerator.wait_for_everyone()

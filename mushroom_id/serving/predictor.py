@@ -63,18 +63,21 @@ class Predictor:
         runtime: str | None = None,
         threads: int | None = None,
         traits: Traits | None = None,
+        trait_lookalikes: bool = True,
     ):
         self.loaded = loaded
         self.catalog = catalog or default_catalog()
+        # the trait table: field questions, and "similar features" lookalikes of the top candidate
+        # (trait_lookalikes=False: only the documented confusions are named)
+        self.traits = traits or default_traits()
+        self.trait_lookalikes = trait_lookalikes
         self.transform = loaded.transform()
         self.thresholds = Thresholds.from_config(loaded.config)
         self.runtime = resolve_runtime(runtime)
         self.network: ServedNetwork = served_network(loaded, use_gate)
         self._index = {name: i for i, name in enumerate(loaded.labels)}
         mismatch, self.strategy = field_settings(loaded.config)
-        self.field = FieldEvidence.for_labels(
-            loaded.labels, traits or default_traits(), self.catalog.resolve, mismatch=mismatch
-        )
+        self.field = FieldEvidence.for_labels(loaded.labels, self.traits, self.catalog.resolve, mismatch=mismatch)
         self._onnx = None
         if self.runtime == "onnx":
             from mushroom_id.serving.onnx import OnnxNetwork
@@ -153,4 +156,5 @@ class Predictor:
             field=self.field,
             answers=answers,
             strategy=self.strategy,
+            traits=self.traits if self.trait_lookalikes else None,
         )

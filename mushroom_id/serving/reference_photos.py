@@ -267,6 +267,23 @@ def write_scores(refs: ReferencePhotos, predictor, path: Path | None = None) -> 
     return path
 
 
+def confusion_photo_coverage(refs: ReferencePhotos, catalog: Catalog) -> tuple[list[tuple], list[tuple]]:
+    """Which curated confusions (rows of ``confusions.csv``) the comparison panel can show photo beside
+    photo: ``(covered, missing)``, each a list of ``(dangerous, confused_with, sides without a photo)``.
+    A genus row is covered when the dangerous species and at least one species of the genus have one."""
+    from mushroom_id.core.catalog import read_confusion_rows
+
+    covered, missing = [], []
+    for row in read_confusion_rows():
+        dangerous, other = catalog.resolve(row["dangerous"]), row["confused_with"]
+        others = [sp.name for sp in catalog.species_in_genus(other)] if " " not in other else [catalog.resolve(other)]
+        lacking = [name for name in (dangerous,) if refs.get(name) is None]
+        if not any(refs.get(n) is not None for n in others):
+            lacking.append(other)
+        (missing if lacking else covered).append((row["dangerous"], other, lacking))
+    return covered, missing
+
+
 def thumbnail_bytes(path: str | Path, size: int = THUMB_PX, quality: int = 80) -> bytes:
     """A JPEG no larger than ``size`` px on its longest side (EXIF orientation applied)."""
     from PIL import Image, ImageOps

@@ -186,9 +186,10 @@ def write_url_list(
 
 
 def chain_argv(work_dir: Path, url_list: Path, *more: str) -> list[str]:
-    """``python -m data_prep all`` over a URL list of this stand-in: every image, no delay (one local host)."""
+    """``python -m data_prep all`` over a URL list of this stand-in: every image, no delay (one local host),
+    every licence published (``--licences all``: the shared photos are mostly of unknown licence)."""
     return ["all", "--work-dir", str(work_dir), "--source", "url-list", "--url-list", str(url_list),
-            "--per-species", "0", "--delay", "0", *more]  # fmt: skip
+            "--per-species", "0", "--delay", "0", "--licences", "all", *more]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,69 @@
+"""The ingest stage on small hand-made folders: licences normalised with the text kept, creators taken
+from the folder manifest, and files that cannot be taken in (a decompression bomb) reported one by one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+import zlib
+
+from data_prep.__main__ import main
+from data_prep.common import Manifest
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A valid PNG header announcing ``width x height`` pixels (a few hundred bytes on disk)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_is_reported_and_the_rest_ingested(tmp_path, photo_of, capsys):
+    folder = tmp_path / "photos"
+    species = folder / "Amanita_muscaria"
+    species.mkdir(parents=True)
+    (species / "good.jpg").write_bytes(photo_of("Amanita muscaria").read_bytes())
+    (species / "bomb.png").write_bytes(bomb_png())
+    (species / "notes.png").write_bytes(b"not an image at all")
+    work = tmp_path / "work"
+    assert main(["ingest", "--from", str(folder), "--work-dir", str(work)]) == 0
+    rows = {r["source_url"].rsplit("/", 1)[1]: r for r in Manifest(work).rows()}
+    assert rows["good.jpg"]["status"] == "ok" and (work / rows["good.jpg"]["raw_path"]).is_file()
+    bomb = rows["bomb.png"]
+    assert bomb["status"] == "dropped" and bomb["drop_reason"].startswith("decompression bomb (")
+    assert "Amanita_muscaria/bomb.png" in bomb["drop_reason"] and not bomb["raw_path"]
+    assert rows["notes.png"]["drop_reason"] == "not an image: Amanita_muscaria/notes.png"
+    summary = json.loads((work / "summaries" / "ingest.json").read_text())
+    assert summary["kept"] == 1 and summary["dropped"] == {"decompression bomb": 1, "not an image": 1}
+    assert set(summary["files_not_taken_in"]) == {"Amanita_muscaria/bomb.png", "Amanita_muscaria/notes.png"}
+    assert "decompression bomb" in capsys.readouterr().out
+
+
+def test_licences_are_normalised_and_creators_kept(tmp_path, photo_of):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    texts = {
+        "a.jpg": ("Creative Commons Attribution-Share Alike 4.0", "CC-BY-SA-4.0", "<a href='x'>Ana B.</a>"),
+        "b.jpg": ("https://creativecommons.org/licenses/by/3.0/legalcode", "CC-BY-3.0", ""),
+        "c.jpg": ("see origin", "unknown", ""),
+    }
+    with open(folder / "manifest.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["species", "path", "source", "origin", "license", "author"])
+        for name, (raw, _, author) in texts.items():
+            (folder / name).write_bytes(photo_of("Amanita muscaria").read_bytes())
+            w.writerow(
+                ["Amanita muscaria", name, "commons", f"https://commons.wikimedia.org/wiki/File:{name}", raw, author]
+            )
+    work = tmp_path / "work"
+    assert main(["ingest", "--from", str(folder), "--work-dir", str(work)]) == 0
+    rows = {r["origin"].rsplit(":", 1)[1]: r for r in Manifest(work).rows()}
+    for name, (raw, licence, _) in texts.items():
+        assert rows[name]["license"] == licence and rows[name]["license_raw"] == raw
+    assert rows["a.jpg"]["creator"] == "Ana B." and rows["b.jpg"]["creator"] == ""
