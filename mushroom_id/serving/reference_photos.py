@@ -57,8 +57,9 @@ GBIF_OCCURRENCE = re.compile(r"GBIF occurrence (\d+)")
 
 # Example photos: licence-clean photos (Commons, or iNaturalist via GBIF) that the embedded model did
 # NOT train on and answers rightly (top-1; tests/test_app.py checks each against the committed model),
-# chosen to show each kind of answer: a deadly lookalike (velvet shank / funeral bell, chanterelle /
-# false chanterelle), a poisonous top guess, edible-per-sources species with and without a red panel.
+# chosen to show each kind of answer: a deadly lookalike in red (velvet shank / funeral bell, honey
+# fungus / funeral bell), a poisonous top guess (the false chanterelle), edible-per-sources species with
+# and without a red panel. Only 23 of the 232 held-out licence-clean photos are answered rightly.
 EXAMPLE_PHOTOS = (
     ("Flammulina velutipes", "commons_b139da252b.jpg"),
     ("Cantharellus cibarius", "inat_4919416629_0.jpg"),
