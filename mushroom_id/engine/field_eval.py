@@ -17,6 +17,7 @@ and the three noise levels of top-1 + top-5); **test** numbers are reported for 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="store the chosen mismatch/strategy in config.json")
     parser.add_argument("--out", default="reports", help="field_questions.json and .md go here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--settings-from",
+        default=None,
+        help="a loso.json (python -m mushroom_id.engine.loso): take its mismatch weight and strategy, chosen by "
+        "leave-one-source-out on ~10x more photos, instead of this validation grid's",
+    )
     args = parser.parse_args(argv)
 
     loaded, data, held = held_out(args.model, args.seed)
@@ -228,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
             grid[(w, strategy)] = selection_score(evaluate_strategy(field, pv, yv, strategy, args.seed))
             print(f"validation  mismatch {w:<5} {strategy:60s} {grid[(w, strategy)]:.4f}")
     w, strategy = max(grid, key=grid.get)
+    chosen_by = "cross-source validation"
+    if args.settings_from:
+        loso = json.loads(Path(args.settings_from).read_text())["field_chosen"]
+        w, strategy, chosen_by = (
+            float(loso["mismatch"]),
+            loso["strategy"],
+            f"leave-one-source-out ({args.settings_from})",
+        )
     field = FieldEvidence.for_labels(loaded.labels, traits, catalog.resolve, mismatch=w)
     test_rows = evaluate_strategy(field, pt, yt, strategy, args.seed)
     fixed_rows = {s: evaluate_strategy(field, pt, yt, s, args.seed) for s in STRATEGIES if s != strategy}
@@ -236,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "photos": {"validation": int(len(yv)), "test": int(len(yt))},
         "species": {"validation": int(len(set(yv))), "test": int(len(set(yt)))},
         "validation_grid": {f"{k[0]}|{k[1]}": v for k, v in grid.items()},
-        "chosen": {"mismatch": w, "strategy": strategy},
+        "chosen": {"mismatch": w, "strategy": strategy, "by": chosen_by},
         "test": test_rows,
         "test_other_strategies": fixed_rows,
         "trait_coverage_of_labels": traits.coverage([catalog.resolve(n) or n for n in loaded.labels]),
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Field questions on cross-source test ({len(yt)} photos, {len(set(yt))} species; species-balanced)",
         "",
-        f"Model `{loaded.model_id}`; mismatch weight {w} and strategy `{strategy}` chosen on cross-source validation.",
+        f"Model `{loaded.model_id}`; mismatch weight {w} and strategy `{strategy}` chosen by {chosen_by}.",
         "Cells: top-1 / top-5 after 0-4 answers.",
         "",
         *table(test_rows, "answers"),
