@@ -543,10 +543,13 @@ def _weights_differences(ckpt: Path, net: torch.nn.Module) -> list[str]:
     file = ckpt / "model.safetensors"
     if not file.is_file():
         return []
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(file), "pt") as f:
-        saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+    try:
+        with safe_open(str(file), "pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError):
+        return []  # unreadable: loading it says the checkpoint is corrupt, naming the folder
     mine = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     if saved.keys() != mine.keys():
         example = sorted(set(saved) - set(mine))[:2] or sorted(set(mine) - set(saved))[:2]
