@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
+from mushroom_id.core.answer_text import SHORT_EDIBILITY
 from mushroom_id.core.answer_text import status as answer_status
 from mushroom_id.core.catalog import DANGEROUS, Catalog, Species, default_catalog
 from mushroom_id.core.danger import NEUTRAL_LINE, unnamed_dangers
@@ -31,15 +32,7 @@ from mushroom_id.serving.reference_photos import Photo, ReferencePhotos
 from mushroom_id.serving.ui.pictures import option_picture
 
 # Short badges (one or two words); the full EDIBILITY_TEXT is the badge's tooltip. Never green.
-BADGE_TEXT = {
-    "deadly": "DEADLY",
-    "poisonous": "POISONOUS",
-    "psychoactive": "psychoactive",
-    "inedible": "inedible",
-    "unknown": "edibility unknown",
-    "edible": "edible per sources*",
-    "choice": "edible per sources*",
-}
+BADGE_TEXT = SHORT_EDIBILITY  # the CLI prints the same words (core.answer_text)
 EDIBLE_FOOTNOTE = (
     "* Edible according to the sources named in the catalog, never on a photo's word: only once someone "
     "who knows mushrooms has identified the specimen in hand, and it is properly cooked."
