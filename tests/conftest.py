@@ -53,6 +53,14 @@ def photo_of(photos_dir, photo_manifest):
     return find
 
 
+@pytest.fixture(scope="module")
+def hub_data(tmp_path_factory, photos_dir):
+    """A tiny Hub-layout dataset of real photos (test_train_fixtures.write_hub_dataset), one per module."""
+    from test_train_fixtures import write_hub_dataset
+
+    return write_hub_dataset(tmp_path_factory.mktemp("hub_dataset"), photos_dir)
+
+
 def hand_made_predictor(labels, thresholds: dict, catalog, size: int = 32):
     """A Predictor over a tiny random timm model with the given labels and thresholds (no fungus gate):
     for tests that feed ``Predictor.answer`` probability vectors built by hand."""

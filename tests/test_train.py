@@ -17,7 +17,6 @@ from test_train_fixtures import (  # noqa: F401 (one_thread: an autouse fixture)
     SPECIES,
     one_thread,
     tiny_config,
-    write_hub_dataset,
     write_image_folder,
 )
 
@@ -26,11 +25,6 @@ from mushroom_id.engine.data import class_weights, load_splits
 from mushroom_id.engine.loop import TrainState, lr_schedule, smooth_one_hot, soft_cross_entropy, train
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def hub_data(tmp_path_factory, photos_dir):
-    return write_hub_dataset(tmp_path_factory.mktemp("hub_dataset"), photos_dir)
 
 
 # ------------------------------------------------------------------ config

@@ -31,11 +31,6 @@ from mushroom_id.engine.loop import train
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def hub_data(tmp_path_factory, photos_dir):
-    return write_hub_dataset(tmp_path_factory.mktemp("hub_dataset"), photos_dir)
-
-
 # ------------------------------------------------------------------ 2. loader settings
 
 

@@ -225,11 +225,13 @@ class FieldEvidence:
     mismatch: float = DEFAULT_MISMATCH
     L: dict[str, np.ndarray] = field(init=False)
     known: dict[str, np.ndarray] = field(init=False)
+    shown: dict[str, list[int]] = field(init=False)  # per question: the rows of L offered as buttons
 
     def __post_init__(self):
         if not 0.0 < self.mismatch <= 1.0:
             raise ValueError(f"mismatch weight must be in (0, 1], got {self.mismatch}")
         self.L, self.known = {}, {}
+        self.shown = {k: [i for i, o in enumerate(q.options) if not o.hidden] for k, q in QUESTIONS.items()}
         for key, q in QUESTIONS.items():
             values = [ts.get(q.trait, frozenset()) for ts in self.trait_sets]
             known = np.array([bool(v) for v in values])
@@ -271,9 +273,7 @@ class FieldEvidence:
 
     def answer_model(self, key: str) -> np.ndarray:
         """P(answer | species) for the offered options: the likelihoods normalised per species."""
-        q = QUESTIONS[key]
-        shown = [i for i, o in enumerate(q.options) if not o.hidden]
-        mat = self.L[key][shown]
+        mat = self.L[key][self.shown[key]]
         return mat / mat.sum(axis=0, keepdims=True)
 
     def open_questions(self, answers: Mapping[str, str], skip: Sequence[str] = ()) -> list[str]:
@@ -303,8 +303,7 @@ class FieldEvidence:
         scores = {}
         for key in open_keys:
             pa = (self.answer_model(key) * p).sum(axis=1)  # P(answer): how a person would answer
-            shown = [i for i, o in enumerate(QUESTIONS[key].options) if not o.hidden]
-            post = self.L[key][shown] * p  # the re-weighted answer after each possible answer
+            post = self.L[key][self.shown[key]] * p  # the re-weighted answer after each possible answer
             post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-300)
             if strategy == "info_gain":
                 h0 = -(p[p > 0] * np.log(p[p > 0])).sum()

@@ -50,7 +50,7 @@ def simulated_answers(field: FieldEvidence, y: np.ndarray, noise: float, seed: i
         person: dict[str, str | None] = {}
         for key in QUESTION_KEYS:
             q = QUESTIONS[key]
-            shown = [i for i, o in enumerate(q.options) if not o.hidden]
+            shown = field.shown[key]
             fits = [i for i in shown if field.known[key][label] and field.L[key][i, label] >= 1.0]
             flip, pick_wrong, pick = rng.random(), rng.random(), rng.random()  # drawn always: same stream
             if not fits:
@@ -194,18 +194,33 @@ def floor_probs(data, split: str, temperature_split: str = "validation") -> tupl
     return softmax(out[split][0], t), out[split][1]
 
 
+def cell(m: dict) -> str:
+    """Species-balanced "top-1 / top-5" of one row, in percent."""
+    return f"{100 * m['top1']:.1f}% / {100 * m['top5']:.1f}%"
+
+
+def save_report(out_dir: str | Path, name: str, report: dict, lines: list[str]) -> None:
+    """``<name>.json`` (the numbers) and ``<name>.md`` (the table, also printed) in ``out_dir``."""
+    from mushroom_id.core.io import atomic_write_json, atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / f"{name}.json", report)
+    atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def table(rows: dict, title: str) -> list[str]:
     lines = [f"| {title} | " + " | ".join(f"{k} answers" for k in range(MAX_ANSWERS + 1)) + " |"]
     lines.append("|---|" + "---:|" * (MAX_ANSWERS + 1))
     for noise, r in rows.items():
-        cells = [f"{100 * m['top1']:.1f}% / {100 * m['top5']:.1f}%" for m in r["by_answers"]]
+        cells = [cell(m) for m in r["by_answers"]]
         lines.append(f"| {'exact' if float(noise) == 0 else f'{float(noise):.0%} wrong'} | " + " | ".join(cells) + " |")
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     from mushroom_id.core.catalog import default_catalog
-    from mushroom_id.core.io import atomic_write_json, atomic_write_text
     from mushroom_id.core.models import write_config
     from mushroom_id.core.traits import default_traits
 
@@ -271,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", *table(report["floor_test"], "floor (Lite0 class-mean)")]
     lines += ["", "Other strategies on test (exact answers):", ""]
     for s, rows in fixed_rows.items():
-        cells = [f"{100 * m['top1']:.1f}% / {100 * m['top5']:.1f}%" for m in rows["0.00"]["by_answers"]]
+        cells = [cell(m) for m in rows["0.00"]["by_answers"]]
         lines.append(f"- `{s}`: " + " · ".join(cells))
     exact = test_rows["0.00"]
     lines += [
@@ -280,11 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         f"After 3 exact answers, top probability >= 0.5 for {exact['confident_share_3']:.0%} of photos "
         f"(right {exact['confident_right_3'] or 0:.0%} of those).",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "field_questions.json", report)
-    atomic_write_text(out / "field_questions.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_report(args.out, "field_questions", report, lines)
     if args.write:
         if loaded.folder is None:
             raise SystemExit("--write needs a model folder (embedded or local-dir:)")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -79,8 +78,7 @@ def bootstrap_top5(probs: np.ndarray, y: np.ndarray, rounds: int = 200, seed: in
 
 def trait_targets(field: FieldEvidence, key: str, y: np.ndarray) -> np.ndarray:
     """Per photo, the index of the offered option its species' trait fits (-1: unknown or several)."""
-    q = QUESTIONS[key]
-    shown = [i for i, o in enumerate(q.options) if not o.hidden]
+    shown = field.shown[key]
     out = np.full(len(y), -1)
     for n, label in enumerate(y):
         if not field.known[key][label]:
@@ -96,7 +94,7 @@ def trait_evidence(field: FieldEvidence, q_probs: dict[str, np.ndarray]) -> np.n
     first = next(iter(q_probs.values()))
     ev = np.ones((len(first), len(field.labels)))
     for key, qp in q_probs.items():
-        shown = [i for i, o in enumerate(QUESTIONS[key].options) if not o.hidden]
+        shown = field.shown[key]
         ev *= qp @ field.L[key][shown]
     return ev
 
@@ -104,12 +102,19 @@ def trait_evidence(field: FieldEvidence, q_probs: dict[str, np.ndarray]) -> np.n
 def main(argv: list[str] | None = None) -> int:
     from mushroom_id.core.catalog import default_catalog
     from mushroom_id.core.inference import cached_features
-    from mushroom_id.core.io import atomic_write_json, atomic_write_text
     from mushroom_id.core.models import imagenet_model
     from mushroom_id.core.traits import default_traits
     from mushroom_id.engine.candidates import BACKBONES, train_linear_head
     from mushroom_id.engine.data import SHARED_WORK_DIR, manifest_splits, shared_photo_splits
-    from mushroom_id.engine.field_eval import MISMATCH_GRID, STRATEGIES, evaluate_strategy, selection_score, table
+    from mushroom_id.engine.field_eval import (
+        MISMATCH_GRID,
+        STRATEGIES,
+        cell,
+        evaluate_strategy,
+        save_report,
+        selection_score,
+        table,
+    )
 
     parser = argparse.ArgumentParser(prog="python -m mushroom_id.engine.loso", description=__doc__)
     parser.add_argument("--out", default="reports")
@@ -236,15 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Trait heads (accuracy on photos whose species' trait is known): "
         + ", ".join(f"{k} {v:.0%}" for k, v in report["trait_heads"].items()),
-        f"Photo only: top-1 {100 * a['top1']:.1f}% / top-5 {100 * a['top5']:.1f}%, ECE {a['ece']:.3f}; "
-        f"with predicted traits as evidence: {100 * b['top1']:.1f}% / {100 * b['top5']:.1f}%, ECE {b['ece']:.3f} "
+        f"Photo only: top-1 / top-5 {cell(a)}, ECE {a['ece']:.3f}; "
+        f"with predicted traits as evidence: {cell(b)}, ECE {b['ece']:.3f} "
         f"-> {'kept' if report['trait_heads_kept'] else 'not kept'}.",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "loso.json", report)
-    atomic_write_text(out / "loso.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    save_report(args.out, "loso", report, lines)
     return 0
 
 
