@@ -337,3 +337,25 @@ def test_predicted_traits_are_soft_evidence():
     q = np.zeros((1, 6))
     q[0, 1] = 1.0  # sure it sees pores
     np.testing.assert_allclose(trait_evidence(field, {"hymenium": q})[0], field.likelihood("hymenium", "pores"))
+
+
+def test_not_sure_skips_the_question_and_the_next_one_is_offered():
+    """A person who cannot answer (no spore print) is not asked the same question again."""
+    from mushroom_id.core.questions import skipped_questions
+
+    assert skipped_questions({"spore_print": "not sure", "hymenium": "gills", "Stipe": "skip"}) == [
+        "spore_print",
+        "stipe",
+    ]
+    field = FieldEvidence(
+        ["a", "b"],
+        [
+            {"hymenium": frozenset({"gills"}), "spore_print": frozenset({"white-cream"})},
+            {"hymenium": frozenset({"pores"})},
+        ],
+    )
+    p = np.array([0.5, 0.5])
+    asked = [q["key"] for q in field.next_questions(p, {}, "info_gain")]
+    first = asked[0]
+    after = [q["key"] for q in field.next_questions(p, {}, "info_gain", skip=[first])]
+    assert first not in after and after[0] == asked[1]

@@ -200,6 +200,16 @@ def parse_answers(answers: Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
+def skipped_questions(answers: Mapping[str, str] | None) -> list[str]:
+    """The questions answered "not sure" / "skip": asked, no evidence, and not to be asked again next."""
+    out = []
+    for raw_key, raw_value in (answers or {}).items():
+        key = _normal(raw_key).replace(" ", "_")
+        if key in QUESTIONS and (raw_value is None or _normal(raw_value) in NOT_SURE):
+            out.append(key)
+    return out
+
+
 def parse_answer_args(pairs: Sequence[str]) -> dict[str, str]:
     """``["hymenium=pores", "stipe=ring"]`` (the CLI's ``--answer``) -> parsed answers."""
     raw = {}
@@ -316,10 +326,13 @@ class FieldEvidence:
                 raise ValueError(f"unknown question strategy {strategy!r} (info_gain, top5_gain, fixed:a,b,...)")
         return scores
 
-    def next_questions(self, probs: np.ndarray, answers: Mapping[str, str], strategy: str) -> list[dict]:
-        """The open questions, best first, each with its options and how many of the current top 5
-        candidates each option keeps (a candidate is kept unless the answer contradicts its known trait)."""
-        scores = self.question_scores(probs, answers, strategy)
+    def next_questions(
+        self, probs: np.ndarray, answers: Mapping[str, str], strategy: str, skip: Sequence[str] = ()
+    ) -> list[dict]:
+        """The open questions (not answered, not ``skip``ped: "not sure"), best first, each with its options
+        and how many of the current top 5 candidates each option keeps (a candidate is kept unless the
+        answer contradicts its known trait)."""
+        scores = self.question_scores(probs, answers, strategy, skip)
         p = np.asarray(probs)
         top = [i for i in np.argsort(-p)[:CANDIDATES_SHOWN] if p[i] > 0]
         offers = []

@@ -18,7 +18,7 @@ from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import ImageSource, load_image
 from mushroom_id.core.models import LoadedModel
 from mushroom_id.core.network import ServedNetwork, fungus_scores, served_network
-from mushroom_id.core.questions import DEFAULT_MISMATCH, FieldEvidence, parse_answers
+from mushroom_id.core.questions import DEFAULT_MISMATCH, FieldEvidence, parse_answers, skipped_questions
 from mushroom_id.core.result import ModelInfo, Result
 from mushroom_id.core.safety import Thresholds, answer, combine_observation
 from mushroom_id.core.traits import Traits, default_traits
@@ -113,7 +113,7 @@ class Predictor:
         (question key -> value, see :mod:`mushroom_id.core.questions`; checked before the network runs)."""
         parsed = parse_answers(answers)
         probs, fungus_score = self.photo_probs(images)
-        return self.answer(probs, fungus_score, photos=len(images), top_k=top_k, answers=parsed)
+        return self.answer(probs, fungus_score, len(images), top_k, parsed, skip=skipped_questions(answers))
 
     def photo_probs(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, float | None]:
         """The photos' combined probabilities and mean fungus score: what :meth:`refine` re-weights."""
@@ -131,7 +131,8 @@ class Predictor:
         top_k: int = 5,
     ) -> Result:
         """The answer again with other field answers, from cached photo probabilities: no network."""
-        return self.answer(np.asarray(probs), fungus_score, photos, top_k, parse_answers(answers))
+        parsed, skip = parse_answers(answers), skipped_questions(answers)
+        return self.answer(np.asarray(probs), fungus_score, photos, top_k, parsed, skip=skip)
 
     def answer(
         self,
@@ -140,8 +141,10 @@ class Predictor:
         photos: int = 1,
         top_k: int = 5,
         answers: dict[str, str] | None = None,
+        skip: Sequence[str] = (),
     ) -> Result:
-        """Turn a probability vector into the structured result (:func:`core.safety.answer`)."""
+        """Turn a probability vector into the structured result (:func:`core.safety.answer`); ``skip``:
+        questions answered "not sure", not offered again."""
         model: ModelInfo = {"id": self.loaded.model_id, "num_species": self.loaded.num_classes}
         return answer(
             probs,
@@ -157,4 +160,5 @@ class Predictor:
             answers=answers,
             strategy=self.strategy,
             traits=self.traits if self.trait_lookalikes else None,
+            skip=skip,
         )
