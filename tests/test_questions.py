@@ -499,3 +499,76 @@ def test_not_sure_skips_the_question_and_the_next_one_is_offered():
     first = asked[0]
     after = [q["key"] for q in field.next_questions(p, {}, "info_gain", skip=[first])]
     assert first not in after and after[0] == asked[1]
+
+
+# ----------------------------------------------------------------------------- held-out-source answers
+
+
+def _two_source_table():
+    """Three species, two sources that disagree on one of them (B's stem)."""
+    rows = []
+    for name, wiki, wagner in (
+        ("A a", {"stipe": "ring", "hymenium": "gills"}, {"stipe": "ring", "hymenium": "gills"}),
+        ("B b", {"stipe": "bare", "hymenium": "gills"}, {"stipe": "ring", "hymenium": "gills"}),
+        ("C c", {"stipe": "bare", "hymenium": "pores"}, {"stipe": "bare", "hymenium": "pores"}),
+    ):
+        for source, traits in ((SOURCE_WIKIPEDIA, wiki), (SOURCE_WAGNER, wagner)):
+            rows += [{"name": name, "trait": t, "source": source, "values": v} for t, v in traits.items()]
+    return Traits(rows)
+
+
+def test_held_out_answers_come_from_one_source_and_reweight_with_the_others():
+    from mushroom_id.core.traits import BASES
+    from mushroom_id.engine.field_eval import ask_sequence, held_out_answers, two_source_keys
+
+    traits = _two_source_table()
+    names = ["A a", "B b", "C c"]
+    field = FieldEvidence.for_labels(names, traits, mismatch=0.1)
+    fields = {b: FieldEvidence.for_labels(names, traits.without(b), mismatch=0.1) for b in BASES}
+    assert set(two_source_keys(traits)) == {"stipe", "hymenium"}
+    y = np.array([1] * 200)
+    people = held_out_answers(field, traits, names, y, noise=0.0, seed=3)
+    stems = {p["stipe"] for p in people}
+    assert stems == {("bare", "wikipedia"), ("ring", "wagner2021")}  # B's two sources, each picked
+    # Wagner's "ring" for B, judged by the table without Wagner (Wikipedia: bare): a contradiction,
+    # where the same-source table (ring or bare) would have called it a fit
+    assert fields["wagner2021"].likelihood("stipe", "ring")[1] == 0.1 and field.likelihood("stipe", "ring")[1] == 1
+    probs = np.tile([0.2, 0.6, 0.2], (len(y), 1))
+    run = ask_sequence(field, probs, people, "fixed:stipe", steps=1, only=("stipe",), fields=fields)
+    wagner_said = np.array([p["stipe"][1] == "wagner2021" for p in people])
+    # by hand: Wagner's "ring" judged by Wikipedia (A ring, B bare, C bare): 0.6 x 0.1 / (0.2 + 0.06 + 0.02);
+    # Wikipedia's "bare" judged by Wagner (A ring, B ring, C bare): a ring may be missed, 0.6 x 0.5 / 0.6
+    np.testing.assert_allclose(run.probs[1][wagner_said, 1], 0.06 / 0.28)
+    np.testing.assert_allclose(run.probs[1][~wagner_said, 1], 0.5)
+
+
+def test_mismatch_weights_follow_how_often_the_sources_disagree():
+    from mushroom_id.engine.field_eval import source_mismatch_weights
+
+    agree = [
+        {"name": f"S{i}", "trait": "hymenium", "source": s, "values": "gills" if i % 2 else "pores"}
+        for i in range(40)
+        for s in (SOURCE_WIKIPEDIA, SOURCE_WAGNER)
+    ]
+    # one species in four: Wagner says teeth where Wikipedia says gills or pores
+    disagree = [
+        dict(r, values="teeth") if r["source"] == SOURCE_WAGNER and int(r["name"][1:]) % 4 == 0 else r for r in agree
+    ]
+    w_agree = source_mismatch_weights(Traits(agree))["hymenium"]
+    w_disagree = source_mismatch_weights(Traits(disagree))["hymenium"]
+    assert w_agree == 0.02 and w_disagree > 0.05  # floor when they never disagree; more when they do
+
+
+def test_the_answer_temperature_is_fitted_to_what_the_answers_know():
+    from mushroom_id.engine.field_eval import fit_temperature, temper
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 400)
+    # an over-confident posterior: 99% on a guess that is right only 60% of the time
+    guess = np.where(rng.random(400) < 0.6, y, (y + 1) % 5)
+    p = np.full((400, 5), 0.0025)
+    p[np.arange(400), guess] = 0.99
+    t = fit_temperature([p], y)
+    assert t > 1.5
+    assert abs(temper(p, t).max(1).mean() - 0.6) < abs(0.99 - 0.6)
+    assert fit_temperature([temper(p, 4.0)], y) < t  # already softened: less to do
