@@ -38,7 +38,7 @@ from mushroom_id.engine.evaluation import species_mean_accuracy
 NOISE_LEVELS = (0.0, 0.10, 0.25)
 MISMATCH_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
 SCALES = (0.5, 1.0, 2.0)  # multipliers of the per-question weights tried on validation
-TEMPERATURES = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
+TEMPERATURES = (0.75, 0.85, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 STRATEGIES = (
     "info_gain",
     "gain_per_effort",
@@ -88,12 +88,20 @@ def two_source_keys(traits) -> tuple[str, ...]:
 
 
 def held_out_answers(
-    field: FieldEvidence, traits, names: list[str | None], y: np.ndarray, noise: float, seed: int = 0
+    field: FieldEvidence,
+    traits,
+    names: list[str | None],
+    y: np.ndarray,
+    noise: float,
+    seed: int = 0,
+    fields: dict[str, FieldEvidence] | None = None,
 ) -> list[dict[str, tuple[str, str] | None]]:
     """Held-out-source person: question -> (answer, the source it came from), or None.
 
     ``names``: the catalog name of each label. For each question one source that knows the true species'
-    trait is picked at random and the answer drawn from its own values (then flipped with ``noise``)."""
+    trait is picked at random and the answer drawn from its own values (then flipped with ``noise``).
+    With ``fields`` (the tables without each source) only answers that the other sources can judge
+    (they know the true species' trait) are kept: the pairs where source disagreement alone is measured."""
     rng = np.random.default_rng(seed)
     keys = two_source_keys(traits)
     out = []
@@ -113,7 +121,8 @@ def held_out_answers(
             basis = sorted(by_basis)[int(pick_source * len(by_basis))]
             fits = [i for i in field.shown[key] if q.options[i].matches & by_basis[basis]]
             value = _draw(rng, key, field.shown[key], fits, noise)
-            person[key] = (value, basis) if value else None
+            judged = fields is None or bool(fields[basis].known[key][label])
+            person[key] = (value, basis) if value and judged else None
         out.append(person)
     return out
 
@@ -220,6 +229,21 @@ def evaluate_held_out(field, fields, traits, names, probs, y, strategy, seed=0, 
         run = ask_sequence(field, probs, people, strategy, only=only, later=LATER, fields=fields)
         rows[f"{noise:.2f}"] = rows_for(run, y)
     return rows
+
+
+def evaluate_matched(field, fields, traits, names, probs, y, strategy, seed=0) -> dict:
+    """Source disagreement alone: held-out-source answers only where the other sources know the true
+    species' trait, beside same-source answers to exactly those questions of those photos."""
+    only = tuple(k for k in INSTANT_KEYS if k in two_source_keys(traits))
+    held = held_out_answers(field, traits, names, y, 0.0, seed, fields=fields)
+    exact = simulated_answers(field, y, 0.0, seed)
+    same = [{k: (exact[n][k] if v else None) for k, v in person.items()} for n, person in enumerate(held)]
+    return {
+        "held-out source": rows_for(
+            ask_sequence(field, probs, held, strategy, only=only, later=LATER, fields=fields), y
+        ),
+        "same source": rows_for(ask_sequence(field, probs, same, strategy, only=only, later=LATER), y),
+    }
 
 
 def selection_score(rows: dict) -> float:
@@ -466,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     same = evaluate_strategy(full, pt, yt, strategy)
     other = evaluate_held_out(full, without, traits, names, pt, yt, strategy)
     blind = evaluate_strategy(full, pt, yt, "info_gain", only=None, later=())  # as before: the print may be first
+    matched = evaluate_matched(full, without, traits, names, pt, yt, strategy)
     named = [
         ("same source, exact", same["0.00"]),
         ("same source, 10% wrong", same["0.10"]),
@@ -473,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         ("held-out source, exact", other["0.00"]),
         ("held-out source, 10% wrong", other["0.10"]),
         ("effort ignored (spore print may come first), same source, exact", blind["0.00"]),
+        ("where another source knows the trait: held-out source, exact", matched["held-out source"]),
+        ("the same questions of the same photos: same source, exact", matched["same source"]),
     ]
     report = {
         "model": loaded.model_id,
@@ -485,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         "test_same_source": same,
         "test_held_out_source": other,
         "test_effort_ignored": blind,
+        "test_matched": matched,
         "trait_coverage_of_labels": traits.coverage([n or "" for n in names]),
     }
     if args.floor:
