@@ -1,4 +1,6 @@
-"""all: run species -> crawl -> dedup -> normalize -> split -> publish with one set of options.
+"""all: every stage: species -> crawl -> dedup -> normalize -> split -> publish (--from DIR: ingest -> dedup -> ...)
+
+With ``--from DIR`` the chain is ingest -> dedup -> normalize -> split -> publish (no species, no crawl).
 
 Every stage is resumable, so rerunning ``all`` after a crash (or after adding species) redoes only
 what is missing. ``--skip-species`` keeps an existing species.csv (e.g. one made with --candidates).

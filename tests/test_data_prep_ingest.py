@@ -128,3 +128,29 @@ def test_every_file_left_out_is_named_by_the_users_own_path(tmp_path, photo_mani
     assert f"{other / 'broken.jpg'}: " in out.split("normalize left out")[1]
     with open(work2 / "left_out.csv", newline="") as f:
         assert {r["file"] for r in csv.DictReader(f)} >= {str(other / "readme.jpg"), str(other / "broken.jpg")}
+
+
+def test_all_help_names_the_chain_that_from_runs(capsys):
+    """Issue 29.6: `all --help` said only "species -> crawl -> ..." though `--from` runs ingest instead."""
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["all", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "species -> crawl -> dedup -> normalize -> split -> publish" in text
+    assert "(--from DIR: ingest -> dedup -> ...)" in text
+
+
+def test_a_prepared_folder_says_where_its_cache_lives_every_time(tmp_path, photo_of, capsys):
+    """Issue 29.6: a class folder is prepared under ~/.cache/mushroom_id/folders/<hash>; a reuse said nothing."""
+    from data_prep.pipeline import prepare_folder
+
+    folder = tmp_path / "photos" / "Amanita_muscaria"
+    folder.mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(photo_of("Amanita muscaria").read_bytes())
+    (folder / "b.jpg").write_bytes(photo_of("Amanita virosa").read_bytes())
+    work = tmp_path / "cache" / "folders" / "0123"
+    for _ in range(2):  # built, then reused
+        prepare_folder(folder.parent, work, crops=False, quiet=True, workers=1)
+        err = capsys.readouterr().err
+        assert str(work) in err and str(folder.parent) in err
