@@ -395,3 +395,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=default_workers(), help="parallel processes (default: all cores)"
     )
+    from .ray_engine import add_engine_arguments
+
+    add_engine_arguments(parser)
