@@ -71,6 +71,8 @@ def test_all_engine_ray_writes_the_same_dataset_as_the_default_engine(folder, tm
     local, ray = works["local"], works["ray"]
     # Ray did the work: each pipeline read and wrote Parquet in the work folder
     for task in ("phash", "pairs", "pairs-mirror", "embed", "normalize"):
+        assert (ray / "ray" / task / "input.parquet").is_file(), task
+    for task in ("phash", "pairs", "embed", "normalize"):  # (no mirrored copy here: pairs-mirror writes none)
         assert list((ray / "ray" / task / "output").glob("*.parquet")), task
     assert not (local / "ray").exists()
     assert json.loads((ray / "summaries" / "dedup.json").read_text())["engine"] == "ray"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mushroom_id.engine.config import TrainConfig, load_config, parse_args, save_config
-from mushroom_id.engine.loop import TrainState, resume_refusal, resumed_message, signature_differences
+from mushroom_id.engine.loop import TrainState, signature_differences
 
 
 def test_a_class_mismatch_names_every_species_on_each_side():
@@ -35,6 +35,8 @@ def test_a_class_mismatch_names_every_species_on_each_side():
     ids=["inside-an-epoch", "at-an-epoch-end"],
 )
 def test_the_resume_message_names_one_epoch(tmp_path, state, said):
+    from mushroom_id.engine.loop import resumed_message
+
     message = resumed_message(tmp_path / "ckpt", state)
     assert message.endswith(said) and "epoch 0" not in message
 
@@ -57,6 +59,8 @@ def test_an_applied_img_size_is_not_reported_as_not_passed(caplog):
 def test_the_suggested_resume_command_resumes_the_folder_it_names(tmp_path):
     """A run folder copied elsewhere: its config.yaml still names the original folder, so the suggested
     `--config <copy>/config.yaml --resume auto` resumed (and wrote into) the original."""
+    from mushroom_id.engine.loop import resume_refusal
+
     original = tmp_path / "runs" / "a"
     save_config(TrainConfig(output_dir=str(original), data="somewhere"), original / "config.yaml")
     (original / "checkpoints" / "epoch_001").mkdir(parents=True)
