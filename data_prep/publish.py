@@ -85,6 +85,12 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--pretty-name", default="Mushroom species images (cleaned)")
     g.add_argument(
+        "--leave-out-untrainable",
+        action="store_true",
+        help="publish without the species that have validation/test photos but no training photo (after the "
+        "licence filter), instead of refusing the build; the run and the card say which",
+    )
+    g.add_argument(
         "--licences",
         choices=LICENCE_CHOICES,
         default="open",
@@ -474,7 +480,11 @@ def dataset_card(
     }
     candidates = [r for r in rows if r["status"] == "ok" and r["split"]]
     published_ids = {r["image_id"] for r in published}
-    left_out = Counter(why_not_open(r["license"]) for r in candidates if r["image_id"] not in published_ids)
+    left_out = Counter(
+        why_not_open(r["license"]) or "species without a training photo (--leave-out-untrainable)"
+        for r in candidates
+        if r["image_id"] not in published_ids
+    )
     drops = Counter((r["drop_stage"], reason_kind(r["drop_reason"])) for r in rows if r["status"] == "dropped")
     lines = [
         f"# {pretty_name}",
@@ -607,6 +617,7 @@ def build_dataset(
     pretty_name: str = "",
     licences: str = "open",
     repo_id: str | None = None,
+    leave_out_untrainable: bool = False,
 ) -> dict:
     from mushroom_id.core.catalog import default_catalog
 
@@ -624,6 +635,13 @@ def build_dataset(
             f"--licences {licences}: none of the {n_all} images has a licence it takes ({reasons}). "
             "Crawl licensed photos (crawl --source gbif), or publish privately with --licences all."
         )
+    n_after_licence = len(published)
+    if leave_out_untrainable:
+        _, missing = untrainable(published)
+        if missing:
+            gone = [r for r in published if r["species"] in missing]
+            left_out[f"species without a training photo ({len(missing)}: {', '.join(missing)})"] += len(gone)
+            published = [r for r in published if r["species"] not in missing]
     check_trainable(published, f"--licences {licences} left out {n_all - len(published)} images" if left_out else "")
     names = sorted(catalog.names)
     label_of = {n: i for i, n in enumerate(names)}
@@ -676,7 +694,7 @@ def build_dataset(
         "species": len(species_counts),
         "labels": len(names),
         "bytes_on_disk": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
-        "left_out_by_licence": n_all - len(published),
+        "left_out_by_licence": n_all - n_after_licence,
         "left_out_reasons": dict(left_out.most_common()),
         "per_species": per_species_counts(published),
     }
@@ -725,8 +743,8 @@ def check_trainable(rows: list[dict], context: str = "") -> None:
         "sources out for evaluation; when the licence filter keeps only held-out photos (or too few photos per "
         "species and source came in), nothing is left to train on. What to do: add photos of these species "
         "under an open licence (a second source, e.g. `crawl --source gbif`), or publish every photo privately "
-        "(`--licences all`), or leave the species out (`split --min-per-species 3`); then rerun. Nothing was "
-        "published."
+        "(`--licences all`), or leave the species out (`publish --leave-out-untrainable`, or `split "
+        "--min-per-species 3`); then rerun. Nothing was published."
     )
 
 
@@ -876,7 +894,15 @@ def run(args: argparse.Namespace) -> int:
                     "private (there is no public push of them)",
                     flush=True,
                 )
-    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name, args.licences, args.repo_id)
+    counts = build_dataset(
+        args.work_dir,
+        out,
+        args.max_shard_mb,
+        args.pretty_name,
+        args.licences,
+        args.repo_id,
+        getattr(args, "leave_out_untrainable", False),
+    )
     left = counts["left_out_reasons"]
     lines = [(f"{s}", counts.get(s, 0)) for s in SPLITS] + [
         ("species with images / labels", f"{counts['species']} / {counts['labels']}"),
