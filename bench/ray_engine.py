@@ -41,6 +41,8 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
     import ray
 
@@ -108,6 +110,7 @@ def main() -> int:
     results.append(("pair search (distance 10)", f"{args.rows:,} hashes, {len(pairs_local):,} pairs", t_local, t_ray))
     ray.shutdown()
 
+    print(f"\n{started}; nproc {os.cpu_count()}; load average at start {load}; python {' '.join(sys.argv)}")
     print(f"\nRay {ray.__version__} start-up (local, {args.cpus} CPUs): {startup:.1f} s (not counted below)\n")
     print(f"| stage | size | single machine ({args.cpus} workers) s | Ray Data ({args.cpus} CPUs) s | ratio |")
     print("|---|---|---:|---:|---:|")

@@ -1,7 +1,7 @@
 """`--engine ray` (issue 29.3): the per-image stages (PHash, embeddings, normalize) and the near-duplicate search
 as Ray Data pipelines on Parquet write the same dataset as the default engine, on real photos from ../shared.
 
-One end-to-end run per engine on ~35 photos of 4 species, among them the known near duplicates of the shared
+One end-to-end run per engine on 26 photos of 4 species, among them the known near duplicates of the shared
 set (Boletus edulis webthumb val 227 ~ train 101 at PHash 4; train 151 a small copy of 129; a fly agaric filed
 as Amanita hongoi), so the pair search decides something. A local Ray with 2 CPUs, shut down at the end."""
 
