@@ -116,14 +116,16 @@ def run_table(
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "output").mkdir(parents=True)
     table = pa.table(columns)
-    # one input file in row groups of one batch: Ray reads it as several blocks, so the workers share it
+    # one input file read as a few blocks per CPU: enough for the workers to share it, few enough that Ray's
+    # per-task cost (measured: it dominated with one block per batch on 2 CPUs) stays small
     pq.write_table(table, folder / "input.parquet", row_group_size=batch_size)
-    ds = ray.data.read_parquet(str(folder / "input.parquet"), override_num_blocks=max(1, len(table) // batch_size))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    blocks = max(1, min(-(-len(table) // batch_size), 2 * cpus))
+    ds = ray.data.read_parquet(str(folder / "input.parquet"), override_num_blocks=blocks)
     options: dict = {"batch_size": batch_size, "batch_format": "pyarrow"}
     if isinstance(fn, type):
         # the actors hold a CPU each for their whole life: leave one for the read tasks that feed them, or a
         # small cluster (2 CPUs, 2 actors) waits forever
-        cpus = int(ray.cluster_resources().get("CPU", 1))
         concurrency = max(1, min(actors or 1, cpus - 1))
         options |= {"concurrency": concurrency, "num_cpus": 1, "fn_constructor_kwargs": constructor_kwargs or {}}
     else:
