@@ -23,7 +23,7 @@ from .common import add_common_arguments, atomic_write_bytes, atomic_write_text,
 CHAIN = ("species", "crawl", "dedup", "normalize", "split", "publish")
 LOCAL_CHAIN = ("ingest", "dedup", "normalize", "split", "publish")
 # Bump when a stage's output for the same input changes (prepared folders are then rebuilt).
-PREPARE_VERSION = "2026-12-03.joint-near-copies.5"  # .5: PHash + embedding joint pass, MO image groups
+PREPARE_VERSION = "2026-12-07.left-out.6"  # .6: every file of a class folder looked at, left_out.csv; .5: joint pass
 # Caches keyed by content (and named after what made them) that a rebuild keeps: a new PREPARE_VERSION or a
 # changed manifest re-runs the stages, not the hashing and embedding of photos it has already seen.
 KEPT_CACHES = ("cache/phash.jsonl", "cache/embeddings-*.npz")
