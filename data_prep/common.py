@@ -11,6 +11,8 @@ Layout of a work folder (default ``artifacts/data``)::
     manifest.csv             THE per-image manifest (columns below), rewritten atomically by each stage
     dedup_report.csv         every duplicate pair found and what was done about it
     dataset/                 publish: the Hub-layout dataset folder
+    left_out.csv             every image left out so far (the user's own file for a local folder, else its
+                             URL), the stage and the reason; rewritten by each stage
 
 Resuming: a stage appends each finished image to a journal (one JSON line, flushed) before moving
 on; a rerun loads the journal and only does what is missing. A line cut short by a kill is ignored.
@@ -286,7 +288,56 @@ class Stage:
         self.manifest.write(self.rows)
 
     def finish(self, summary: dict[str, Any]) -> int:
-        return report(self.work_dir, self.name, summary)
+        code = report(self.work_dir, self.name, summary)
+        announce_left_out(self.work_dir, self.rows, self.name)
+        return code
+
+
+LEFT_OUT_REPORT = "left_out.csv"
+LEFT_OUT_COLUMNS = ("file", "species", "stage", "reason", "image_id")
+
+
+def user_files(work_dir: Path) -> dict[str, str]:
+    """image_id -> the user's own file, for the photos ``ingest`` took in from a local folder."""
+    out: dict[str, str] = {}
+    for f in sorted((Path(work_dir) / "local" / "paths").glob("*.csv")):
+        out.update((r["image_id"], r["file"]) for r in read_csv(f))
+    return out
+
+
+def left_out(work_dir: Path, rows: Iterable[Row]) -> list[dict[str, str]]:
+    """Every dropped row as (the user's file, or the URL for a crawled one; species; stage; reason)."""
+    files = user_files(work_dir)
+    return [
+        {
+            "file": files.get(r["image_id"]) or r["source_url"],
+            "species": r["species"],
+            "stage": "ingest" if r["crawler"] == "local" and r["drop_stage"] == "crawl" else r["drop_stage"],
+            "reason": r["drop_reason"],
+            "image_id": r["image_id"],
+        }
+        for r in rows
+        if r["status"] == "dropped"
+    ]
+
+
+def announce_left_out(work_dir: Path, rows: Iterable[Row], stage: str, file=None) -> list[dict[str, str]]:
+    """Rewrite ``left_out.csv`` from the manifest rows, and print the user's own files this stage left out
+    (a crawl's URLs are counted in its summary, not listed). Returns that stage's entries."""
+    entries = left_out(work_dir, rows)
+    write_csv(Path(work_dir) / LEFT_OUT_REPORT, entries, LEFT_OUT_COLUMNS)
+    files = user_files(work_dir)
+    mine = [e for e in entries if e["stage"] == stage and e["image_id"] in files]
+    print_left_out(mine, f"{stage} left out {len(mine)} of your files", Path(work_dir) / LEFT_OUT_REPORT, file)
+    return mine
+
+
+def print_left_out(entries: list[dict[str, str]], title: str, report_file: Path, file=None) -> None:
+    if not entries:
+        return
+    print(f"\n{title} (all left-out images: {report_file}):", file=file or sys.stdout)
+    for e in entries:
+        print(f"  {e['file']}: {e['reason']}", file=file or sys.stdout)
 
 
 def report(work_dir: Path, stage: str, summary: dict[str, Any]) -> int:
@@ -344,3 +395,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=default_workers(), help="parallel processes (default: all cores)"
     )
+    from .ray_engine import add_engine_arguments
+
+    add_engine_arguments(parser)

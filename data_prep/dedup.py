@@ -118,8 +118,11 @@ def _phash_one(item: tuple[str, str]) -> tuple[str, str, str]:
     return sha, code, mirror
 
 
-def compute_phashes(rows: list[dict], work_dir: Path, workers: int) -> dict[str, tuple[str, str]]:
-    """(PHash, mirror PHash) per raw sha256 (cached in cache/phash.jsonl); "" for files PHash cannot read."""
+def compute_phashes(
+    rows: list[dict], work_dir: Path, workers: int, engine: str = "local"
+) -> dict[str, tuple[str, str]]:
+    """(PHash, mirror PHash) per raw sha256 (cached in cache/phash.jsonl); "" for files PHash cannot read.
+    ``engine="ray"``: hashed by a Ray Data pipeline (:mod:`data_prep.ray_engine`), into the same journal."""
     journal = Journal(work_dir / "cache" / "phash.jsonl", key="sha256")
     known = {k: (v["phash"], v["mirror"]) for k, v in journal.load().items() if "mirror" in v}
     todo = {}
@@ -128,10 +131,16 @@ def compute_phashes(rows: list[dict], work_dir: Path, workers: int) -> dict[str,
             todo.setdefault(r["raw_sha256"], str(work_dir / r["raw_path"]))
     if not todo:
         return known
-    import imagededup.methods  # noqa: F401  (~7 s; imported once here: forked workers inherit it)
+    if engine == "ray":
+        from . import ray_engine
 
+        results = ray_engine.phashes(work_dir, todo)
+    else:
+        import imagededup.methods  # noqa: F401  (~7 s; imported once here: forked workers inherit it)
+
+        results = parallel_map(_phash_one, list(todo.items()), workers, total=len(todo), desc="phash")
     with journal:
-        for sha, code, mirror in parallel_map(_phash_one, list(todo.items()), workers, total=len(todo), desc="phash"):
+        for sha, code, mirror in results:
             known[sha] = (code, mirror)
             journal.append({"sha256": sha, "phash": code, "mirror": mirror})
     return known
@@ -161,11 +170,11 @@ def embeddings(paths: list[str], batch: int = 32):
 EMBEDDINGS_CACHE = "cache/embeddings-imagenet-lite0.npz"  # by raw sha256; named after the backbone
 
 
-def embedding_vectors(rows: list[dict], work_dir: Path):
+def embedding_vectors(rows: list[dict], work_dir: Path, engine: str = "local", workers: int = 1):
     """One embedding per row (its raw file's content), cached by sha256 in the work folder: each photo
     content is embedded once, whatever its path, and a rebuild keeps the cache (``prepare_folder``).
     Only photos of species with two or more photos are embedded (a single photo has no pair within its
-    species); the others get a zero row."""
+    species); the others get a zero row. ``engine="ray"``: ``workers`` backbones as Ray actors."""
     import numpy as np
 
     from .common import atomic_path
@@ -181,9 +190,15 @@ def embedding_vectors(rows: list[dict], work_dir: Path):
         for r in rows
         if r["raw_sha256"] not in known and per_species[r["species"]] > 1
     }
-    if todo:
+    if todo and engine == "ray":
+        from . import ray_engine
+
+        for sha, vec in ray_engine.embedded(work_dir, todo, actors=workers):
+            known[sha] = np.asarray(vec, dtype=np.float32)
+    elif todo:
         for sha, vec in zip(todo, embeddings(list(todo.values())), strict=True):
             known[sha] = vec
+    if todo:
         with atomic_path(cache) as tmp, open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
             np.savez(f, sha256=np.array(list(known)), vectors=np.stack(list(known.values())))
     if not rows:
@@ -258,10 +273,12 @@ def find_edges(rows: list[dict], max_distance: int, search=None) -> list[tuple[s
     return sorted((a, b, d, exact) for (a, b), (d, exact) in edges.items())
 
 
-def mirror_edges(rows: list[dict], threshold: int) -> list[tuple[str, str, int]]:
-    """(a, b, distance) with a < b: ``b`` is close to the mirror image of ``a`` (or the reverse)."""
+def mirror_edges(rows: list[dict], threshold: int, search=None) -> list[tuple[str, str, int]]:
+    """(a, b, distance) with a < b: ``b`` is close to the mirror image of ``a`` (or the reverse).
+    ``search`` replaces :func:`near_duplicates.hash_pairs` (the Ray engine's)."""
     from .near_duplicates import hash_pairs
 
+    search = search or hash_pairs
     if threshold < 0:
         return []
     by_code: dict[str, list[str]] = defaultdict(list)
@@ -272,7 +289,7 @@ def mirror_edges(rows: list[dict], threshold: int) -> list[tuple[str, str, int]]
             mirror_of.setdefault(r["phash"], r["phash_mirror"])
     codes = list(by_code)
     out = {}
-    for i, j, d in hash_pairs([mirror_of[c] for c in codes], threshold, against=codes):
+    for i, j, d in search([mirror_of[c] for c in codes], threshold, against=codes):
         a, b = sorted((by_code[codes[i]][0], by_code[codes[j]][0]))
         out[(a, b)] = min(d, out.get((a, b), d))
     return sorted((a, b, d) for (a, b), d in out.items())
@@ -370,12 +387,19 @@ def run(args: argparse.Namespace) -> int:
     stage = Stage("dedup", work_dir)
     live = stage.live
     t0 = time.perf_counter()
-    codes = compute_phashes(live, work_dir, args.workers)
+    engine = getattr(args, "engine", "local")
+    search = None
+    if engine == "ray":
+        from . import ray_engine
+
+        ray_engine.ensure_ray(args.address, args.workers)
+        search = ray_engine.pair_search(work_dir)
+    codes = compute_phashes(live, work_dir, args.workers, engine)
     for r in live:
         r["phash"], r["phash_mirror"] = codes.get(r["raw_sha256"], ("", ""))
     t_hash = time.perf_counter() - t0
-    edges = find_edges(live, max(args.threshold, args.group_threshold))
-    mirrored = mirror_edges(live, args.mirror_threshold)
+    edges = find_edges(live, max(args.threshold, args.group_threshold), search)
+    mirrored = mirror_edges(live, args.mirror_threshold, search)
     close = {(a, b) for a, b, d, ex in edges if ex or d <= args.group_threshold}
     group_pairs = [(a, b) for a, b, _ in mirrored if (a, b) not in close]
     n_mirror = len(group_pairs)
@@ -384,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
     if args.cnn:
         hashed = [r for r in live if r["phash"]]
         t1 = time.perf_counter()
-        vectors = embedding_vectors(hashed, work_dir)
+        vectors = embedding_vectors(hashed, work_dir, engine, args.workers)
         t_embed = time.perf_counter() - t1
         crops = [(a, b) for a, b, _ in cnn_pairs(hashed, work_dir, args.cnn_threshold, vectors) if (a, b) not in close]
         joint = [
@@ -422,6 +446,7 @@ def run(args: argparse.Namespace) -> int:
         "threshold": args.threshold,
         "group_threshold": args.group_threshold,
         "cnn": bool(args.cnn),
+        "engine": engine,
         "seconds_hashing": round(t_hash, 1),
         "seconds_embedding": round(t_embed, 1),
         "seconds_pair_search": round(t_pairs, 2),

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from .common import atomic_write_text, species_dir_name
-from .licences import is_open_licence, normalise_licence  # noqa: F401 (re-exported: the GBIF source's licences)
+from .licences import is_open_licence, is_open_or_noncommercial, normalise_licence  # noqa: F401 (re-exported)
 
 GBIF_API = "https://api.gbif.org/v1"
 INATURALIST_DATASET = "50c9509d-22c7-4a22-a47d-8c48425ef4a7"  # iNaturalist research-grade observations
@@ -63,7 +63,7 @@ def media_records(occurrence: dict, open_only: bool) -> list[dict]:
             continue
         raw = media.get("license") or occurrence.get("license") or ""
         licence = normalise_licence(raw)
-        if open_only and not is_open_licence(licence):
+        if open_only and not is_open_or_noncommercial(licence):
             continue
         out.append(
             {

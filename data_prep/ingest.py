@@ -32,6 +32,7 @@ from .common import (
     MANIFEST_COLUMNS,
     Manifest,
     add_common_arguments,
+    announce_left_out,
     atomic_write_bytes,
     read_csv,
     reason_kind,
@@ -42,7 +43,6 @@ from .common import (
 from .crawl import image_id
 from .licences import clean_creator, normalise_licence
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CRAWLER = "local"
 # Column names a folder manifest may use for the photographer and the rights holder (first non-empty wins).
 CREATOR_COLUMNS = ("creator", "author", "artist", "photographer", "attribution")
@@ -98,7 +98,8 @@ def folder_entries(folder: Path, source_name: str | None = None) -> list[dict]:
     else:
         for species_dir in sorted(d for d in folder.iterdir() if d.is_dir()):
             for file in sorted(species_dir.iterdir()):
-                if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file():
+                # every file but hidden ones (.DS_Store...): one that is not an image is named as left out
+                if file.is_file() and not file.name.startswith("."):
                     entries.append(
                         {
                             "name": species_dir.name.replace("_", " "),
@@ -151,7 +152,7 @@ def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None
     """Copy the folder's photos into ``raw/`` and return their manifest rows (also in ``local/<name>.csv``)."""
     from tqdm import tqdm
 
-    rows = []
+    rows, files = [], []
     for e in tqdm(folder_entries(folder, source_name), desc="ingest", unit="img", disable=None):
         accepted = catalog.resolve(e["name"]) if e["name"] else None
         species = accepted or e["name"]
@@ -174,6 +175,7 @@ def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None
             }
         )
         rows.append(row)
+        files.append({"image_id": row["image_id"], "file": str(e["file"])})
         if accepted is None:
             row.update(status="dropped", drop_stage="crawl", drop_reason=f"not a catalog species: {e['name']}")
             continue
@@ -201,6 +203,8 @@ def ingest_folder(work_dir: Path, folder: Path, catalog, source_name: str | None
             raw_format=info[2],
         )
     write_csv(work_dir / "local" / f"{folder.resolve().name}.csv", rows, MANIFEST_COLUMNS)
+    # the user's own path of each photo, so that every file left out later is named as the user knows it
+    write_csv(work_dir / "local" / "paths" / f"{folder.resolve().name}.csv", files, ("image_id", "file"))
     return rows
 
 
@@ -243,4 +247,6 @@ def run(args: argparse.Namespace) -> int:
             if r["drop_stage"] == "crawl" and not r["drop_reason"].startswith("not a catalog species")
         },
     }
-    return report(work_dir, "ingest", summary)
+    code = report(work_dir, "ingest", summary)
+    announce_left_out(work_dir, others + new, "ingest")
+    return code

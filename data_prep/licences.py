@@ -8,8 +8,10 @@ source gave it stays in the manifest's ``license_raw`` column. Notes that name n
 ``Wikimedia Commons (varies)``, ``unverified: ...``) are ``unknown``: nobody checked them, so they are
 never published as open.
 
-``open`` means redistributable with attribution: CC0, public domain, CC BY, CC BY-SA, CC BY-NC and
-CC BY-NC-SA. No-derivatives (ND) licences and ``unknown`` are not open.
+``open`` means what the usual definitions (opendefinition.org, Creative Commons' "approved for free cultural
+works") call open: CC0, public domain, CC BY and CC BY-SA, any version. Non-commercial (NC) and
+no-derivatives (ND) licences are *restricted*: publish takes them only with ``--licences restricted`` (or
+``all``) and then only into a private repo. ``unknown`` is neither.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ _CC_URL = re.compile(r"creativecommons\.org/licen[cs]es/([a-z-]+)/(\d(?:\.\d)?)"
 _CC_SHORT = re.compile(r"\bcc[ _-]?(by(?:[ _-](?:nc|sa|nd))*)(?:[ _-]?(\d(?:[._]\d)?))?(?![a-z])", re.I)
 _CC_LONG = re.compile(r"^(?:creative\s*commons\s+)?attribution\b", re.I)
 _VERSION = re.compile(r"\b(\d\.\d)\b")
-_OPEN = re.compile(r"^(CC0-1\.0|PD|CC-BY(-NC)?(-SA)?-\d\.\d)$")
+_OPEN = re.compile(r"^(CC0-1\.0|PD|CC-BY(-SA)?-\d\.\d)$")
+_KNOWN_CC = re.compile(r"^CC-BY(-NC)?(-SA|-ND)?-\d\.\d$")  # every CC licence with attribution, NC/ND included
+_OPEN_OR_NC = re.compile(r"^(CC0-1\.0|PD|CC-BY(-NC)?(-SA)?-\d\.\d)$")  # what GBIF's "open" filter lets through
 _NOT_STATED = re.compile(r"^\s*(unverified|see |unknown|none|n/?a|all rights reserved|\(c\)|©)", re.I)
 
 
@@ -83,10 +87,32 @@ def normalise_licence(raw: str | None) -> str:
 
 
 def is_open_licence(licence: str | None) -> bool:
-    """Redistributable with attribution: CC0, PD, CC BY, CC BY-SA, CC BY-NC(-SA). Not ND, not unknown.
+    """Open: CC0, PD, CC BY, CC BY-SA (any version). Not NC, not ND, not unknown.
 
     Takes an id or raw text (raw text is normalised first)."""
     return bool(_OPEN.match(normalise_licence(licence)))
+
+
+def is_restricted_licence(licence: str | None) -> bool:
+    """A known Creative Commons licence that is not open: NC and/or ND (``CC-BY-NC-4.0``, ``CC-BY-ND-2.0``...)."""
+    lic = normalise_licence(licence)
+    return bool(_KNOWN_CC.match(lic)) and not _OPEN.match(lic)
+
+
+def is_open_or_noncommercial(licence: str | None) -> bool:
+    """CC0, PD, CC BY, CC BY-SA, CC BY-NC, CC BY-NC-SA: what a crawl may fetch under GBIF's ``open`` filter
+    (publishing then keeps the NC ones out unless asked; see :func:`is_open_licence`)."""
+    return bool(_OPEN_OR_NC.match(normalise_licence(licence)))
+
+
+def publishable(licence: str | None, choice: str) -> bool:
+    """Whether ``publish --licences <choice>`` takes an image: ``open`` (the default) only open licences,
+    ``restricted`` open + NC/ND, ``all`` every image, unknown included."""
+    if choice == "all":
+        return True
+    if choice == "restricted":
+        return is_open_licence(licence) or is_restricted_licence(licence)
+    return is_open_licence(licence)
 
 
 def why_not_open(licence: str | None) -> str:
@@ -96,6 +122,8 @@ def why_not_open(licence: str | None) -> str:
         return "licence unknown or unverified"
     if "-ND-" in lic:
         return f"no-derivatives licence ({lic})"
+    if "-NC-" in lic:
+        return f"non-commercial licence ({lic})"
     return "" if is_open_licence(lic) else f"not an open licence ({lic})"
 
 

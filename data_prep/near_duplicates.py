@@ -59,7 +59,9 @@ def _as_uint64(codes: Sequence[str]):
     return np.fromiter((int(c, 16) for c in codes), dtype=np.uint64, count=len(codes))
 
 
-def _all_pairs(values, others, threshold: int, self_search: bool, block: int = 64) -> list[tuple[int, int, int]]:
+def _all_pairs(
+    values, others, threshold: int, self_search: bool, block: int = 64, base: int = 0, upper: bool | None = None
+) -> list[tuple[int, int, int]]:
     """Every (i, j, distance) within ``threshold``: numpy popcount, ``block x M`` bytes at a time."""
     import numpy as np
 
@@ -70,7 +72,7 @@ def _all_pairs(values, others, threshold: int, self_search: bool, block: int = 6
         dist = np.bitwise_count(values[start:stop, None] ^ others[None, offset:])
         rows, cols = np.nonzero(dist <= threshold)
         i, j = rows + start, cols + offset
-        keep = j > i if self_search else j != i
+        keep = j > i + base if (self_search if upper is None else upper) else j != i + base
         for a, b, d in zip(i[keep].tolist(), j[keep].tolist(), dist[rows[keep], cols[keep]].tolist(), strict=True):
             out.append((a, b, int(d)))
     return out
@@ -92,7 +94,9 @@ def _masks(radius: int):
     return np.array(masks, dtype=np.uint64)
 
 
-def _indexed_pairs(values, others, threshold: int, self_search: bool, chunk: int = 4096):
+def _indexed_pairs(
+    values, others, threshold: int, self_search: bool, chunk: int = 4096, base: int = 0, upper: bool | None = None
+):
     """Multi-index hashing (Norouzi et al., 2012): the 64 bits in 4 blocks of 16; two hashes within
     ``threshold`` bits agree within ``threshold // 4`` bits on at least one block (pigeonhole), so each
     hash only meets the hashes of the buckets within that radius of its blocks. Exact: every candidate's
@@ -120,7 +124,7 @@ def _indexed_pairs(values, others, threshold: int, self_search: bool, chunk: int
             # candidate k of probe p sits at order[starts[p] + k]: one repeat of (start - offset) + a range
             item = np.repeat(np.arange(c0, c0 + len(probes), dtype=np.int32), (n.reshape(len(probes), -1).sum(1)))
             other = order[np.repeat(starts[probes].ravel() - (ends - n), n) + np.arange(total)]
-            keep = other > item if self_search else other != item
+            keep = other > item + base if (self_search if upper is None else upper) else other != item + base
             item, other = item[keep], other[keep]
             dist = np.bitwise_count(values[item] ^ others[other])
             close = dist <= threshold
@@ -143,6 +147,8 @@ def hash_pairs(
     threshold: int = DEFAULT_PHASH_THRESHOLD,
     against: Sequence[str] | None = None,
     method: str = "auto",
+    base: int = 0,
+    upper: bool | None = None,
 ) -> list[tuple[int, int, int]]:
     """Index pairs (i, j, distance) of hex hashes within ``threshold`` bits, exact, sorted.
 
@@ -153,6 +159,10 @@ def hash_pairs(
     meets only the buckets within ``threshold // 4`` bits of its own blocks, so the work grows with the
     close candidates, not with N^2; exact for any threshold, fast while ``threshold // 4 <= 2``), or
     ``auto`` (the index from :data:`INDEX_FROM` hashes on, for thresholds up to 11).
+
+    One block of a search (the Ray engine's tasks): ``codes`` is the block that starts at index ``base`` of
+    ``against``; pairs (i, j) of the block's i keep ``j > base + i`` (``upper``, a set searched against
+    itself) or ``j != base + i`` (mirror hashes); i stays local to the block.
     """
     values = _as_uint64(codes)
     others = values if against is None else _as_uint64(against)
@@ -161,9 +171,9 @@ def hash_pairs(
     if method == "auto":
         method = "index" if max(len(values), len(others)) >= INDEX_FROM and threshold < 12 else "all-pairs"
     if method == "index":
-        pairs = _indexed_pairs(values, others, threshold, self_search=against is None)
+        pairs = _indexed_pairs(values, others, threshold, self_search=against is None, base=base, upper=upper)
     else:
-        pairs = _all_pairs(values, others, threshold, self_search=against is None)
+        pairs = _all_pairs(values, others, threshold, self_search=against is None, base=base, upper=upper)
     return sorted(pairs)
 
 

@@ -165,8 +165,15 @@ def run(args: argparse.Namespace) -> int:
         if key_of(r) not in done or (not done[key_of(r)]["reason"] and not (work_dir / out_of(r)).is_file())
     ]
     t0 = time.perf_counter()
+    if getattr(args, "engine", "local") == "ray" and todo:
+        from . import ray_engine
+
+        ray_engine.ensure_ray(args.address, args.workers)
+        results = ray_engine.normalized(work_dir, todo, dict(_SETTINGS))
+    else:
+        results = parallel_map(_normalize_one, todo, args.workers, total=len(todo), desc="normalize")
     with journal:
-        for rec in parallel_map(_normalize_one, todo, args.workers, total=len(todo), desc="normalize"):
+        for rec in results:
             done[rec["key"]] = rec
             journal.append(rec)
     seconds = time.perf_counter() - t0
@@ -207,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(seconds, 1),
         "images_per_second": round(len(todo) / seconds, 1) if todo and seconds else None,
         "workers": args.workers,
+        "engine": getattr(args, "engine", "local"),
         "settings": settings,
         "stale_files_removed": removed,
     }

@@ -1,4 +1,6 @@
-"""all: run species -> crawl -> dedup -> normalize -> split -> publish with one set of options.
+"""all: every stage: species -> crawl -> dedup -> normalize -> split -> publish (--from DIR: ingest -> dedup -> ...)
+
+With ``--from DIR`` the chain is ingest -> dedup -> normalize -> split -> publish (no species, no crawl).
 
 Every stage is resumable, so rerunning ``all`` after a crash (or after adding species) redoes only
 what is missing. ``--skip-species`` keeps an existing species.csv (e.g. one made with --candidates).
@@ -21,7 +23,7 @@ from .common import add_common_arguments, atomic_write_bytes, atomic_write_text,
 CHAIN = ("species", "crawl", "dedup", "normalize", "split", "publish")
 LOCAL_CHAIN = ("ingest", "dedup", "normalize", "split", "publish")
 # Bump when a stage's output for the same input changes (prepared folders are then rebuilt).
-PREPARE_VERSION = "2026-12-03.joint-near-copies.5"  # .5: PHash + embedding joint pass, MO image groups
+PREPARE_VERSION = "2026-12-07.left-out.6"  # .6: every file of a class folder looked at, left_out.csv; .5: joint pass
 # Caches keyed by content (and named after what made them) that a rebuild keeps: a new PREPARE_VERSION or a
 # changed manifest re-runs the stages, not the hashing and embedding of photos it has already seen.
 KEPT_CACHES = ("cache/phash.jsonl", "cache/embeddings-*.npz")
@@ -77,6 +79,8 @@ def prepare_folder(
     key = hashlib.sha256(listing + f"|{PREPARE_VERSION}|{seed}|{crops}".encode()).hexdigest()
     stamp = work_dir / "prepared.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key and (work_dir / "manifest.csv").is_file():
+        print(f"using {folder} as prepared in {work_dir} (delete that folder to rebuild)", file=sys.stderr)
+        _tell_left_out(folder, work_dir)
         return work_dir
     if work_dir.exists():
         kept = {p.relative_to(work_dir): p.read_bytes() for pattern in KEPT_CACHES for p in work_dir.glob(pattern)}
@@ -110,4 +114,25 @@ def prepare_folder(
     if code:
         raise RuntimeError(f"preparing {folder} failed (exit code {code})")
     atomic_write_text(stamp, json.dumps({"key": key, "folder": str(folder), "version": PREPARE_VERSION}))
+    _tell_left_out(folder, work_dir)
     return work_dir
+
+
+def _tell_left_out(folder: Path, work_dir: Path) -> None:
+    """Name on stderr every file of the user's folder that could not be used (not an image, corrupt, too
+    small...) by the user's own path, even when the stages ran quietly; duplicates and photos of species
+    outside the catalog are counted. All of them, each with its reason, are in ``left_out.csv``."""
+    from collections import Counter
+
+    from .common import LEFT_OUT_REPORT, print_left_out, read_csv, reason_kind
+
+    report = work_dir / LEFT_OUT_REPORT
+    if not report.is_file():
+        return
+    entries = list(read_csv(report))
+    unusable = [e for e in entries if e["stage"] in ("ingest", "normalize") and "catalog species" not in e["reason"]]
+    print_left_out(unusable, f"{len(unusable)} files of {folder} cannot be used", report, file=sys.stderr)
+    others = Counter(reason_kind(e["reason"]) for e in entries if e not in unusable)
+    if others:
+        counted = ", ".join(f"{n} {why}" for why, n in others.most_common())
+        print(f"also left out: {counted} (each file named in {report})", file=sys.stderr)

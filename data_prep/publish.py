@@ -17,9 +17,12 @@ licence and page; the card has the licence counts and an attribution table.
 
 Licences: each image's licence is an SPDX-like id (:mod:`data_prep.licences`: ``CC-BY-SA-4.0``, ``CC0-1.0``,
 ``PD``, ``unknown``) with the source's text in ``license_raw``. ``--licences open`` (the default) publishes only
-redistributable images (CC0, public domain, CC BY, CC BY-SA, CC BY-NC, CC BY-NC-SA) and says how many it
-left out and why; ``--licences all`` is an explicit choice that publishes every image, ``unknown`` included,
-and always pushes to a *private* repo.
+open images (CC0, public domain, CC BY, CC BY-SA) and says how many it left out and why; ``--licences
+restricted`` adds the non-commercial and no-derivatives Creative Commons licences, ``--licences all`` every
+image, ``unknown`` included. Both are explicit choices and only ever go into a *private* repo: before any
+upload the repo's real visibility is read back from the Hub (``repo_info``; ``create_repo`` does not change an
+existing repo), and a public repo, or one whose visibility the Hub does not state, is refused for any
+image whose licence is not open (:func:`push_folder` checks the folder's own ``license`` column).
 
 Streaming: rows are read from disk and written in row groups of 100, one shard at a time. The folder
 is built next to the target and swapped in at the end, so a crash never leaves half a dataset.
@@ -40,8 +43,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .common import Manifest, add_common_arguments, atomic_path, print_summary, read_summaries, reason_kind
-from .licences import is_open_licence, normalise_licence, why_not_open
+from .common import (
+    Manifest,
+    add_common_arguments,
+    atomic_path,
+    print_summary,
+    read_summaries,
+    reason_kind,
+    write_summary,
+)
+from .licences import is_open_licence, normalise_licence, publishable, why_not_open
 
 SPLITS = ("train", "validation", "test")
 ROW_GROUP = 100
@@ -60,6 +71,7 @@ ATTRIBUTION_COLUMNS = (
 )
 NO_CREATOR = "not named by the source (see link)"
 CARD_ATTRIBUTION_ROWS = 1000  # beyond this the card points to attribution.csv
+LICENCE_CHOICES = ("open", "restricted", "all")
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,14 +80,22 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-shard-mb", type=float, default=500, help="start a new parquet shard after this many MB")
     g.add_argument("--push-to-hub", "--repo-id", dest="repo_id", help="also upload the folder to this Hub dataset repo")
     g.add_argument("--token", default=None, help="Hub token (default: $HF_TOKEN or the saved login)")
-    g.add_argument("--private", action="store_true", help="create the Hub repo as private (forced by --licences all)")
+    g.add_argument(
+        "--private", action="store_true", help="create the Hub repo as private (forced by --licences restricted/all)"
+    )
     g.add_argument("--pretty-name", default="Mushroom species images (cleaned)")
     g.add_argument(
+        "--leave-out-untrainable",
+        action="store_true",
+        help="publish without the species that have validation/test photos but no training photo (after the "
+        "licence filter), instead of refusing the build; the run and the card say which",
+    )
+    g.add_argument(
         "--licences",
-        choices=("open", "all"),
+        choices=LICENCE_CHOICES,
         default="open",
-        help="open (default): only redistributable images (CC0, PD, CC BY, CC BY-SA, CC BY-NC[-SA]); "
-        "all: every image, unknown licences included (pushed as a private repo only)",
+        help="open (default): only open licences (CC0, PD, CC BY, CC BY-SA); restricted: also CC BY-NC / -ND "
+        "(private repo only); all: every image, unknown licences included (private repo only)",
     )
 
 
@@ -460,7 +480,11 @@ def dataset_card(
     }
     candidates = [r for r in rows if r["status"] == "ok" and r["split"]]
     published_ids = {r["image_id"] for r in published}
-    left_out = Counter(why_not_open(r["license"]) for r in candidates if r["image_id"] not in published_ids)
+    left_out = Counter(
+        why_not_open(r["license"]) or "species without a training photo (--leave-out-untrainable)"
+        for r in candidates
+        if r["image_id"] not in published_ids
+    )
     drops = Counter((r["drop_stage"], reason_kind(r["drop_reason"])) for r in rows if r["status"] == "dropped")
     lines = [
         f"# {pretty_name}",
@@ -518,17 +542,30 @@ def dataset_card(
         "",
         *(
             [
-                f"Published with `--licences open`: only redistributable licences (CC0, PD, CC BY, CC BY-SA, "
-                f"CC BY-NC, CC BY-NC-SA). Left out: {sum(left_out.values()):,} images"
+                f"Published with `--licences open`: only open licences (CC0, PD, CC BY, CC BY-SA). "
+                f"Left out: {sum(left_out.values()):,} images"
                 + (": " + "; ".join(f"{why}: {n:,}" for why, n in left_out.most_common()) if left_out else "")
                 + ".",
                 "",
             ]
             if licences_choice == "open"
             else [
-                "Published with `--licences all`: images of unknown or unverified licence are included; they may "
-                "not be redistributable (this repository is private). Use them for research only and check each "
-                "source before any other use.",
+                f"Published with `--licences {licences_choice}`: "
+                + (
+                    "images under non-commercial or no-derivatives licences are included"
+                    if licences_choice == "restricted"
+                    else "images of unknown or unverified licence are included"
+                )
+                + "; they may not be redistributable, so this repository must stay private (the publisher "
+                "refuses to push it into a public repo). Use them for research only and check each source "
+                "before any other use."
+                + (
+                    f" Left out: {sum(left_out.values()):,} images: "
+                    + "; ".join(f"{why}: {n:,}" for why, n in left_out.most_common())
+                    + "."
+                    if left_out
+                    else ""
+                ),
                 "",
             ]
         ),
@@ -580,6 +617,7 @@ def build_dataset(
     pretty_name: str = "",
     licences: str = "open",
     repo_id: str | None = None,
+    leave_out_untrainable: bool = False,
 ) -> dict:
     from mushroom_id.core.catalog import default_catalog
 
@@ -589,16 +627,22 @@ def build_dataset(
     if not published:
         raise SystemExit("no images with a split in the manifest: run `python -m data_prep split` first")
     n_all = len(published)
-    left_out: Counter = Counter()
-    if licences == "open":
-        left_out = Counter(why_not_open(r["license"]) for r in published if not is_open_licence(r["license"]))
-        published = [r for r in published if is_open_licence(r["license"])]
-        if not published:
-            reasons = "; ".join(f"{why}: {n}" for why, n in left_out.most_common())
-            raise SystemExit(
-                f"--licences open (the default): none of the {n_all} images has an open licence ({reasons}). "
-                "Crawl licensed photos (crawl --source gbif), or publish privately with --licences all --private."
-            )
+    left_out = Counter(why_not_open(r["license"]) for r in published if not publishable(r["license"], licences))
+    published = [r for r in published if publishable(r["license"], licences)]
+    if not published:
+        reasons = "; ".join(f"{why}: {n}" for why, n in left_out.most_common())
+        raise SystemExit(
+            f"--licences {licences}: none of the {n_all} images has a licence it takes ({reasons}). "
+            "Crawl licensed photos (crawl --source gbif), or publish privately with --licences all."
+        )
+    n_after_licence = len(published)
+    if leave_out_untrainable:
+        _, missing = untrainable(published)
+        if missing:
+            gone = [r for r in published if r["species"] in missing]
+            left_out[f"species without a training photo ({len(missing)}: {', '.join(missing)})"] += len(gone)
+            published = [r for r in published if r["species"] not in missing]
+    check_trainable(published, f"--licences {licences} left out {n_all - len(published)} images" if left_out else "")
     names = sorted(catalog.names)
     label_of = {n: i for i, n in enumerate(names)}
     features = dataset_features(names)
@@ -650,9 +694,58 @@ def build_dataset(
         "species": len(species_counts),
         "labels": len(names),
         "bytes_on_disk": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()),
-        "left_out_by_licence": n_all - len(published),
+        "left_out_by_licence": n_all - n_after_licence,
         "left_out_reasons": dict(left_out.most_common()),
+        "per_species": per_species_counts(published),
     }
+
+
+def per_species_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """species -> {train, validation, test} image counts (every split named, zeros included)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if r.get("split") in SPLITS:
+            out.setdefault(r["species"], dict.fromkeys(SPLITS, 0))[r["split"]] += 1
+    return dict(sorted(out.items()))
+
+
+def untrainable(rows: list[dict]) -> tuple[int, list[str]]:
+    """(training images, species with validation/test images but no training image) of a split build."""
+    counts = per_species_counts(rows)
+    return sum(c["train"] for c in counts.values()), [s for s, c in counts.items() if not c["train"]]
+
+
+def check_trainable(rows: list[dict], context: str = "") -> None:
+    """Stop a build that has no training split, or a species that is evaluated but never trained on.
+
+    Such a dataset loads, but ``train.py`` (and the card's own ``ds["train"]``) fail on it, and a species
+    without a training photo can only ever be predicted wrong."""
+    n_train, missing = untrainable(rows)
+    if n_train and not missing:
+        return
+    counts = per_species_counts(rows)
+    table = "\n".join(
+        f"  {sp:<40} train {c['train']:>4}  validation {c['validation']:>4}  test {c['test']:>4}"
+        for sp, c in counts.items()
+        if not c["train"] or not n_train
+    )
+    what = (
+        "the train split is empty"
+        if not n_train
+        else f"{len(missing)} species have validation/test photos but no training photo"
+    )
+    raise SystemExit(
+        f"this build cannot be trained on: {what}"
+        + (f" ({context})" if context else "")
+        + ":\n"
+        + table
+        + "\nWhy: the split keeps the photos of each species' largest source for training and holds other "
+        "sources out for evaluation; when the licence filter keeps only held-out photos (or too few photos per "
+        "species and source came in), nothing is left to train on. What to do: add photos of these species "
+        "under an open licence (a second source, e.g. `crawl --source gbif`), or publish every photo privately "
+        "(`--licences all`), or leave the species out (`publish --leave-out-untrainable`, or `split "
+        "--min-per-species 3`); then rerun. Nothing was published."
+    )
 
 
 def hub_api(token: str | None = None):
@@ -704,17 +797,81 @@ def check_hub_token(token: str | None, repo_id: str) -> str:
     return str(who.get("name") or "")
 
 
-def push_folder(folder: Path, repo_id: str, token: str | None = None, private: bool = False, api=None) -> str:
-    """Upload the dataset folder as is to a Hub dataset repo; returns the repo URL. ``api``: an HfApi."""
+def repo_visibility(api, repo_id: str) -> str:
+    """``private``, ``public`` or ``absent``: what the Hub says of the dataset repo now (``repo_info``). A repo
+    whose visibility the Hub does not state counts as public: it may be, or become, public."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        info = api.repo_info(repo_id=repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return "absent"
+    except HfHubHTTPError as e:
+        if getattr(e.response, "status_code", None) == 404:
+            return "absent"
+        raise
+    return "private" if getattr(info, "private", None) is True else "public"
+
+
+def folder_licences(folder: Path) -> Counter:
+    """The ``license`` of every image in the dataset folder's parquet shards (what would be uploaded)."""
+    import pyarrow.parquet as pq
+
+    counts: Counter = Counter()
+    for shard in sorted((Path(folder) / "data").glob("*.parquet")):
+        counts.update(pq.read_table(shard, columns=["license"]).column("license").to_pylist())
+    return counts
+
+
+def not_open(folder: Path) -> Counter:
+    """licence -> images of the folder whose licence is not open (NC, ND, unknown...)."""
+    return Counter({lic: n for lic, n in folder_licences(folder).items() if not is_open_licence(lic)})
+
+
+def refuse_public(repo_id: str, what: str, built: bool) -> SystemExit:
+    return SystemExit(
+        f"--push-to-hub {repo_id}: the repo is public on the Hub (or does not say it is private), and {what}; "
+        "they are never put into a public repo, whatever "
+        f"--private says (create_repo does not change an existing repo). Push to a new repo name (it is created "
+        f"private), make {repo_id} private on the Hub first, or publish with --licences open. "
+        + ("Nothing was uploaded." if built else "Nothing was built.")
+    )
+
+
+def _closed_words(closed: Counter) -> str:
+    what = ", ".join(f"{n} {lic}" for lic, n in closed.most_common())
+    return f"this build has images whose licence is not open ({what})"
+
+
+def push_folder(
+    folder: Path, repo_id: str, token: str | None = None, private: bool = False, api=None
+) -> tuple[str, str]:
+    """Upload the dataset folder as is to a Hub dataset repo; returns (repo URL, its visibility on the Hub).
+
+    The folder's own ``license`` column decides: if any image's licence is not open, the repo must be
+    private, and that is read back from the Hub (``repo_info``) before any upload, because ``create_repo``
+    with ``exist_ok`` leaves an existing public repo public. ``api``: an HfApi."""
     api = api or hub_api(token or os.environ.get("HF_TOKEN"))
-    repo = api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
+    closed = not_open(folder)
+    if closed and repo_visibility(api, repo_id) == "public":
+        raise refuse_public(repo_id, _closed_words(closed), built=True)
+    repo = api.create_repo(repo_id=repo_id, repo_type="dataset", private=private or bool(closed), exist_ok=True)
+    visibility = repo_visibility(api, repo_id)
+    if closed and visibility != "private":  # a race, or a Hub that ignored private=True
+        raise refuse_public(repo_id, _closed_words(closed), built=True)
+    if private and visibility != "private":
+        raise SystemExit(
+            f"--push-to-hub {repo_id} --private: the repo already exists and is public on the Hub (create_repo "
+            "does not change an existing repo's visibility). Make it private on the Hub, or push to a new repo "
+            "name. Nothing was uploaded."
+        )
     api.upload_folder(
         repo_id=repo_id,
         repo_type="dataset",
         folder_path=str(folder),
         commit_message="Upload dataset built by `python -m data_prep publish`",
     )
-    return str(getattr(repo, "url", repo))
+    return str(getattr(repo, "url", repo)), visibility
 
 
 def run(args: argparse.Namespace) -> int:
@@ -725,14 +882,27 @@ def run(args: argparse.Namespace) -> int:
         token = resolve_token(args.token)
         user = check_hub_token(token, args.repo_id)
         print(f"Hub token: {user or 'ok'}", flush=True)
-        private = args.private or args.licences == "all"
-        if args.licences == "all" and not args.private:
-            print(
-                "--licences all includes images of unknown licence: the Hub repo is created private "
-                "(there is no public push of unvetted licences)",
-                flush=True,
-            )
-    counts = build_dataset(args.work_dir, out, args.max_shard_mb, args.pretty_name, args.licences, args.repo_id)
+        private = args.private or args.licences != "open"
+        if args.licences != "open":
+            if repo_visibility(hub_api(token), args.repo_id) == "public":
+                raise refuse_public(
+                    args.repo_id, f"--licences {args.licences} takes images whose licence is not open", built=False
+                )
+            if not args.private:
+                print(
+                    f"--licences {args.licences} includes images whose licence is not open: the Hub repo is created "
+                    "private (there is no public push of them)",
+                    flush=True,
+                )
+    counts = build_dataset(
+        args.work_dir,
+        out,
+        args.max_shard_mb,
+        args.pretty_name,
+        args.licences,
+        args.repo_id,
+        getattr(args, "leave_out_untrainable", False),
+    )
     left = counts["left_out_reasons"]
     lines = [(f"{s}", counts.get(s, 0)) for s in SPLITS] + [
         ("species with images / labels", f"{counts['species']} / {counts['labels']}"),
@@ -745,12 +915,22 @@ def run(args: argparse.Namespace) -> int:
     ]
     if args.repo_id:
         try:
-            url = push_folder(out, args.repo_id, token, private)
+            url, visibility = push_folder(out, args.repo_id, token, private)
         except Exception as e:  # never show the token, even where a server echoes it back
             message = f"{type(e).__name__}: {e}"
             if token:
                 message = message.replace(token, "<token>")
             raise SystemExit(f"push to {args.repo_id} failed: {message}") from None
-        lines.append(("pushed to", url + (" (private)" if private else "")))
+        lines.append(("pushed to", f"{url} ({visibility}, as the Hub reports it)"))
     print_summary("publish", lines)
+    print_species_splits(counts["per_species"])
+    write_summary(args.work_dir, "publish", {k: v for k, v in counts.items() if k != "bytes_on_disk"})
     return 0
+
+
+def print_species_splits(per_species: dict[str, dict[str, int]]) -> None:
+    """The published split counts of every species (what a build really holds, species by species)."""
+    print(f"\n== published images per species ({len(per_species)}) ==")
+    print(f"  {'species':<44} {'train':>6} {'validation':>10} {'test':>6}")
+    for sp, c in per_species.items():
+        print(f"  {sp:<44} {c['train']:>6} {c['validation']:>10} {c['test']:>6}")

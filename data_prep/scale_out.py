@@ -9,16 +9,11 @@ manifest rows it is still missing for, with ``num_proc`` processes (datasets' ow
 its sharding), and appends each result to the same journal the stage keeps (``cache/phash.jsonl``,
 ``cache/normalize.jsonl``). The stage run afterwards finds every image done and only does its
 whole-manifest part (pair search and grouping; duplicate check and manifest update), so both ways give the
-same manifest. The stages' own ``--workers`` pool does the same on one machine; this path is the one to
-grow: the function mapped is a plain ``batch -> batch`` function, so the same code runs under Ray Data
-across machines (not wired here)::
+same manifest. The stages' own ``--workers`` pool does the same on one machine. Across machines use
+``--engine ray`` on the stages themselves (:mod:`data_prep.ray_engine`: the same ``batch -> batch``
+functions as Ray Data pipelines on Parquet)::
 
-    import ray; from data_prep.scale_out import phash_batch
-    ray.data.read_csv("manifest.csv").filter(lambda r: r["status"] == "ok") \
-        .map_batches(phash_batch, fn_kwargs={"work_dir": "/shared/work"}, batch_size=64) \
-        .write_json("phash/")   # then append the records to cache/phash.jsonl
-
-(the raw files must then sit on storage every worker reads: a shared file system or an object store).
+    ray start --head && python -m data_prep all --from photos/ --engine ray --address auto
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 
 import pytest
@@ -135,34 +136,79 @@ def test_shards_split_by_size(published, tmp_path):
     assert sum(len(ds[s]) for s in ds) == 37
 
 
-class FakeHubApi:
-    """Stands in for huggingface_hub.HfApi: 'uploads' into a local folder."""
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The HTTP Hub stand-in with one write token, reached through HF_ENDPOINT (no saved login)."""
+    import huggingface_hub
 
-    instances: list = []
+    from tests.stand_ins.fake_hub import FakeHub
 
-    def __init__(self, token=None, remote=None):
-        self.token, self.remote, self.calls = token, remote, []
-        FakeHubApi.instances.append(self)
-
-    def create_repo(self, repo_id, repo_type, private=False, exist_ok=False):
-        self.calls.append(("create_repo", repo_id, repo_type, private))
-        return f"https://huggingface.co/datasets/{repo_id}"
-
-    def upload_folder(self, repo_id, repo_type, folder_path, commit_message=""):
-        self.calls.append(("upload_folder", repo_id, repo_type))
-        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    fake = FakeHub(tmp_path / "hub", tokens={WRITE_TOKEN: "write"})
+    with fake as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+        yield fake
 
 
-def test_push_uploads_the_exact_folder(published, tmp_path):
+WRITE_TOKEN = "hf_" + "w" * 30
+
+
+def test_push_uploads_the_exact_folder(published, tmp_path, hub):
     import datasets
 
     _, folder = published
-    api = FakeHubApi(remote=tmp_path / "hub")
-    url = push_folder(folder, "org/mushrooms", api=api)
+    url, visibility = push_folder(folder, "org/mushrooms", token=WRITE_TOKEN)
     assert url.endswith("datasets/org/mushrooms")
-    assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"] and api.calls[1][2] == "dataset"
+    # the fixture was built with --licences all: the repo is created private and read back as private
+    assert visibility == "private" and hub.repos["org/mushrooms"] == {"type": "dataset", "private": True}
     ds = datasets.load_dataset(str(tmp_path / "hub" / "org" / "mushrooms"), cache_dir=str(tmp_path / "hf"))
     assert sum(len(ds[s]) for s in ds) == 37
+
+
+def _uploaded_licences(root) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return {lic for f in root.glob("data/*.parquet") for lic in pq.read_table(f)["license"].to_pylist()}
+
+
+def test_images_not_openly_licensed_never_go_into_a_public_repo(published, tmp_path, hub, capsys):
+    """Issue 29.1: `publish --push-to-hub org/m` (open, public), then the same with `--licences all`, used to
+    upload the unknown-licence build into the public org/m (create_repo answers 409 and leaves it public)."""
+    work, folder = published
+    out = tmp_path / "ds"
+    cmd = ["publish", "--work-dir", str(work), "--out", str(out), "--push-to-hub", "org/m"]
+    assert main(cmd) == 0
+    assert hub.repos["org/m"]["private"] is False
+    before = _uploaded_licences(tmp_path / "hub" / "org" / "m")
+    assert before and all(is_open_licence(lic) for lic in before)
+    for choice in ("all", "restricted"):
+        with pytest.raises(SystemExit) as err:
+            main([*cmd, "--licences", choice, "--private"])
+        assert "public on the Hub" in str(err.value) and "Nothing was built" in str(err.value)
+    # the same folder pushed by hand (the guard is in push_folder, read from the folder's own licence column)
+    hub.requests.clear()
+    with pytest.raises(SystemExit) as err:
+        push_folder(folder, "org/m", token=WRITE_TOKEN, private=True)
+    assert "licence is not open" in str(err.value) and "unknown" in str(err.value)
+    assert "Nothing was uploaded" in str(err.value)
+    assert not [r for r in hub.requests if "/commit/" in r[1] or "/preupload/" in r[1]]
+    assert _uploaded_licences(tmp_path / "hub" / "org" / "m") == before
+    assert "(public, as the Hub reports it)" in capsys.readouterr().out  # the first push said what it did
+    # a new repo is created private and says so; made public on the Hub later, the next push is refused
+    assert main([*cmd[:-1], "org/private", "--licences", "all"]) == 0
+    assert hub.repos["org/private"]["private"] is True
+    assert "(private, as the Hub reports it)" in capsys.readouterr().out
+    hub.repos["org/private"]["private"] = False
+    with pytest.raises(SystemExit) as err:
+        main([*cmd[:-1], "org/private", "--licences", "all"])
+    assert "public on the Hub" in str(err.value)
+    # --private cannot make an existing public repo private: refused rather than printed as "(private)"
+    with pytest.raises(SystemExit) as err:
+        main([*cmd, "--private"])
+    assert "already exists and is public" in str(err.value)
 
 
 def test_publish_defaults_to_open_licences_and_says_what_it_left_out(published, tmp_path, capsys):
@@ -298,3 +344,85 @@ def test_card_says_what_this_build_did(published, tmp_path):
     citation = card.split("## Citation")[1].split("## Limitations")[0]
     assert "@misc{" in citation and "Original project: Mushroom Recognition Classifier using CNNs" in citation
     assert "`inat` (" in citation and "Wikimedia Commons contributors" in citation
+
+
+def test_open_means_cc0_pd_by_and_by_sa_not_nc_or_nd(published, tmp_path, capsys):
+    """Issue 29.4: CC BY-NC counted as open. Open = CC0, PD, CC BY, CC BY-SA (any version); NC and ND only
+    with --licences restricted (never into a public repo), each image with its licence and credit."""
+    restricted = ("CC BY-NC 4.0", "http://creativecommons.org/licenses/by-nc-sa/3.0/", "CC_BY_NC_4_0", "CC BY-ND 2.0")
+    assert not any(is_open_licence(text) for text in restricted)
+    from data_prep.licences import publishable
+
+    for text in restricted:
+        assert publishable(text, "restricted") and not publishable(text, "open")
+    for text in ("CC BY-SA 2.5", "CC_BY_4_0", "http://creativecommons.org/publicdomain/zero/1.0/", "public domain"):
+        assert is_open_licence(text) and publishable(text, "open")
+    assert not publishable("see origin", "restricted") and publishable("see origin", "all")
+    work, _ = published
+    local = tmp_path / "work"
+    shutil.copytree(work, local, ignore=shutil.ignore_patterns("dataset"))
+    rows = Manifest(local).rows()
+    nc = [r for r in rows if r["split"] and r["license"] == "CC-BY-SA-4.0"][:3]
+    for r in nc:
+        r["license"], r["license_raw"] = "CC-BY-NC-4.0", "CC BY-NC 4.0"
+    Manifest(local).write(rows)
+    assert main(["publish", "--work-dir", str(local), "--out", str(tmp_path / "open")]) == 0
+    assert re.search(rf"non-commercial licence \(CC-BY-NC-4\.0\)\s+{len(nc)}\n", capsys.readouterr().out)
+    import pyarrow.parquet as pq
+
+    ids = {i for f in (tmp_path / "open" / "data").glob("*.parquet") for i in pq.read_table(f)["image_id"].to_pylist()}
+    assert ids and not ids & {r["image_id"] for r in nc}
+    assert main(["publish", "--work-dir", str(local), "--out", str(tmp_path / "nc"), "--licences", "restricted"]) == 0
+    table = [pq.read_table(f) for f in (tmp_path / "nc" / "data").glob("*.parquet")]
+    got = {
+        row["image_id"]: (row["license"], row["creator"])
+        for t in table
+        for row in t.select(["image_id", "license", "creator"]).to_pylist()
+    }
+    for r in nc:
+        assert got[r["image_id"]] == ("CC-BY-NC-4.0", r["creator"])
+    assert "unknown" not in {lic for lic, _ in got.values()}
+    card = (tmp_path / "nc" / "README.md").read_text()
+    assert "--licences restricted" in card and "must stay private" in card
+
+
+def test_a_build_without_training_photos_is_refused_and_says_why(published, tmp_path, capsys):
+    """Issue 29.2: a build whose open-licence photos were all held out published train 0 / validation 1 /
+    test 1 and would have pushed it. Now publish refuses, naming the species and what to do; a build that
+    trains prints its split counts per species."""
+    work, _ = published
+    local = tmp_path / "work"
+    shutil.copytree(work, local, ignore=shutil.ignore_patterns("dataset"))
+    rows = Manifest(local).rows()
+    for r in rows:  # only held-out photos carry an open licence (as with 6 species of ../shared)
+        r["license"] = "CC0-1.0" if r["split"] in ("validation", "test") else "unknown"
+    Manifest(local).write(rows)
+    out = tmp_path / "ds"
+    with pytest.raises(SystemExit) as err:
+        main(["publish", "--work-dir", str(local), "--out", str(out)])
+    message = str(err.value)
+    assert "the train split is empty" in message and "second source" in message and "--licences all" in message
+    held = {r["species"] for r in rows if r["split"] in ("validation", "test")}
+    assert held and all(sp in message for sp in held)
+    assert not out.exists()
+    # one species loses its training photos only: refused, naming that species (and not the others)
+    victim = sorted(held)[0]
+    for r in rows:
+        r["license"] = "unknown" if (r["species"] == victim and r["split"] == "train") else "CC0-1.0"
+    Manifest(local).write(rows)
+    with pytest.raises(SystemExit) as err:
+        main(["publish", "--work-dir", str(local), "--out", str(out)])
+    assert "1 species have validation/test photos but no training photo" in str(err.value)
+    assert victim in str(err.value) and not out.exists()
+    others = sorted({r["species"] for r in rows} - {victim})
+    assert not any(sp in str(err.value) for sp in others)
+    # a build that can train: the output ends with every species' split counts
+    for r in rows:
+        r["license"] = "CC0-1.0"
+    Manifest(local).write(rows)
+    capsys.readouterr()
+    assert main(["publish", "--work-dir", str(local), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split("== published images per species")[1]
+    for sp in {r["species"] for r in rows if r["split"]}:
+        n = [sum(r["species"] == sp and r["split"] == s for r in rows) for s in ("train", "validation", "test")]
+        assert re.search(rf"{sp}\s+{n[0]}\s+{n[1]}\s+{n[2]}\n", printed), sp

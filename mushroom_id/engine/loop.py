@@ -263,7 +263,7 @@ def _cached_train_set(model, config: TrainConfig, train_ds, data_config, acceler
             if accelerator.is_main_process:
                 with atomic_path(path) as tmp:
                     torch.save(maps, tmp)
-    log.info("trunk cache %s: %s", path.name, tuple(maps.shape))
+    log.info("trunk cache %s: %s (cached by content; delete it to recompute)", path, tuple(maps.shape))
     return CachedTrunkDataset(maps, train_ds.targets, crop, config.hflip, seed=config.seed), Top(model, k)
 
 
@@ -525,6 +525,20 @@ def _show(key: str, value) -> str:
     return repr(value)
 
 
+def class_differences(saved: list[str], current: list[str]) -> str:
+    """Every species only the checkpoint knows and every species only this run has (not 3 names per side)."""
+    only_saved = sorted(set(saved) - set(current))
+    only_here = sorted(set(current) - set(saved))
+    parts = [f"{len(saved)} species (checkpoint) vs {len(current)} (this run)"]
+    if only_saved:
+        parts.append(f"only in the checkpoint: {', '.join(only_saved)}")
+    if only_here:
+        parts.append(f"only in this run: {', '.join(only_here)}")
+    if not only_saved and not only_here:
+        parts.append("the same names in another order")
+    return "; ".join(parts)
+
+
 def signature_differences(saved: dict, current: dict) -> list[str]:
     """Human-readable differences between a checkpoint's run and this one ("backbone: 'a' (checkpoint) vs
     'b' (this run)")."""
@@ -532,8 +546,8 @@ def signature_differences(saved: dict, current: dict) -> list[str]:
     for key, name in SIGNATURE_NAMES.items():
         if key in saved and saved[key] != current.get(key):
             detail = f"{_show(key, saved[key])} (checkpoint) vs {_show(key, current.get(key))} (this run)"
-            if key == "classes" and isinstance(saved[key], list) and len(saved[key]) == len(current.get(key) or []):
-                detail = f"the same number, different names ({sorted(set(saved[key]) ^ set(current[key]))[:4]})"
+            if key == "classes" and isinstance(saved[key], list) and isinstance(current.get(key), list):
+                detail = class_differences(saved[key], current[key])
             diffs.append(f"{name}: {detail}")
     return diffs
 
@@ -566,13 +580,21 @@ def check_resume(run: Run, ckpt: Path) -> None:
     if not diffs:
         diffs = _weights_differences(ckpt, accelerator.unwrap_model(run.net))
     if diffs:
-        saved_config = ckpt.parent.parent / "config.yaml"
-        raise ConfigError(
-            f"--resume {ckpt}: that checkpoint was saved by a different run; "
-            + "; ".join(diffs)
-            + f". Resume with that run's settings (python train.py --config {saved_config} --resume auto), or start "
-            "a new run without --resume (--init-from local-dir:<that run>/best starts from its weights)"
-        )
+        raise ConfigError(resume_refusal(ckpt, diffs))
+
+
+def resume_refusal(ckpt: Path, diffs: list[str]) -> str:
+    """The refusal of a checkpoint saved by another run, with the command that resumes it. ``--output-dir``
+    names the checkpoint's own folder: the ``config.yaml`` there still names the folder it was first written
+    in, so without it a copied run folder would resume (and write into) the original."""
+    run_folder = ckpt.parent.parent
+    return (
+        f"--resume {ckpt}: that checkpoint was saved by a different run; "
+        + "; ".join(diffs)
+        + f". Resume with that run's settings (python train.py --config {run_folder / 'config.yaml'} "
+        f"--output-dir {run_folder} --resume auto), or start a new run without --resume (--init-from "
+        "local-dir:<that run>/best starts from its weights)"
+    )
 
 
 def check_resumed_best(run: Run, ckpt: Path) -> None:
@@ -599,8 +621,18 @@ def resume(run: Run) -> None:
     check_resume(run, ckpt)
     _load_checkpoint(accelerator, ckpt)
     check_resumed_best(run, ckpt)
-    inside = f", {state.batch} batches into epoch {state.epoch + 1}" if state.batch else ""
-    accelerator.print(f"resumed from {ckpt}: epoch {state.epoch}, step {state.step}{inside}")
+    accelerator.print(resumed_message(ckpt, state))
+
+
+def resumed_message(ckpt: Path, state: TrainState) -> str:
+    """Where training goes on, with one epoch number (``state.epoch`` counts completed epochs, 1-based names)."""
+    if state.batch:
+        return (
+            f"resumed from {ckpt}: epoch {state.epoch + 1}, step {state.step} "
+            f"({state.batch} batches into epoch {state.epoch + 1})"
+        )
+    done = f"epoch {state.epoch} done; next: epoch {state.epoch + 1}"
+    return f"resumed from {ckpt}: epoch {state.epoch}, step {state.step} ({done})"
 
 
 # ---------------------------------------------------------------- one epoch

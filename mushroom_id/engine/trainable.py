@@ -52,7 +52,8 @@ def create_timm_model(name: str, **kwargs) -> tuple[nn.Module, dict]:
                     f"{name} does not support {key} (timm's class rejects it); set {key}: 0 in the config"
                 ) from None
             dropped[key] = value
-            log.info("%s does not take %s; not passed", name, key)
+            if key != "img_size":  # img_size is applied through the data config (pretrained_cfg_overlay): no news
+                log.info("%s does not take %s; not passed", name, key)
 
 
 def build_model(config: TrainConfig, labels: Sequence[str]) -> tuple[nn.Module, str | None]:

@@ -2,11 +2,13 @@
 and ``upload_folder`` (huggingface_hub 2.x), reached through ``HF_ENDPOINT``.
 
 Endpoints (as the real Hub answers them): ``GET /api/whoami-v2`` (401 without a known token),
-``POST /api/repos/create``, ``POST /api/validate-yaml``, ``POST /api/<type>s/<org>/<name>/preupload/<rev>``
+``GET /api/<type>s/<org>/<name>`` (repo info with its ``private`` flag; 404 ``RepoNotFound`` for no repo),
+``POST /api/repos/create`` (409 for a repo that exists, which keeps its visibility: ``create_repo(exist_ok=True)``
+then goes on as if it had made it), ``POST /api/validate-yaml``, ``POST /api/<type>s/<org>/<name>/preupload/<rev>``
 (every file "regular": no LFS / Xet transfer), ``POST /api/<type>s/<org>/<name>/commit/<rev>`` (NDJSON,
 base64 file content).
 Committed files land in ``<root>/<org>/<name>/``; ``requests`` lists (method, path) of every call and
-``repos`` the created repos with their ``private`` flag.
+``repos`` the created repos with their ``private`` flag (set it to make a repo public or private "on the Hub").
 
     with FakeHub(tmp_path / "hub", tokens={"hf_abc": "write"}) as url:
         monkeypatch.setenv("HF_ENDPOINT", url)
@@ -77,7 +79,27 @@ class FakeHub(LocalServer):
                             },
                         )
                     return
+                m = re.match(r"^/api/(\w+)s/([^/]+/[^/?]+)(?:/revision/[^/?]+)?(?:\?.*)?$", self.path)
+                if m and m.group(1) in ("dataset", "model", "space"):
+                    repo = hub.repos.get(m.group(2))
+                    if repo is None or repo["type"] != m.group(1) or (repo["private"] and not self._token()):
+                        self._not_found()
+                        return
+                    self._json(
+                        200,
+                        {"id": m.group(2), "private": repo["private"], "sha": "0" * 40, "siblings": [], "tags": []},
+                    )
+                    return
                 self._json(404, {"error": "not found"})
+
+            def _not_found(self) -> None:
+                data = json.dumps({"error": "Repository not found"}).encode()
+                self.send_response(404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Error-Code", "RepoNotFound")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 hub.requests.append(("POST", self.path))
@@ -91,6 +113,10 @@ class FakeHub(LocalServer):
                 if self.path.startswith("/api/repos/create"):
                     req = json.loads(body)
                     repo_id = f"{req.get('organization') or hub.user}/{req['name']}"
+                    if repo_id in hub.repos:  # the real Hub: 409, and the existing repo stays as it is
+                        url = f"{endpoint}/datasets/{repo_id}"
+                        self._json(409, {"error": "You already created this dataset repo", "url": url})
+                        return
                     hub.repos[repo_id] = {
                         "type": req.get("type", "model"),
                         "private": req.get("visibility", "private" if req.get("private") else "public") != "public",
