@@ -8,7 +8,7 @@ none renamed.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Edibility = Literal["deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice"]
 WarningKind = Literal[
@@ -83,7 +83,8 @@ class DangerItem(TypedDict):
     species: str
     edibility: Edibility
     probability: float | None  # the model's probability (None: a lookalike it gives none)
-    reason: str  # "top guess", "12%", "looks like your top guess", "looks like X (guess 2)"
+    reason: str  # "top guess", "12%", "looks like your top guess", "looks like X (guess 2)", "your answers fit ..."
+    check: NotRequired[str]  # what to check to tell it apart (a profile's or a curated confusion's why)
 
 
 class ModelInfo(TypedDict):
@@ -108,6 +109,7 @@ class Result(TypedDict):
     questions: list[QuestionOffer]  # unanswered field questions, the most useful first; [] without traits
     below_floor: bool  # the top probability is below the fitted floor: candidates are "possible", not answers
     danger_panel: list[DangerItem]  # the red panel (core.danger): at most 3 dangerous species, each with why
+    danger_profiles: list[dict]  # the dangerous groups the answers fit (core.danger.profile_matches), [] without
 
 
 class ErrorResult(TypedDict):
