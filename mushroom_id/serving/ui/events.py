@@ -77,7 +77,7 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
         photo = UserPhoto(*photo) if photo else None
         return (
             first_screen_html(result, refs, catalog, photo),
-            {"html": narrow_html(result)},
+            {"html": narrow_html(result, state.get("answers"))},
             more_html(result, refs, catalog, photo),
             result,
             {**state, "result": result},
@@ -123,9 +123,9 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
         if not state or not state.get("cache") or not pick.get("key"):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         answers = dict(state.get("answers") or {})
-        if pick.get("value") and pick["value"] != "not sure":
+        if pick.get("value"):  # "not sure" is kept: it is no evidence, and that question is not asked again
             answers[pick["key"]] = pick["value"]
-        else:
+        else:  # a chip's ✕
             answers.pop(pick["key"], None)
         try:
             result = service.refine(state["cache"], answers)

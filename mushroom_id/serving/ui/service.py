@@ -127,7 +127,7 @@ class Service:
             )
         if len(paths) > MAX_PHOTOS:
             raise gr.Error(f"At most {MAX_PHOTOS} photos of one specimen, got {len(paths)}.", print_exception=False)
-        answers = self.check_answers(answers)  # before the network runs
+        self.check_answers(answers)  # before the network runs
         try:
             probs, fungus = predictor.photo_probs(paths)
         except ImageError as e:
@@ -149,7 +149,9 @@ class Service:
                 "No photo to refine yet: call /classify (or /classify_observation) first.", print_exception=False
             )
         predictor = self.predictor(cache["spec"])
-        return predictor.refine(cache["probs"], cache["fungus"], self.check_answers(answers), photos=cache["photos"])
+        self.check_answers(answers)  # an unknown answer is an AppError that lists the accepted ones
+        # as given: the predictor drops "not sure" answers as evidence and skips their questions
+        return predictor.refine(cache["probs"], cache["fungus"], answers, photos=cache["photos"])
 
     def run(self, paths: list[str], spec: str | None, answers: dict | None = None) -> dict:
         return self.observe(paths, spec, answers)[0]
