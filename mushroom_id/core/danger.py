@@ -189,6 +189,8 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
         if rank > 1 and not (share < 1.0 and c["probability"] >= share):
             continue  # a lower guess's lookalikes count once that guess holds the share itself
         for look in c.get("lookalikes") or []:
+            if look.get("ruled_out_by"):
+                continue  # an answer contradicts it: in the details, not in red
             if look.get("edibility") in DANGEROUS and look["species"] != c["species"]:
                 why = "looks like your top guess" if rank == 1 else f"looks like {c['species']} (guess {rank})"
                 add(look["species"], look["edibility"], why)

@@ -447,6 +447,23 @@ def _fitted_profiles(
     return out
 
 
+RULE_OUT_ANSWERS = 1  # answers that must contradict a lookalike (2: edible panels 56% instead of 50%, see README)
+
+
+def _mark_ruled_out(candidates: list[Candidate], answers: dict[str, str], field: FieldEvidence, index) -> None:
+    """Each lookalike that an answer contradicts (its known traits: ``FieldEvidence.rules_out``) gets
+    ``ruled_out_by``, the answers in words: the red panel then names the danger the answers still
+    point to; the lookalike's warning stays in the result (and the page's details)."""
+    for c in candidates:
+        for look in c["lookalikes"]:
+            i = index.get(look["species"])
+            if i is None:
+                continue  # the model does not know it, nor the trait likelihoods: it stays
+            against = [describe(k, v) for k, v in answers.items() if field.rules_out(i, k, v)]
+            if len(against) >= RULE_OUT_ANSWERS:
+                look["ruled_out_by"] = against
+
+
 def _profile_warnings(warnings: list[Warning], fitted: list[dict]) -> list[Warning]:
     """A danger the answers point to is warned too (added, never replacing the photo's warnings)."""
     have = {w["species"] for w in warnings if w["kind"] == "toxic_candidate"}
@@ -536,6 +553,8 @@ def answer(
         n_danger = sum(w["kind"] == "toxic_candidate" for w in merged)
         conflicts = _conflicts(int(np.argmax(photo_probs)), labels, field, answers)
         warnings = merged[:n_danger] + conflicts + merged[n_danger:]
+    if answers:
+        _mark_ruled_out(result["candidates"], answers, field, index)
     fitted = _fitted_profiles(answers, probs, labels, catalog, index)
     warnings = _profile_warnings(warnings, fitted)
     if field is not None:
