@@ -138,6 +138,9 @@ def lookalike_photo(service, photo_manifest, photos_dir):
     pytest.fail("no licence-clean photo whose top answer has a dangerous lookalike")
 
 
+LAUNCHED: dict = {}  # the running demo, for the test that drops its sessions
+
+
 @pytest.fixture(scope="module")
 def flags_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("flags")
@@ -150,6 +153,7 @@ def app(service, photos_dir, flags_dir):
 
     demo = build_demo(service=service, flag_store=FlagStore(flags_dir))
     _, url, _ = launch(demo, prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    LAUNCHED["demo"] = demo
     try:
         yield url
     finally:
@@ -770,3 +774,42 @@ def test_keyboard_answer_keeps_focus_in_narrow_it_down(page, photo_of):
     assert page.evaluate("document.activeElement.tagName") == "BUTTON"
     page.keyboard.press("Enter")  # the next question's first answer, by keyboard again
     page.wait_for_function("() => document.querySelectorAll('#narrow button.chip').length >= 2")
+
+
+def test_spore_print_answer_hours_later_after_the_session_is_gone(page, service, photo_of, artifacts):
+    """Part 3 of issue 28: a person who leaves to take a spore print answers hours later, after Gradio has
+    dropped the page's session (a phone that slept: a closed session's state lasts one hour). The page
+    still re-ranks its photo (kept KEEP_SECONDS after the last use), and says so plainly once expired."""
+    from mushroom_id.serving.ui.service import KEEP_SECONDS
+
+    assert KEEP_SECONDS >= 12 * 3600  # a spore print takes a few hours
+    upload(page, photo_of("Amanita phalloides", "seed"))
+    wait_answer(page)
+    demo = LAUNCHED["demo"]
+
+    def drop_sessions():
+        for session in list(demo.state_holder.session_data):
+            demo.state_holder.delete_state(session)
+
+    drop_sessions()
+    key = _question(page)
+    button = page.locator(f'#narrow button.option[data-key="{key}"]').first
+    button.click()
+    page.locator(f'#narrow button.chip[data-key="{key}"]').wait_for(state="visible")
+    wait_answer(page)
+    drop_sessions()
+    second = _question(page)
+    page.locator(f'#narrow button.option[data-key="{second}"]').first.click()
+    page.locator(f'#narrow button.chip[data-key="{second}"]').wait_for(state="visible")
+    assert page.locator(f'#narrow button.chip[data-key="{key}"]').count() == 1  # the first answer too
+    page.screenshot(path=str(artifacts / "browser_spore_print_later.png"))
+    # a day later (or after a restart) the page says so, instead of doing nothing
+    drop_sessions()
+    seconds, service.kept.seconds = service.kept.seconds, -1
+    try:
+        third = _question(page)
+        page.locator(f'#narrow button.option[data-key="{third}"]').first.click()
+        page.locator("#answer-error").wait_for(state="visible")
+        assert "upload the photo again" in page.locator("#answer-error").inner_text()
+    finally:
+        service.kept.seconds = seconds

@@ -34,6 +34,7 @@ LABELS = [
     "Chlorophyllum brunneum",
     "Chlorophyllum molybdites",
     "Lactarius deliciosus",
+    "Omphalotus olearius",
 ]
 
 
@@ -226,3 +227,30 @@ def test_no_shown_percentage_reads_100():
     assert r["genus_answer"] and "100%" not in r["message"] and "over 99% together" in r["message"]
     assert "100%" not in " ".join(text_lines(r))
     assert text_lines(r)[0].startswith("No single species is clear: most likely a species of Amanita (over 99%")
+
+
+def test_a_lookalike_an_answer_contradicts_leaves_the_red_panel_not_the_page():
+    photo = {"Cantharellus cibarius": 0.7, "Boletus edulis": 0.2}
+    p = np.array([photo.get(n, 0.001) for n in LABELS])
+    t = Thresholds(confident=1.0, genus=1.0, conformal_qhat=0.99, danger_share=0.2)
+    before = answer(p / p.sum(), 0.9, LABELS, CATALOG, t, MODEL, field=_field(), answers={})
+    assert "Omphalotus olearius" in {d["species"] for d in before["danger_panel"]}  # looks like the top guess
+    after = answer(p / p.sum(), 0.9, LABELS, CATALOG, t, MODEL, field=_field(), answers={"hymenium": "ridges"})
+    assert after["candidates"][0]["species"] == "Cantharellus cibarius"
+    assert "Omphalotus olearius" not in {d["species"] for d in after["danger_panel"]}  # true gills: ruled out
+    assert "Omphalotus olearius" in {w["species"] for w in unnamed_dangers(after)}  # still on the page
+    look = next(x for x in after["candidates"][0]["lookalikes"] if x["species"] == "Omphalotus olearius")
+    assert look["ruled_out_by"] == ["Ridges (blunt, forked veins)"]
+
+
+def test_the_page_keeps_a_photo_for_hours_and_forgets_it_after():
+    from mushroom_id.serving.ui.service import KEEP_SECONDS, KeptPhotos
+
+    assert KEEP_SECONDS >= 12 * 3600
+    kept = KeptPhotos(seconds=60, limit=2)
+    a, b = kept.keep({"probs": 1}), kept.keep({"probs": 2})
+    assert a != b and kept.get(a) == {"probs": 1} and kept.get("nope") is None and kept.get(None) is None
+    kept.keep({"probs": 3})  # over the limit: the least recently used (b) goes
+    assert kept.get(b) is None and kept.get(a) == {"probs": 1}
+    kept.seconds = -1  # expired
+    assert kept.get(a) is None
