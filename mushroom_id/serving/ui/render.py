@@ -159,15 +159,17 @@ def caution_html(result: Mapping, refs: ReferencePhotos | None = None, exclude: 
     if not panel:
         line = caution_line(result)
         return f'<p id="caution-line" class="caution">{_e(line)}</p>' if line else ""
-    items = "".join(
-        f'<li data-species="{_e(d["species"])}">'
-        + (_panel_photo(d["species"], refs, exclude) if d.get("check") else "")
-        + f'<span class="who"><b><i>{_e(d["species"])}</i></b> {badge(d["edibility"])}</span>'
-        f' <span class="why">— {_e(d["reason"])}</span>'
-        + (f'<span class="check"><b>Check:</b> {_e(d["check"])}</span>' if d.get("check") else "")
-        + "</li>"
-        for d in panel
-    )
+    items = []
+    for d in panel:
+        text = (
+            f'<span class="who"><b><i>{_e(d["species"])}</i></b> {badge(d["edibility"])}</span>'
+            f' <span class="why">— {_e(d["reason"])}</span>'
+            + (f'<span class="check"><b>Check:</b> {_e(d["check"])}</span>' if d.get("check") else "")
+        )
+        photo = _panel_photo(d["species"], refs, exclude) if d.get("check") else ""
+        kind = ' class="with-photo"' if photo else ""
+        items.append(f'<li data-species="{_e(d["species"])}"{kind}><div class="text">{text}</div>{photo}</li>')
+    items = "".join(items)
     return (
         '<div id="danger-panel" class="danger-panel" role="alert">'
         '<p class="danger-title"><span aria-hidden="true">⚠</span> Danger: deadly or poisonous species in play</p>'
