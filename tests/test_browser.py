@@ -720,6 +720,7 @@ def test_no_deadly_lookalike_line_under_a_shelf_fungus(browser, app, service, ph
         text = page.locator("#answer-panel").inner_text()
         assert "like this one" not in text and page.locator("#caution-line").count() == 0
         assert DISCLAIMER[:60] in page.locator("#disclaimer").inner_text()  # the general warning stays
+        page.wait_for_timeout(600)  # the reference photo
         page.screenshot(path=str(artifacts / "phone_light_shelf_fungus.png"))
     finally:
         page.context.close()
