@@ -814,3 +814,31 @@ def test_spore_print_answer_hours_later_after_the_session_is_gone(page, service,
         assert "upload the photo again" in page.locator("#answer-error").inner_text()
     finally:
         service.kept.seconds = seconds
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_answers_that_fit_the_deadly_amanitas_name_them_in_red(browser, app, photo_of, artifacts, scheme):
+    """Part 2 of issue 28: answers are evidence about danger too. Whatever the photo says (a porcini),
+    gills, a ring and a cup and a white print name the deadly Amanitas in red, with what to check."""
+    fits = {"hymenium": "gills", "stipe": "ring_and_volva", "spore_print": "white-cream"}
+    page = phone(browser, app, scheme)
+    try:
+        upload(page, photo_of("Boletus edulis", "seed"))
+        wait_answer(page)
+        for _ in range(6):
+            if page.locator("#danger-panel", has_text="your answers fit the deadly Amanitas").count():
+                break
+            key = _question(page)
+            value = fits.get(key, "not sure")
+            page.locator(f'#narrow button[data-key="{key}"][data-value="{value}"]').click()
+            page.locator(f'#narrow button.chip[data-key="{key}"]').wait_for(state="visible")
+        item = page.locator("#danger-panel li", has_text="your answers fit the deadly Amanitas")
+        assert item.count() == 1 and "DEADLY" in item.inner_text() and "Check:" in item.inner_text()
+        assert item.locator("img").count() == 1  # the group's reference photo beside what to check
+        page.locator("#answer-panel").scroll_into_view_if_needed()
+        page.evaluate("document.querySelector('#danger-panel').scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(artifacts / f"phone_{scheme}_profile_amanitas.png"))
+        assert_readable(page, f"phone/{scheme} (profile)")
+    finally:
+        page.context.close()
