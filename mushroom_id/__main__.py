@@ -44,7 +44,11 @@ def cmd_predict(args) -> int:
     paths = args.photos
     if args.observation:
         try:
-            results = {"observation": predictor.predict_observation(paths, top_k=args.top_k, answers=answers)}
+            results = {
+                "observation": predictor.predict_observation(
+                    paths, top_k=args.top_k, answers=answers, can_wait=args.can_wait
+                )
+            }
         except ImageError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -52,7 +56,7 @@ def cmd_predict(args) -> int:
         results, failed = {}, 0
         for p in paths:
             try:
-                results[p] = predictor.predict(p, top_k=args.top_k, answers=answers)
+                results[p] = predictor.predict(p, top_k=args.top_k, answers=answers, can_wait=args.can_wait)
             except ImageError as e:
                 results[p] = {"error": str(e)}
                 failed += 1
@@ -76,11 +80,13 @@ def cmd_questions(args) -> int:
         print(json.dumps(questions, indent=2))
         return 0
     for q in questions:
-        print(f"{q['key']}: {q['text']}\n  {q['help']}")
+        after = f"; asked after {q['after'][0]}={q['after'][1]}" if q["after"] else ""
+        print(f"{q['key']}: {q['text']}  [{q['effort']}{after}]\n  {q['help']}")
         for o in q["options"]:
             aliases = f"  (also: {', '.join(o['aliases'])})" if o["aliases"] else ""
             print(f"    {o['value']:22s} {o['label']}{aliases}")
-    print("Any question may be answered 'not sure' (no evidence).")
+    print("Any question may be answered 'not sure' (no evidence, and it is not asked again).")
+    print("The spore print takes hours: it is asked after the others unless you pass --can-wait.")
     return 0
 
 
@@ -158,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="QUESTION=VALUE",
         help="a field answer, repeatable: hymenium=pores, stipe=ring, spore_print=white, ecology=wood "
-        "(python -m mushroom_id questions lists them)",
+        "(python -m mushroom_id questions lists them); a month works for the season: season=october",
+    )
+    p.add_argument(
+        "--can-wait",
+        action="store_true",
+        help="you can wait hours for a spore print: it may be asked first (otherwise after the quick questions)",
     )
     p.set_defaults(func=cmd_predict)
     qs = sub.add_parser("questions", help="the field questions and the answers each accepts")

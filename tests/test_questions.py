@@ -6,7 +6,6 @@ danger warning but never hide one the photo raised.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import hand_made_predictor
 
-from data_prep.traits import build_traits
+from data_prep.traits import WAGNER_NAMES_CSV, build_traits, cap_sizes, read_sources, wagner_traits
 from mushroom_id.core.catalog import default_catalog
 from mushroom_id.core.questions import (
     DIG_UP_THE_BASE,
@@ -25,7 +24,16 @@ from mushroom_id.core.questions import (
     parse_answer_args,
     parse_answers,
 )
-from mushroom_id.core.traits import RAW_GROUPS, SOURCE_GENUS, SOURCE_WIKIPEDIA, TRAITS_CSV, Traits, default_traits
+from mushroom_id.core.traits import (
+    RAW_GROUPS,
+    SOURCE_FUNGALTRAITS,
+    SOURCE_GENUS,
+    SOURCE_WAGNER,
+    SOURCE_WIKIPEDIA,
+    TRAITS_CSV,
+    Traits,
+    default_traits,
+)
 from mushroom_id.engine.field_eval import ask_sequence, simulated_answers
 
 
@@ -42,31 +50,122 @@ def _wiki(rows, name):
 # ----------------------------------------------------------------------------- the trait table
 
 
-def test_committed_trait_table_is_the_builders_output(wikipedia_rows, tmp_path):
-    rows, _ = build_traits(default_catalog(), wikipedia_rows)
+def test_committed_trait_table_is_the_builders_output(shared_catalog):
+    rows, report = build_traits(default_catalog(), **read_sources(shared_catalog))
     with open(TRAITS_CSV, newline="", encoding="utf-8") as f:
         committed = list(csv.DictReader(f))
-    assert [r["name"] for r in committed] == [r["name"] for r in rows]
     assert committed == [{k: str(v) for k, v in r.items()} for r in rows]
-    assert len(committed) == len(default_catalog())
+    assert {r["name"] for r in committed} == set(default_catalog().names)
+    assert {r["source"] for r in committed} - {""} == {
+        SOURCE_WIKIPEDIA,
+        SOURCE_GENUS,
+        SOURCE_WAGNER,
+        SOURCE_FUNGALTRAITS,
+    }
+    assert report["species with a Wagner 2021 entry"] > 120
 
 
 def test_traits_read_every_value_of_the_source(wikipedia_rows):
     traits = default_traits()
     ph = _wiki(wikipedia_rows, "Amanita phalloides")
     assert ph["stipe type"] == "ring and volva" and ph["cap shape"] == "convex, flat"
-    assert traits.of("Amanita phalloides")["stipe"] == {"ring_and_volva"}
+    assert traits.by_source("Amanita phalloides", "stipe")[SOURCE_WIKIPEDIA] == {"ring_and_volva"}
+    assert "ring_and_volva" in traits.of("Amanita phalloides")["stipe"]
     assert traits.of("Amanita phalloides")["cap_shape"] == {"convex", "flat"}
-    assert traits.value("Amanita phalloides", "stipe").source == SOURCE_WIKIPEDIA
+    assert traits.of("Amanita phalloides")["stem_base"] == {"cup"}  # the volva is a cup at the base
+    assert SOURCE_WIKIPEDIA in traits.value("Amanita phalloides", "stipe").sources
     assert _wiki(wikipedia_rows, "Boletus edulis")["hymenium type"] == "pores"
     assert traits.of("Boletus edulis")["hymenium"] == {"pores"}
     # Chlorophyllum molybdites is the green-spored one: its own group, not "white"
     assert _wiki(wikipedia_rows, "Chlorophyllum molybdites")["spore color"] == "green"
     assert traits.of("Chlorophyllum molybdites")["spore_print"] == {"green"}
     # every raw word of the source is either grouped or knowingly left out
-    for trait, column in (("hymenium", "hymenium type"), ("stipe", "stipe type")):
+    for trait, column in (("hymenium", "hymenium type"), ("stipe", "stipe type"), ("ecology", "ecological type")):
         words = {w.strip() for r in wikipedia_rows for w in r[column].split(",") if w.strip()}
         assert words <= set(RAW_GROUPS[trait]), words - set(RAW_GROUPS[trait])
+
+
+def test_wagner_rows_are_read_by_their_codes(shared_catalog):
+    with open(shared_catalog / "traits_wagner2021_primary.csv", newline="", encoding="utf-8") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f, delimiter=";")}
+    fly = rows["Fly Agaric"]
+    assert fly["cap-color"] == "[e, o]" and fly["cap-diameter"] == "[10, 20]" and fly["season"] == "[u, a, w]"
+    got = wagner_traits(fly)
+    assert got["cap_colour"] == ("red-pink", "yellow-orange")
+    assert got["cap_size"] == ("large",)  # 10-20 cm
+    assert got["season"] == ("summer", "autumn", "winter")
+    assert got["gill_attachment"] == ("free",) and got["hymenium"] == ("gills",)
+    assert got["ecology"] == ("wood", "litter", "soil_trees")  # "woods": in woodland, not on wood
+    assert cap_sizes("[3, 7]") == ("small", "medium") and cap_sizes("[12]") == ("medium", "large")
+    traits = default_traits()
+    assert traits.by_source("Amanita muscaria", "cap_colour")[SOURCE_WAGNER] == {"red-pink", "yellow-orange"}
+
+
+def test_wagner_names_resolve_and_their_edibility_agrees_or_is_listed(shared_catalog):
+    """Wagner's book names are common names: the mapping is data, checked here."""
+    catalog = default_catalog()
+    with open(WAGNER_NAMES_CSV, newline="", encoding="utf-8") as f:
+        names = list(csv.DictReader(f))
+    with open(shared_catalog / "traits_wagner2021_primary.csv", newline="", encoding="utf-8") as f:
+        wagner = {r["name"]: r for r in csv.DictReader(f, delimiter=";")}
+    assert sorted(n["wagner_name"] for n in names) == sorted(wagner)  # every book name once
+    mapped = [n for n in names if n["species"]]
+    assert len(mapped) > 140
+    for n in mapped:
+        accepted = catalog.resolve(n["species"])
+        if n["note"].startswith("not a catalog species"):
+            assert accepted is None, n
+            continue
+        assert accepted, n
+        edible = catalog.edibility(accepted) in ("edible", "choice")
+        if (wagner[n["wagner_name"]]["class"] == "e") != edible:
+            assert "edibility differs" in n["note"], n
+    # the catalog's common name is used where it means the same species, and a clash is written down
+    assert next(n for n in names if n["wagner_name"] == "Death Cap")["species"] == "Amanita phalloides"
+    assert "Russula adusta" in next(n for n in names if n["wagner_name"] == "Blackening Russula")["note"]
+
+
+def test_sources_combine_by_the_written_rule():
+    rows = [
+        # two own entries disagree: both accepted
+        {"name": "A a", "trait": "stipe", "source": SOURCE_WIKIPEDIA, "values": "ring"},
+        {"name": "A a", "trait": "stipe", "source": SOURCE_WAGNER, "values": "bare"},
+        # a vague own word ("saprotrophic": any dead matter) narrowed by a genus value consistent with it
+        {"name": "A a", "trait": "ecology", "source": SOURCE_WIKIPEDIA, "values": "wood; litter; soil_trees"},
+        {"name": "A a", "trait": "ecology", "source": SOURCE_FUNGALTRAITS, "values": "wood"},
+        # an own value beats a genus value that contradicts it
+        {"name": "A a", "trait": "hymenium", "source": SOURCE_WIKIPEDIA, "values": "ridges"},
+        {"name": "A a", "trait": "hymenium", "source": SOURCE_FUNGALTRAITS, "values": "gills"},
+        # a genus value where nothing else knows, and a spore print only Wikipedia knows
+        {"name": "B b", "trait": "ecology", "source": SOURCE_FUNGALTRAITS, "values": "litter"},
+        {"name": "B b", "trait": "spore_print", "source": SOURCE_GENUS, "values": "white-cream"},
+    ]
+    t = Traits(rows)
+    assert t.of("A a")["stipe"] == {"ring", "bare"}
+    assert t.value("A a", "stipe").sources == (SOURCE_WIKIPEDIA, SOURCE_WAGNER)
+    assert t.of("A a")["ecology"] == {"wood"}
+    assert t.of("A a")["hymenium"] == {"ridges"} and t.value("A a", "hymenium").sources == (SOURCE_WIKIPEDIA,)
+    assert t.of("B b")["ecology"] == {"litter"} and t.of("B b")["season"] == frozenset()
+    # held out: Wikipedia takes its genus inference with it
+    held = t.without("wikipedia")
+    assert held.of("A a")["stipe"] == {"bare"} and held.of("A a")["hymenium"] == {"gills"}
+    assert held.of("B b")["spore_print"] == frozenset() and held.of("B b")["ecology"] == {"litter"}
+    with pytest.raises(ValueError, match="unknown trait source"):
+        Traits(rows, exclude=["wiki"])
+
+
+def test_on_wood_separates_the_oyster_from_the_clouded_agaric():
+    """Truthful answers for an oyster mushroom must not make Clitocybe nebularis (poisonous, on the ground)
+    the top name: "on wood" means wood, not any saprotroph."""
+    traits = default_traits()
+    assert traits.of("Pleurotus ostreatus")["ecology"] == {"wood"}
+    assert "wood" not in traits.of("Clitocybe nebularis")["ecology"]
+    field = FieldEvidence.for_labels(["Clitocybe nebularis", "Pleurotus ostreatus"], traits, mismatch=0.05)
+    photo = np.array([0.7, 0.3])  # the photo prefers the clouded agaric
+    oyster = {"ecology": "wood", "stipe": "bare", "spore_print": "white-cream", "gill_attachment": "decurrent"}
+    after = field.reweight(photo, oyster)
+    assert after.argmax() == 1 and after[1] > 0.85
+    assert field.reweight(photo, {"ecology": "wood"})[1] > 0.85  # "on wood" alone settles it
 
 
 def test_genus_values_are_inferred_only_when_the_genus_agrees(wikipedia_rows):
@@ -77,7 +176,10 @@ def test_genus_values_are_inferred_only_when_the_genus_agrees(wikipedia_rows):
         return {r[column] for r in wikipedia_rows if r["scientific name"].split()[0] == genus.lower()}
 
     inferred = [
-        (sp.name, t) for sp in catalog for t in ("hymenium", "stipe") if traits.value(sp.name, t).source == SOURCE_GENUS
+        (sp.name, t)
+        for sp in catalog
+        for t in ("hymenium", "stipe")
+        if traits.value(sp.name, t).sources[:1] == (SOURCE_GENUS,)
     ]
     assert inferred, "some species get a genus value"
     for name, trait in inferred[:40]:
@@ -101,8 +203,13 @@ def test_answers_accept_grouped_names_and_the_sources_words():
     }
     assert parse_answers({"stipe": "none", "ecology": "mycorrhizal", "spore_print": "purple-brown"}) == {
         "stipe": "no_stem",
-        "ecology": "mycorrhizal",
+        "ecology": "soil_trees",
         "spore_print": "purple-black",
+    }
+    assert parse_answers({"ecology": "On wood", "stem_base": "volva", "cap_colour": "orange"}) == {
+        "ecology": "wood",
+        "stem_base": "cup",
+        "cap_colour": "yellow-orange",
     }
     assert parse_answers({"hymenium": "not sure", "stipe": ""}) == {}
     assert parse_answer_args(["hymenium=gills", "spore_print=pink"]) == {"hymenium": "gills", "spore_print": "pink"}
@@ -146,12 +253,19 @@ def test_the_next_question_separates_the_candidates():
     labels = ["Amanita phalloides", "Agaricus campestris", "Boletus edulis", "Russula emetica"]
     field = FieldEvidence.for_labels(labels, default_traits(), catalog.resolve)
     assert default_traits().of("Agaricus campestris")["spore_print"].isdisjoint({"white-cream"})
-    # a white-spored Amanita against a dark-spored Agaricus: the spore print settles it
+    # a white-spored Amanita against a dark-spored Agaricus: the spore print settles it, but it takes hours:
+    # a person who can wait is asked it first, anyone else after the questions answered in seconds
     p = np.array([0.5, 0.5, 0.0, 0.0])
-    offers = field.next_questions(p, {}, "info_gain")
-    assert offers[0]["key"] == "spore_print"
-    white = next(o for o in offers[0]["options"] if o["value"] == "white-cream")
+    waiting = field.next_questions(p, {}, "info_gain", can_wait=True)
+    spore = next(o for o in waiting if o["key"] == "spore_print")
+    assert spore["effort"] == "a few hours" and not spore["instant"]
+    white = next(o for o in spore["options"] if o["value"] == "white-cream")
     assert white["keeps"] == 1  # of the two candidates, only the Amanita has a white print
+    offers = field.next_questions(p, {}, "info_gain")
+    assert waiting.index(spore) < len(offers) - 1  # it separates them as well as anything: asked early
+    keys = [o["key"] for o in offers]
+    assert keys[-1] == "spore_print" and all(o["instant"] for o in offers[:-1])
+    assert offers[0]["key"] in ("stem_base", "stipe", "ecology", "cap_colour")  # the cup, the ring, the ground
     # a bolete against a Russula: pores or gills (the spore print also separates them; ties go to the
     # question asked first in a field guide)
     p = np.array([0.0, 0.0, 0.5, 0.5])
@@ -195,18 +309,18 @@ def test_hostile_answers_never_drop_a_deadly_warning_the_photo_raised(predictor)
     p = np.array([0.30, 0.05, 0.40, 0.10, 0.10, 0.02, 0.02, 0.01])
     photo = predictor.refine(p, 0.9, None, top_k=2)  # plausible: the top 2 (no conformal set here)
     assert "Amanita phalloides" in _toxic(photo)  # (and the lookalike Agaricus xanthodermus)
-    options = {k: [None] + [o.value for o in q.shown] for k, q in QUESTIONS.items() if k != "gill_attachment"}
-    combos = list(itertools.product(*options.values()))
+    options = {k: [None] + [o.value for o in q.shown] for k, q in QUESTIONS.items() if q.after is None}
     rng = np.random.default_rng(0)
-    sample = [combos[i] for i in rng.choice(len(combos), 250, replace=False)]
+    sample = [{k: vs[rng.integers(len(vs))] for k, vs in options.items()} for _ in range(250)]
     # the most hostile: every answer contradicts the deadly Amanita
-    sample.append(("pores", "bare", "brown", "wood"))
+    hostile = {"hymenium": "pores", "stipe": "bare", "spore_print": "brown", "ecology": "wood"}
+    hostile |= {"stem_base": "rooting", "cap_colour": "purple", "bruising": "changes", "season": "spring"}
+    sample.append(hostile)
     for combo in sample:
-        answers = {k: v for k, v in zip(options, combo, strict=True) if v}
+        answers = {k: v for k, v in combo.items() if v}
         r = predictor.refine(p, 0.9, answers, top_k=2)
         assert _toxic(photo) <= _toxic(r), (answers, _toxic(photo) - _toxic(r))
         assert r["answers"] == answers
-    hostile = {"hymenium": "pores", "stipe": "bare", "spore_print": "brown", "ecology": "wood"}
     r = predictor.refine(p, 0.9, hostile, top_k=2)
     assert "Amanita phalloides" not in [c["species"] for c in r["candidates"]]
     kept = next(w for w in r["warnings"] if w["species"] == "Amanita phalloides")
@@ -339,6 +453,32 @@ def test_predicted_traits_are_soft_evidence():
     np.testing.assert_allclose(trait_evidence(field, {"hymenium": q})[0], field.likelihood("hymenium", "pores"))
 
 
+def test_the_spore_print_comes_first_only_for_a_person_who_can_wait():
+    field = FieldEvidence(
+        ["a", "b", "c"],
+        [
+            {"spore_print": frozenset({"white-cream"}), "hymenium": frozenset({"gills"})},
+            {"spore_print": frozenset({"pink"}), "hymenium": frozenset({"gills"})},
+            {"spore_print": frozenset({"brown"}), "hymenium": frozenset({"pores"})},
+        ],
+    )
+    p = np.array([0.4, 0.4, 0.2])
+    assert field.ranked_questions(p, {}, "info_gain", can_wait=True)[0] == "spore_print"
+    ranked = field.ranked_questions(p, {}, "info_gain")
+    assert ranked[0] == "hymenium" and ranked[-1] == "spore_print"
+    # effort-weighted gain also asks the quick question first here
+    assert field.ranked_questions(p, {}, "gain_per_effort", can_wait=True)[0] == "hymenium"
+
+
+def test_season_from_the_month_and_hemisphere():
+    assert parse_answers({"season": "October"}) == {"season": "autumn"}
+    assert parse_answers({"season": "10 south"}) == {"season": "spring"}
+    assert parse_answers({"season": "jan"}) == {"season": "winter"}
+    assert parse_answers({"season": "July (southern hemisphere)"}) == {"season": "winter"}
+    with pytest.raises(ValueError, match="a month"):
+        parse_answers({"season": "13"})
+
+
 def test_not_sure_skips_the_question_and_the_next_one_is_offered():
     """A person who cannot answer (no spore print) is not asked the same question again."""
     from mushroom_id.core.questions import skipped_questions
@@ -359,3 +499,76 @@ def test_not_sure_skips_the_question_and_the_next_one_is_offered():
     first = asked[0]
     after = [q["key"] for q in field.next_questions(p, {}, "info_gain", skip=[first])]
     assert first not in after and after[0] == asked[1]
+
+
+# ----------------------------------------------------------------------------- held-out-source answers
+
+
+def _two_source_table():
+    """Three species, two sources that disagree on one of them (B's stem)."""
+    rows = []
+    for name, wiki, wagner in (
+        ("A a", {"stipe": "ring", "hymenium": "gills"}, {"stipe": "ring", "hymenium": "gills"}),
+        ("B b", {"stipe": "bare", "hymenium": "gills"}, {"stipe": "ring", "hymenium": "gills"}),
+        ("C c", {"stipe": "bare", "hymenium": "pores"}, {"stipe": "bare", "hymenium": "pores"}),
+    ):
+        for source, traits in ((SOURCE_WIKIPEDIA, wiki), (SOURCE_WAGNER, wagner)):
+            rows += [{"name": name, "trait": t, "source": source, "values": v} for t, v in traits.items()]
+    return Traits(rows)
+
+
+def test_held_out_answers_come_from_one_source_and_reweight_with_the_others():
+    from mushroom_id.core.traits import BASES
+    from mushroom_id.engine.field_eval import ask_sequence, held_out_answers, two_source_keys
+
+    traits = _two_source_table()
+    names = ["A a", "B b", "C c"]
+    field = FieldEvidence.for_labels(names, traits, mismatch=0.1)
+    fields = {b: FieldEvidence.for_labels(names, traits.without(b), mismatch=0.1) for b in BASES}
+    assert set(two_source_keys(traits)) == {"stipe", "hymenium"}
+    y = np.array([1] * 200)
+    people = held_out_answers(field, traits, names, y, noise=0.0, seed=3)
+    stems = {p["stipe"] for p in people}
+    assert stems == {("bare", "wikipedia"), ("ring", "wagner2021")}  # B's two sources, each picked
+    # Wagner's "ring" for B, judged by the table without Wagner (Wikipedia: bare): a contradiction,
+    # where the same-source table (ring or bare) would have called it a fit
+    assert fields["wagner2021"].likelihood("stipe", "ring")[1] == 0.1 and field.likelihood("stipe", "ring")[1] == 1
+    probs = np.tile([0.2, 0.6, 0.2], (len(y), 1))
+    run = ask_sequence(field, probs, people, "fixed:stipe", steps=1, only=("stipe",), fields=fields)
+    wagner_said = np.array([p["stipe"][1] == "wagner2021" for p in people])
+    # by hand: Wagner's "ring" judged by Wikipedia (A ring, B bare, C bare): 0.6 x 0.1 / (0.2 + 0.06 + 0.02);
+    # Wikipedia's "bare" judged by Wagner (A ring, B ring, C bare): a ring may be missed, 0.6 x 0.5 / 0.6
+    np.testing.assert_allclose(run.probs[1][wagner_said, 1], 0.06 / 0.28)
+    np.testing.assert_allclose(run.probs[1][~wagner_said, 1], 0.5)
+
+
+def test_mismatch_weights_follow_how_often_the_sources_disagree():
+    from mushroom_id.engine.field_eval import source_mismatch_weights
+
+    agree = [
+        {"name": f"S{i}", "trait": "hymenium", "source": s, "values": "gills" if i % 2 else "pores"}
+        for i in range(40)
+        for s in (SOURCE_WIKIPEDIA, SOURCE_WAGNER)
+    ]
+    # one species in four: Wagner says teeth where Wikipedia says gills or pores
+    disagree = [
+        dict(r, values="teeth") if r["source"] == SOURCE_WAGNER and int(r["name"][1:]) % 4 == 0 else r for r in agree
+    ]
+    w_agree = source_mismatch_weights(Traits(agree))["hymenium"]
+    w_disagree = source_mismatch_weights(Traits(disagree))["hymenium"]
+    assert w_agree == 0.02 and w_disagree > 0.05  # floor when they never disagree; more when they do
+
+
+def test_the_answer_temperature_is_fitted_to_what_the_answers_know():
+    from mushroom_id.engine.field_eval import fit_temperature, temper
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 400)
+    # an over-confident posterior: 99% on a guess that is right only 60% of the time
+    guess = np.where(rng.random(400) < 0.6, y, (y + 1) % 5)
+    p = np.full((400, 5), 0.0025)
+    p[np.arange(400), guess] = 0.99
+    t = fit_temperature([p], y)
+    assert t > 1.5
+    assert abs(temper(p, t).max(1).mean() - 0.6) < abs(0.99 - 0.6)
+    assert fit_temperature([temper(p, 4.0)], y) < t  # already softened: less to do

@@ -476,7 +476,7 @@ def test_similar_features_from_the_shipped_trait_table(catalog):
     traits = default_traits()
     # the funeral bell shares the sheathed woodtuft's gills, ring, brown spores and life on wood debris
     woodtuft = similar_features("Kuehneromyces mutabilis", catalog, traits)
-    assert woodtuft[0] == ("Galerina marginata", ["gills", "ring", "brown", "saprotrophic"])
+    assert woodtuft[0] == ("Galerina marginata", ["gills", "ring", "brown", "wood"])
     ws = species_warnings(["Kuehneromyces mutabilis"], catalog, "Kuehneromyces mutabilis", None, traits)
     galerina = [w for w in ws if w["species"] == "Galerina marginata"]
     # warned once, as the known confusion it is (Wild Food UK), not again as "similar features"

@@ -501,6 +501,7 @@ def answer(
     strategy: str = "info_gain",
     traits=None,
     skip: Sequence[str] = (),
+    can_wait: bool = False,
 ) -> Result:
     """The whole safety policy: a calibrated probability vector (and the gate's score) -> the Result.
 
@@ -509,7 +510,8 @@ def answer(
     ``probs`` are the photo's probabilities; with ``field`` (the model's trait likelihoods) and parsed
     ``answers`` everything is decided on the re-weighted probabilities, except that every dangerous
     species the photo alone warns about stays warned (an answer can add danger, never hide it), and the
-    result lists the next questions worth asking (not those in ``skip``: answered "not sure"). With
+    result lists the next questions worth asking (not those in ``skip``: answered "not sure"; the ones
+    that take hours after the instant ones unless the person ``can_wait``). With
     ``traits`` (the trait table) the top candidate's "similar features" lookalikes are named too
     (:func:`similar_features`).
     """
@@ -558,7 +560,7 @@ def answer(
     fitted = _fitted_profiles(answers, probs, labels, catalog, index)
     warnings = _profile_warnings(warnings, fitted)
     if field is not None:
-        result["questions"] = field.next_questions(probs, answers, strategy, skip)
+        result["questions"] = field.next_questions(probs, answers, strategy, skip, can_wait)
     result["warnings"] = warnings
     top = result["candidates"][0]
     result["confident"] = t.is_confident(float(probs.max()))  # unrounded: 0.99996 is not 1.0

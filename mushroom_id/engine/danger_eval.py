@@ -46,7 +46,7 @@ def outcomes(refine, probs: np.ndarray, people: list[dict] | None) -> dict:
 
 
 def measure(spec: str = "embedded", out_dir: Path = Path("reports")) -> dict:
-    from mushroom_id.core.questions import DEFAULT_MISMATCH, FieldEvidence
+    from mushroom_id.core.questions import FieldEvidence
     from mushroom_id.core.safety import Thresholds, answer
     from mushroom_id.core.traits import default_traits
 
@@ -56,10 +56,7 @@ def measure(spec: str = "embedded", out_dir: Path = Path("reports")) -> dict:
     labels = loaded.labels
     index = {n: i for i, n in enumerate(labels)}
     thresholds = Thresholds.from_config(loaded.config)
-    settings = loaded.config.get("field_questions") or {}
-    field = FieldEvidence.for_labels(
-        labels, default_traits(), catalog.resolve, mismatch=float(settings.get("mismatch", DEFAULT_MISMATCH))
-    )
+    field = FieldEvidence.from_config(labels, loaded.config, default_traits(), catalog.resolve)
     model = {"id": loaded.model_id, "num_species": loaded.num_classes}
 
     def refine(p, answers):

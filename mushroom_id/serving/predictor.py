@@ -18,21 +18,11 @@ from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.images import ImageSource, load_image
 from mushroom_id.core.models import LoadedModel
 from mushroom_id.core.network import ServedNetwork, fungus_scores, served_network
-from mushroom_id.core.questions import DEFAULT_MISMATCH, FieldEvidence, parse_answers, skipped_questions
+from mushroom_id.core.questions import FieldEvidence, field_settings, parse_answers, skipped_questions
 from mushroom_id.core.result import ModelInfo, Result
 from mushroom_id.core.safety import Thresholds, answer, combine_observation
 from mushroom_id.core.traits import Traits, default_traits
 from mushroom_id.serving.onnx import THREADS_ENV, resolve_runtime
-
-# How the next field question is chosen when the model's config says nothing: the winner of the
-# comparison on cross-source validation (README, "Field questions"; python -m mushroom_id.engine.field_eval).
-DEFAULT_STRATEGY = "info_gain"
-
-
-def field_settings(config: dict) -> tuple[float, str]:
-    """(mismatch weight, question strategy) fitted for this model, stored in its config.json."""
-    fq = config.get("field_questions") or {}
-    return float(fq.get("mismatch", DEFAULT_MISMATCH)), str(fq.get("strategy", DEFAULT_STRATEGY))
 
 
 def configure_threads(threads: int | None = None, runtime: str | None = None) -> int | None:
@@ -76,8 +66,8 @@ class Predictor:
         self.runtime = resolve_runtime(runtime)
         self.network: ServedNetwork = served_network(loaded, use_gate)
         self._index = {name: i for i, name in enumerate(loaded.labels)}
-        mismatch, self.strategy = field_settings(loaded.config)
-        self.field = FieldEvidence.for_labels(loaded.labels, self.traits, self.catalog.resolve, mismatch=mismatch)
+        _, self.strategy, _ = field_settings(loaded.config)
+        self.field = FieldEvidence.from_config(loaded.labels, loaded.config, self.traits, self.catalog.resolve)
         self._onnx = None
         if self.runtime == "onnx":
             from mushroom_id.serving.onnx import OnnxNetwork
@@ -103,17 +93,25 @@ class Predictor:
         logp = torch.log_softmax(logits.float() / self.loaded.temperature, dim=-1)
         return logp.cpu().numpy().astype(np.float64), fungus
 
-    def predict(self, image: ImageSource, top_k: int = 5, answers: dict[str, str] | None = None) -> Result:
-        return self.predict_observation([image], top_k=top_k, answers=answers)
+    def predict(
+        self, image: ImageSource, top_k: int = 5, answers: dict[str, str] | None = None, can_wait: bool = False
+    ) -> Result:
+        return self.predict_observation([image], top_k=top_k, answers=answers, can_wait=can_wait)
 
     def predict_observation(
-        self, images: Sequence[ImageSource], top_k: int = 5, answers: dict[str, str] | None = None
+        self,
+        images: Sequence[ImageSource],
+        top_k: int = 5,
+        answers: dict[str, str] | None = None,
+        can_wait: bool = False,
     ) -> Result:
         """One answer for one or more photos of the same specimen, re-weighted by field ``answers``
-        (question key -> value, see :mod:`mushroom_id.core.questions`; checked before the network runs)."""
+        (question key -> value, see :mod:`mushroom_id.core.questions`; checked before the network runs).
+        ``can_wait``: the person can wait hours for a spore print (offered first when it is worth most)."""
         parsed = parse_answers(answers)
         probs, fungus_score = self.photo_probs(images)
-        return self.answer(probs, fungus_score, len(images), top_k, parsed, skip=skipped_questions(answers))
+        skip = skipped_questions(answers)
+        return self.answer(probs, fungus_score, len(images), top_k, parsed, skip=skip, can_wait=can_wait)
 
     def photo_probs(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, float | None]:
         """The photos' combined probabilities and mean fungus score: what :meth:`refine` re-weights."""
@@ -129,10 +127,11 @@ class Predictor:
         answers: dict[str, str] | None,
         photos: int = 1,
         top_k: int = 5,
+        can_wait: bool = False,
     ) -> Result:
         """The answer again with other field answers, from cached photo probabilities: no network."""
         parsed, skip = parse_answers(answers), skipped_questions(answers)
-        return self.answer(np.asarray(probs), fungus_score, photos, top_k, parsed, skip=skip)
+        return self.answer(np.asarray(probs), fungus_score, photos, top_k, parsed, skip=skip, can_wait=can_wait)
 
     def answer(
         self,
@@ -142,9 +141,10 @@ class Predictor:
         top_k: int = 5,
         answers: dict[str, str] | None = None,
         skip: Sequence[str] = (),
+        can_wait: bool = False,
     ) -> Result:
         """Turn a probability vector into the structured result (:func:`core.safety.answer`); ``skip``:
-        questions answered "not sure", not offered again."""
+        questions answered "not sure", not offered again; ``can_wait``: the spore print may come first."""
         model: ModelInfo = {"id": self.loaded.model_id, "num_species": self.loaded.num_classes}
         return answer(
             probs,
@@ -161,4 +161,5 @@ class Predictor:
             strategy=self.strategy,
             traits=self.traits if self.trait_lookalikes else None,
             skip=skip,
+            can_wait=can_wait,
         )

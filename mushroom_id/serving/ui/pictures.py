@@ -1,7 +1,8 @@
 """Small inline SVG pictures of what each field answer means (drawn here: no files, no credits needed).
 
 Under-cap views (gills, pores, teeth, ridges, smooth, a puffball), stems (ring, volva, ring and volva,
-cortina, bare, none), gill attachments, where it grows, and spore-print colour swatches. Strokes use
+cortina, bare, none), stem bases (cup, bulb, root, plain), gill attachments, where it grows, and colour
+swatches (spore prints, caps, gills). Strokes use
 ``currentColor``, so they follow the light and dark themes; each picture is decorative
 (``aria-hidden``): the button's text says the answer.
 """
@@ -78,6 +79,8 @@ ECOLOGY = {
     'stroke-width="2" fill="none"/>' + _SMALL.replace("30", "40"),
     "dung": '<ellipse cx="32" cy="36" rx="20" ry="7" fill="none" stroke="currentColor" stroke-width="2.5"/>'
     + _SMALL.replace("22", "16").replace("12", "6").replace("30", "29"),
+    "litter": '<path d="M4 40 L60 40 M8 38 q6 -8 12 0 M22 39 q5 -6 10 0 M40 38 q6 -7 12 0 M50 36 l8 -4" '
+    'stroke="currentColor" stroke-width="2" fill="none"/>' + _SMALL.replace("30", "37"),
     "on_fungus_or_insect": _CAP.replace("M6 20", "M14 30").replace("58 20", "50 30").replace("-2", "14")
     + _SMALL.replace("22", "12").replace("Q32 12", "Q32 2").replace("30", "20"),
 }
@@ -99,19 +102,31 @@ STIPE = {
     "none": _CAP.replace("M6 20", "M6 30").replace("58 20", "58 30").replace("-2", "8")
     + '<path d="M4 30 L60 30" stroke="currentColor" stroke-width="2"/>',
 }
-# spore print colours as a person sees them on paper
+_BASE = _CAP + '<path d="M27 20 L26 36 M37 20 L38 36" stroke="currentColor" stroke-width="2.5" fill="none"/>'
+STEM_BASE = {  # the bottom of the stem, dug up
+    "cup": _BASE + '<path d="M20 34 Q20 46 32 46 Q44 46 44 34" fill="none" stroke="currentColor" stroke-width="3"/>',
+    "bulb": _BASE + '<ellipse cx="32" cy="40" rx="10" ry="6" fill="none" stroke="currentColor" stroke-width="2.5"/>',
+    "rooting": _BASE + '<path d="M26 36 Q32 40 30 47 M38 36 Q33 40 34 47" fill="none" stroke="currentColor" '
+    'stroke-width="2"/>',
+    "plain": _BASE + '<path d="M26 36 L38 36" stroke="currentColor" stroke-width="2.5"/>',
+}
+# colours as a person sees them (spore prints on paper, caps and gills)
 SWATCHES = (
     ("white", "#f8f8f2"),
     ("cream", "#efe4c0"),
     ("yellow", "#e8cf6a"),
+    ("orange", "#e08a2c"),
+    ("red", "#c0392b"),
     ("pink", "#e9b4a6"),
     ("ochre", "#c98f3c"),
     ("brown", "#8a5a2b"),
     ("rust", "#a4471f"),
     ("olive", "#7c7a3a"),
     ("green", "#6f8f4e"),
-    ("purple", "#4e3447"),
+    ("purple", "#7b4f8f"),
+    ("grey", "#8c8c8c"),
     ("black", "#1d1b1b"),
+    ("blue", "#4a78b0"),
 )
 
 
@@ -129,9 +144,15 @@ def _swatch(value: str) -> str:
 def option_picture(key: str, value: str) -> str:
     """The picture for one answer of one question ("" when there is none)."""
     value = (value or "").lower()
-    if key == "spore_print":
+    if key in ("spore_print", "cap_colour", "gill_colour"):
         return _SVG.format(_swatch(value))
-    table = {"hymenium": HYMENIUM, "stipe": STIPE, "gill_attachment": GILL_ATTACHMENT, "ecology": ECOLOGY}.get(key, {})
+    table = {
+        "hymenium": HYMENIUM,
+        "stipe": STIPE,
+        "stem_base": STEM_BASE,
+        "gill_attachment": GILL_ATTACHMENT,
+        "ecology": ECOLOGY,
+    }.get(key, {})
     spaced = value.replace("_", " ")
     body = table.get(value) or table.get(spaced) or (table["none"] if key == "stipe" and spaced == "no stem" else "")
     return _SVG.format(body) if body else ""
