@@ -210,8 +210,15 @@ def test_upload_size_limit(client, app, tmp_path):
     big = tmp_path / "huge.jpg"
     with open(big, "wb") as f:
         f.truncate(26 * 1024 * 1024)
-    with pytest.raises(ValueError, match="maximum file size"):  # gradio_client checks before sending
+    with pytest.raises(ValueError, match="maximum file size") as err:  # gradio_client checks before sending
         client.predict(handle_file(str(big)), api_name="/classify")
+    # issue 28, defect 8: a client-side ValueError, not the AppError of every other error: the API docs
+    # say so, with the limit in the words the client prints, and how to check the size first
+    limit = client.config["max_file_size"]
+    assert f"{limit} bytes" in str(err.value)
+    api = (REPO_DIR / "docs" / "api.md").read_text(encoding="utf-8")
+    errors = api.partition("## Errors")[2]
+    assert "ValueError" in errors and f"{limit} bytes" in errors and "os.path.getsize" in errors
     with open(big, "rb") as f:  # and the server refuses it too
         response = httpx.post(f"{app}gradio_api/upload", files={"files": ("huge.jpg", f, "image/jpeg")})
     assert response.status_code == 413

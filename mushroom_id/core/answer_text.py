@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mushroom_id.core.danger import NEUTRAL_LINE, unnamed_dangers
-
 SHORT_EDIBILITY = {
     "deadly": "DEADLY",
     "poisonous": "POISONOUS",
@@ -23,9 +21,36 @@ SHORT_EDIBILITY = {
 }
 EDIBLE_NOTE = "* edible according to the catalog's sources, never on a photo's word"
 
+# Shown only beside a top candidate that sources call edible (a person might eat it): a general rule,
+# never a claim about the species on the screen. Any other answer without a red panel shows no line
+# (the disclaimer at the top of the page says it for every answer).
+NEUTRAL_LINE = "Many edible mushrooms have deadly lookalikes: never eat a wild mushroom on an app's word."
+NO_SINGLE_SPECIES = "No single species is clear"
 
-def _percent(p: float) -> str:
-    return f"{p:.0%}" if p >= 0.01 else "<1%"
+
+def percent(p: float | None) -> str:
+    """A probability as every text and page shows it: "<1%" below 1%, "over 99%" where rounding would
+    read 100% (no answer from a photo and a few field answers is certain), else whole percent."""
+    if p is None:
+        return ""
+    if p < 0.01:
+        return "<1%"
+    if p >= 0.995:
+        return "over 99%"
+    return f"{p:.0%}"
+
+
+def genus_words(g: Mapping) -> str:
+    """The genus answer in one phrase, the same in the headline, the message and the details."""
+    return f"{NO_SINGLE_SPECIES}: most likely a species of {g['genus']} ({percent(g['probability'])} together)"
+
+
+def caution_line(result: Mapping) -> str:
+    """The neutral line when no red panel is shown and the top candidate is called edible; else ""."""
+    cands = result.get("candidates") or []
+    if result.get("danger_panel") or not cands or cands[0].get("edibility") not in ("edible", "choice"):
+        return ""
+    return NEUTRAL_LINE
 
 
 def status(result: Mapping) -> tuple[str, str]:
@@ -38,25 +63,28 @@ def status(result: Mapping) -> tuple[str, str]:
             return "genus", f"The photo is not enough for a species: most likely a species of {g['genus']}, such as"
         return "possible", "The photo is not enough to name it. Possible:"
     if g:
-        return "genus", f"Most likely a species of {g['genus']} ({_percent(g['probability'])} together), such as"
+        return "genus", f"{genus_words(g)}, such as"
     return "guess", "Best guess (not sure):"
 
 
 def text_lines(result: Mapping) -> list[str]:
     """The answer as short lines of plain text (no nested brackets, one warning line per danger)."""
+    from mushroom_id.core.danger import unnamed_dangers  # danger imports percent from here
+    from mushroom_id.core.questions import describe
+
     if not result.get("candidates"):
         return [result.get("message", ""), result.get("disclaimer", "")]
     top = result["candidates"][0]
     _, words = status(result)
     common = f" ({top['common_name']})" if top.get("common_name") else ""
-    share = "" if result.get("below_floor") else f" {_percent(top['probability'])},"
+    share = "" if result.get("below_floor") else f" {percent(top['probability'])},"
     lines = [f"{words} {top['species']}{common} —{share} {SHORT_EDIBILITY.get(top['edibility'], 'unknown')}"]
     panel = result.get("danger_panel") or []
     if panel:
         lines.append("DANGER:")
         lines += [f"  {d['species']} ({SHORT_EDIBILITY[d['edibility']]}): {d['reason']}" for d in panel]
-    else:
-        lines.append(NEUTRAL_LINE)
+    elif caution_line(result):
+        lines.append(caution_line(result))
     questions = result.get("questions") or []
     if questions:
         q = questions[0]
@@ -66,15 +94,13 @@ def text_lines(result: Mapping) -> list[str]:
             lines.append(f"  {q['help']}")
         lines.append(f"  answer with --answer {q['key']}=VALUE")
     if result.get("answers"):
-        lines.append("Your answers: " + ", ".join(f"{k}={v}" for k, v in result["answers"].items()))
+        lines.append("Your answers: " + ", ".join(f"{k}={v} ({describe(k, v)})" for k, v in result["answers"].items()))
     others = result["candidates"][1:]
     if others:
         label = "Also possible" if result.get("below_floor") else "Other candidates"
         lines.append(
             f"{label}: "
-            + "; ".join(
-                f"{c['species']} {_percent(c['probability'])} {SHORT_EDIBILITY[c['edibility']]}" for c in others
-            )
+            + "; ".join(f"{c['species']} {percent(c['probability'])} {SHORT_EDIBILITY[c['edibility']]}" for c in others)
         )
     hidden = unnamed_dangers(result)
     if hidden:

@@ -346,6 +346,19 @@ class Catalog:
         source = self.lookalike_source(name, other)
         return f"known confusion: named in {source}" if source else ""
 
+    def danger_is_specific(self, name: str) -> bool:
+        """True when a specific source calls the species dangerous (Wikipedia or Wild Food UK say deadly,
+        poisonous or psychoactive, or the curated confusion table lists it as the dangerous one); False
+        when only the original project's binary "toxic" (= not edible) does, or it is not dangerous."""
+        accepted = self.resolve(name)
+        if accepted is None or not self._species[accepted].dangerous:
+            return False
+        for entry in self._species[accepted].sources:
+            source, _, value = entry.split(" (as ")[0].partition(":")
+            if source != "seed" and value.strip().lower() in DANGEROUS:
+                return True
+        return any(c.dangerous == accepted for c in self.confusions(accepted))
+
     def species_in_genus(self, genus: str) -> list[Species]:
         key = normalize_name(genus)
         return [sp for sp in self._species.values() if sp.genus.lower() == key]

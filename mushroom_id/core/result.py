@@ -8,7 +8,7 @@ none renamed.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 Edibility = Literal["deadly", "poisonous", "psychoactive", "inedible", "unknown", "edible", "choice"]
 WarningKind = Literal[
@@ -25,6 +25,7 @@ class Lookalike(TypedDict):
     species: str
     edibility: Edibility
     reason: str  # why it is listed: "known confusion: <what they share> (<source>)"
+    ruled_out_by: NotRequired[list[str]]  # the field answers (in words) that contradict its known traits
 
 
 class Candidate(TypedDict):
@@ -55,7 +56,10 @@ class Warning(TypedDict, total=False):
     message: str  # always present
     probability: float | None  # toxic_candidate only: the model's probability (None: a lookalike it does not know)
     # toxic_candidate only: why it is in play ("photo": the photo alone raised it and answers never drop it)
-    via: list[Literal["candidate", "lookalike", "photo"]]
+    via: list[Literal["candidate", "lookalike", "photo", "profile"]]  # "profile": the answers fit its group
+    # toxic_candidate only: True when only the original project's binary "toxic" (= not edible) calls it
+    # dangerous (no specific source): never named in red unless it is the top guess
+    original_list_only: bool
     # a lookalike of the top candidate (via "lookalike", or kind "lookalike"): why it is there.
     # "known_confusion": a documented confusion (curated table or Wild Food UK), `reason` gives what
     # they share and the source; "similar_features": a dangerous species computed from the trait
@@ -83,7 +87,20 @@ class DangerItem(TypedDict):
     species: str
     edibility: Edibility
     probability: float | None  # the model's probability (None: a lookalike it gives none)
-    reason: str  # "top guess", "12%", "looks like your top guess", "looks like X (guess 2)"
+    reason: str  # "top guess", "12%", "looks like your top guess", "looks like X (guess 2)", "your answers fit ..."
+    check: NotRequired[str]  # what to check to tell it apart (a profile's or a curated confusion's why)
+
+
+class DangerProfileMatch(TypedDict):
+    """A dangerous group whose profile the field answers fit (``mushroom_id/data/danger_profiles.csv``)."""
+
+    species: str  # the group's member the answered photo finds most probable
+    edibility: Edibility
+    probability: float | None  # None: the model does not know that member
+    reason: str  # "your answers fit the deadly Amanitas (gills, both a ring and a cup)"
+    check: str  # what the group looks like, and what to check
+    group: str  # "the deadly Amanitas"
+    source: str  # where the profile is documented
 
 
 class ModelInfo(TypedDict):
@@ -108,6 +125,7 @@ class Result(TypedDict):
     questions: list[QuestionOffer]  # unanswered field questions, the most useful first; [] without traits
     below_floor: bool  # the top probability is below the fitted floor: candidates are "possible", not answers
     danger_panel: list[DangerItem]  # the red panel (core.danger): at most 3 dangerous species, each with why
+    danger_profiles: list[DangerProfileMatch]  # the dangerous groups the answers fit ([] without answers)
 
 
 class ErrorResult(TypedDict):

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mushroom_id.core.answer_text import genus_words, percent
 from mushroom_id.core.catalog import DANGEROUS, Catalog
-from mushroom_id.core.danger import danger_panel
+from mushroom_id.core.danger import danger_panel, profile_matches
 from mushroom_id.core.questions import FieldEvidence, describe
 from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
 
@@ -106,10 +107,6 @@ def combine_observation(log_probs: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-def _percent(p: float) -> str:
-    return f"{p:.0%}" if p >= 0.01 else "<1%"
-
-
 # Danger levels, most dangerous first: warnings are ordered by this, then by probability.
 DANGER_ORDER = ("deadly", "poisonous", "psychoactive")
 _DANGER_RANK = {status: i for i, status in enumerate(DANGER_ORDER)}
@@ -165,7 +162,7 @@ def similar_features(
 def _danger_message(
     name: str, status: str, p: float | None, via: Sequence[str], top_name: str | None, source: str = ""
 ) -> str:
-    share = "" if p is None or "candidate" not in via else f", {_percent(p)} probability"
+    share = "" if p is None or "candidate" not in via else f", {percent(p)} probability"
     head = f"{name} ({EDIBILITY_TEXT[status]}{share})"
     confused = f"can be confused with {top_name}, the most likely species"
     if source:
@@ -217,6 +214,7 @@ def species_warnings(
                 "edibility": status,
                 "probability": probabilities.get(name),
                 "via": [],
+                "original_list_only": not catalog.danger_is_specific(name),
             },
         )
         if via not in w["via"]:
@@ -313,7 +311,7 @@ def danger_summary(warnings: Sequence[Warning], top_name: str | None = None) -> 
         if w.get("via") == ["lookalike"]:
             return f"{text} (a lookalike of {top_name or 'the most likely species'})"
         p = w.get("probability")
-        return f"{text} ({_percent(p)})" if p is not None else text
+        return f"{text} ({percent(p)})" if p is not None else text
 
     if len(toxic) == 1:
         return f"{_count_phrase(counts)} species is possible for this photo: {named(toxic[0], False)}."
@@ -390,7 +388,7 @@ def _keep_photo_dangers(answered: list[Warning], photo: list[Warning]) -> list[W
         if w["kind"] != "toxic_candidate" or w["species"] in have:
             continue
         p = w.get("probability")
-        share = f", {_percent(p)} on the photo alone" if p is not None else ""
+        share = f", {percent(p)} on the photo alone" if p is not None else ""
         kept.append(
             {
                 **w,
@@ -419,6 +417,73 @@ def _conflicts(photo_top: int, labels: Sequence[str], field: FieldEvidence, answ
                 }
             )
     return out
+
+
+def _fitted_profiles(
+    answers: dict[str, str], probs: np.ndarray, labels: Sequence[str], catalog: Catalog, index: dict[str, int]
+) -> list[dict]:
+    """The dangerous groups whose profile the answers fit (:func:`core.danger.profile_matches`), each
+    named by its member the answered photo finds most probable (the model may not know any member)."""
+    out = []
+    for profile, keys in profile_matches(answers):
+        members = [catalog.resolve(m) for m in profile.members]
+        members = [m for m in members if m and catalog.edibility(m) in DANGEROUS]
+        if not members:
+            continue
+        known = [m for m in members if m in index]
+        name = max(known, key=lambda m: probs[index[m]]) if known else members[0]
+        seen = ", ".join(describe(k, answers[k]).split(" (")[0].lower() for k in keys)
+        out.append(
+            {
+                "species": name,
+                "edibility": catalog.edibility(name),
+                "probability": round(float(probs[index[name]]), 4) if name in index else None,
+                "reason": f"your answers fit {profile.group} ({seen})",
+                "check": profile.why,
+                "group": profile.group,
+                "source": profile.source,
+            }
+        )
+    return out
+
+
+RULE_OUT_ANSWERS = 1  # answers that must contradict a lookalike (2: edible panels 56% instead of 50%, see README)
+
+
+def _mark_ruled_out(candidates: list[Candidate], answers: dict[str, str], field: FieldEvidence, index) -> None:
+    """Each lookalike that an answer contradicts (its known traits: ``FieldEvidence.rules_out``) gets
+    ``ruled_out_by``, the answers in words: the red panel then names the danger the answers still
+    point to; the lookalike's warning stays in the result (and the page's details)."""
+    for c in candidates:
+        for look in c["lookalikes"]:
+            i = index.get(look["species"])
+            if i is None:
+                continue  # the model does not know it, nor the trait likelihoods: it stays
+            against = [describe(k, v) for k, v in answers.items() if field.rules_out(i, k, v)]
+            if len(against) >= RULE_OUT_ANSWERS:
+                look["ruled_out_by"] = against
+
+
+def _profile_warnings(warnings: list[Warning], fitted: list[dict]) -> list[Warning]:
+    """A danger the answers point to is warned too (added, never replacing the photo's warnings)."""
+    have = {w["species"] for w in warnings if w["kind"] == "toxic_candidate"}
+    added = []
+    for item in fitted:
+        if item["species"] in have:
+            continue
+        added.append(
+            {
+                "kind": "toxic_candidate",
+                "species": item["species"],
+                "edibility": item["edibility"],
+                "probability": item["probability"],
+                "via": ["profile"],
+                "original_list_only": False,
+                "message": f"{item['species']} ({EDIBILITY_TEXT[item['edibility']]}): {item['reason']}: "
+                f"{item['check']} ({item['source']}).",
+            }
+        )
+    return added + warnings if added else warnings
 
 
 def answer(
@@ -469,6 +534,7 @@ def answer(
         "photos": photos,
         "below_floor": False,
         "danger_panel": [],
+        "danger_profiles": [],
         "answers": answers,
         "questions": [],
     }
@@ -489,6 +555,10 @@ def answer(
         n_danger = sum(w["kind"] == "toxic_candidate" for w in merged)
         conflicts = _conflicts(int(np.argmax(photo_probs)), labels, field, answers)
         warnings = merged[:n_danger] + conflicts + merged[n_danger:]
+    if answers:
+        _mark_ruled_out(result["candidates"], answers, field, index)
+    fitted = _fitted_profiles(answers, probs, labels, catalog, index)
+    warnings = _profile_warnings(warnings, fitted)
     if field is not None:
         result["questions"] = field.next_questions(probs, answers, strategy, skip, can_wait)
     result["warnings"] = warnings
@@ -502,17 +572,14 @@ def answer(
     if result["confident"]:
         tag = edibility_tag(top["edibility"])
         if tag:
-            result["message"] = f"Most likely {top['species']} — {tag} — {top['probability']:.0%}."
+            result["message"] = f"Most likely {top['species']} — {tag} — {percent(top['probability'])}."
         else:
-            result["message"] = f"Most likely {top['species']} ({top['probability']:.0%})."
+            result["message"] = f"Most likely {top['species']} ({percent(top['probability'])})."
     elif result["genus_answer"]:
         g = result["genus_answer"]
-        result["message"] = (
-            f"No single species is clear; most likely a species of {g['genus']} "
-            f"({g['probability']:.0%} together): answering at genus level, {g['name'].rstrip('.')}."
-        )
+        result["message"] = f"{genus_words(g)}: answering at genus level, {g['name'].rstrip('.')}."
         if danger:
-            result["message"] += f" The best guess, {top['species']}{danger} has {top['probability']:.0%}."
+            result["message"] += f" The best guess, {top['species']}{danger} has {percent(top['probability'])}."
     elif float(probs.max()) < t.floor:
         result["below_floor"] = True
         names = [c["species"] for c in result["candidates"][:3]]
@@ -525,10 +592,11 @@ def answer(
     else:
         result["message"] = (
             f"Not confident: the best guess, {top['species']}{danger or ','} has only "
-            f"{top['probability']:.0%}. The mushroom may not be one of the species this model knows. "
+            f"{percent(top['probability'])}. The mushroom may not be one of the species this model knows. "
             f"{MORE_PHOTOS_HINT}"
         )
         result["warnings"].append(notice("not_confident", result["message"]))
     result["below_floor"] = result["below_floor"] or (not result["confident"] and float(probs.max()) < t.floor)
+    result["danger_profiles"] = fitted
     result["danger_panel"] = danger_panel(result, t.danger_share)
     return result

@@ -8,7 +8,9 @@ the share of toxic specimens whose own species, or a species of its genus, is na
 share of edible specimens that get a red panel. With field answers (a person answering the hymenium,
 stem and spore-print questions from the true species' traits, exactly or with 10% / 25% of answers
 wrong; :func:`mushroom_id.engine.field_eval.simulated_answers`) the rule runs on the answered result,
-whose warnings keep every danger the photo alone raised. Writes ``red_panel.json`` and prints a table.
+whose warnings keep every danger the photo alone raised (and where the answers can name a dangerous group
+by its profile, ``mushroom_id/data/danger_profiles.csv``, or take a lookalike they contradict out of red).
+Writes ``red_panel.json`` and prints a table.
 """
 
 from __future__ import annotations

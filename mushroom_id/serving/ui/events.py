@@ -39,6 +39,10 @@ from mushroom_id.serving.ui.service import (
     upload_sha256,
 )
 
+EXPIRED = (
+    "This answer is no longer kept (a day after its last use, or the app restarted): upload the photo again "
+    "and give your answers again."
+)
 PHONE_MAX_PX = 768  # below this width the columns stack and the page scrolls to the answer
 USER_THUMB_PX = 480
 
@@ -77,7 +81,12 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
         photo = UserPhoto(*photo) if photo else None
         return (
             first_screen_html(result, refs, catalog, photo),
-            {"html": narrow_html(result)},
+            # the key and the answers ride with the page too (see refine: a session Gradio dropped)
+            {
+                "html": narrow_html(result, state.get("answers")),
+                "key": state.get("key"),
+                "answers": state.get("answers"),
+            },
             more_html(result, refs, catalog, photo),
             result,
             {**state, "result": result},
@@ -94,7 +103,8 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
     def answer_for(paths: list[str], model):
         result, cache = service.observe(paths, model)
         photo = user_photo(paths[0])
-        state = {"paths": paths, "cache": cache, "answers": {}, "photo": tuple(photo) if photo else None}
+        key = service.kept.keep(cache)
+        state = {"paths": paths, "cache": cache, "answers": {}, "photo": tuple(photo) if photo else None, "key": key}
         return show(result, state)
 
     def run_one(image, model):
@@ -120,12 +130,18 @@ def wire(page: Page, service: Service, flags: FlagStore, examples: list[tuple[st
     def refine(narrow_value, state):
         """A field answer (or its removal) -> the re-ranked answer, from the cached probabilities."""
         pick = (narrow_value or {}).get("pick") or {}
-        if not state or not state.get("cache") or not pick.get("key"):
+        if not pick.get("key"):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if not state or not state.get("cache"):  # Gradio dropped the session (hours later, a phone that slept)
+            cache = service.kept.get((narrow_value or {}).get("key"))
+            if cache is None:
+                return message(EXPIRED, "error")
+            answers = (narrow_value or {}).get("answers") or {}
+            state = {"paths": [], "cache": cache, "answers": answers, "photo": None, "key": narrow_value["key"]}
         answers = dict(state.get("answers") or {})
-        if pick.get("value") and pick["value"] != "not sure":
+        if pick.get("value"):  # "not sure" is kept: it is no evidence, and that question is not asked again
             answers[pick["key"]] = pick["value"]
-        else:
+        else:  # a chip's ✕
             answers.pop(pick["key"], None)
         try:
             result = service.refine(state["cache"], answers)

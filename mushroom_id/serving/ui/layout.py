@@ -24,6 +24,7 @@ NARROW_JS = """
 element.addEventListener('click', (event) => {
   const b = event.target.closest('button[data-key]');
   if (!b) return;
+  window.__midNarrowKeyboard = event.detail === 0; // Enter/Space: keep the keyboard in "Narrow it down"
   props.value = {...(props.value || {}), pick: {key: b.dataset.key, value: b.dataset.value}};
   trigger('submit');
 });

@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
-from mushroom_id.core.answer_text import SHORT_EDIBILITY
+from mushroom_id.core.answer_text import SHORT_EDIBILITY, caution_line, percent
 from mushroom_id.core.answer_text import status as answer_status
-from mushroom_id.core.catalog import DANGEROUS, Catalog, Species, default_catalog
-from mushroom_id.core.danger import NEUTRAL_LINE, unnamed_dangers
+from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, Species, default_catalog
+from mushroom_id.core.danger import unnamed_dangers
+from mushroom_id.core.questions import NOT_SURE, QUESTIONS, describe
 from mushroom_id.core.safety import EDIBILITY_TEXT, danger_rank
 from mushroom_id.serving.reference_photos import Photo, ReferencePhotos
 from mushroom_id.serving.ui.pictures import option_picture
@@ -37,6 +38,8 @@ EDIBLE_FOOTNOTE = (
     "* Edible according to the sources named in the catalog, never on a photo's word: only once someone "
     "who knows mushrooms has identified the specimen in hand, and it is properly cooked."
 )
+# Beside an edible top guess, on the first screen (a tooltip cannot be reached by touch).
+EDIBLE_NOTE_SHORT = "* per the catalog's sources, not this photo: only if an expert confirms the mushroom in hand."
 SET_SHOWN = 15  # prediction-set species listed in the details (the JSON has all)
 PLACEHOLDER = "Upload a photo to get an answer. It appears here."
 PENDING = "Identifying… the answer appears here in a few seconds."
@@ -59,11 +62,7 @@ def _e(text) -> str:
     return html.escape(str(text if text is not None else ""))
 
 
-def pct(p: float | None) -> str:
-    """Probabilities as the page shows them everywhere (the same rounding as the warning texts)."""
-    if p is None:
-        return ""
-    return f"{p:.0%}" if p >= 0.01 else "<1%"
+pct = percent  # probabilities as the page shows them everywhere (core.answer_text.percent)
 
 
 def badge(status: str) -> str:
@@ -129,13 +128,14 @@ def headline_html(
         else ""
     )
     prob = "" if result.get("below_floor") else f'<span class="prob">{pct(top["probability"])}</span>'
+    note = f'<p class="edible-note" id="edible-note">{_e(EDIBLE_NOTE_SHORT)}</p>' if top["edibility"] in EDIBLE else ""
     return (
         f'<section id="headline" class="headline" data-status="{status}">'
         f'<div class="pair">{yours}<figure class="ref-main">{ref}</figure></div>'
         f'<div class="top-text"><p class="kicker">{_e(kicker)}</p>'
         f'<h2 id="top-name"><i>{_e(name)}</i></h2>'
         + (f'<p class="common">{_e(common)}</p>' if common else "")
-        + f'<p class="line">{badge(top["edibility"])}{prob}{_page_link(sp)}</p></div></section>'
+        + f'<p class="line">{badge(top["edibility"])}{prob}{_page_link(sp)}</p>{note}</div></section>'
     )
 
 
@@ -146,16 +146,30 @@ def _page_link(sp: Species | None) -> str:
     return f'<a class="species-page" href="{_e(sp.url)}" target="_blank" rel="noopener">{site} ↗</a>'
 
 
-def caution_html(result: Mapping) -> str:
-    """ONE caution: the red panel (at most 3 dangerous species, each with why), else a neutral line."""
+def _panel_photo(name: str, refs: ReferencePhotos | None, exclude: str | None) -> str:
+    photo = refs.get(name, exclude) if refs else None
+    return f'<span class="panel-photo">{zoomable(photo, name, refs)}</span>' if photo and refs is not None else ""
+
+
+def caution_html(result: Mapping, refs: ReferencePhotos | None = None, exclude: str | None = None) -> str:
+    """ONE caution: the red panel (at most 3 dangerous species, each with why and, where a curated
+    confusion or a danger profile says it, what to check, beside the species' reference photo), else
+    the neutral line beside an edible top guess, else nothing."""
     panel = result.get("danger_panel") or []
     if not panel:
-        return f'<p id="caution-line" class="caution">{_e(NEUTRAL_LINE)}</p>'
-    items = "".join(
-        f'<li data-species="{_e(d["species"])}"><b><i>{_e(d["species"])}</i></b> {badge(d["edibility"])}'
-        f' <span class="why">— {_e(d["reason"])}</span></li>'
-        for d in panel
-    )
+        line = caution_line(result)
+        return f'<p id="caution-line" class="caution">{_e(line)}</p>' if line else ""
+    items = []
+    for d in panel:
+        text = (
+            f'<span class="who"><b><i>{_e(d["species"])}</i></b> {badge(d["edibility"])}</span>'
+            f' <span class="why">— {_e(d["reason"])}</span>'
+            + (f'<span class="check"><b>Check:</b> {_e(d["check"])}</span>' if d.get("check") else "")
+        )
+        photo = _panel_photo(d["species"], refs, exclude) if d.get("check") else ""
+        kind = ' class="with-photo"' if photo else ""
+        items.append(f'<li data-species="{_e(d["species"])}"{kind}><div class="text">{text}</div>{photo}</li>')
+    items = "".join(items)
     return (
         '<div id="danger-panel" class="danger-panel" role="alert">'
         '<p class="danger-title"><span aria-hidden="true">⚠</span> Danger: deadly or poisonous species in play</p>'
@@ -182,27 +196,45 @@ def first_screen_html(
         '<div id="answer" data-state="answer">'
         f"{headline_html(result, refs, catalog, user_photo)}"
         f'<p id="result-message" class="sr-only">{_e(result.get("message", ""))}</p>'
-        f"{caution_html(result)}</div>"
+        f"{caution_html(result, refs, user_photo.sha256 if user_photo else None)}</div>"
     )
 
 
 # ---------------------------------------------------------------- narrow it down
 
 
-def narrow_html(result: Mapping | None) -> str:
+def answer_words(key: str, value: str) -> tuple[str, str]:
+    """(the question, the answer) in people's words for an answer chip; "not sure" for a skipped one."""
+    q = QUESTIONS.get(key)
+    if q is None:
+        return key, value
+    if " ".join(str(value).lower().replace("_", " ").split()) in NOT_SURE:
+        return q.text, "not sure"
+    try:
+        return q.text, describe(key, value)
+    except (KeyError, ValueError):
+        return q.text, value
+
+
+def narrow_html(result: Mapping | None, given_answers: Mapping[str, str] | None = None) -> str:
     """The best next question with one large button per answer (and its picture), the number of
-    candidate species each keeps, the answers given so far (each can be cleared)."""
+    candidate species each keeps, the answers given so far in words (each can be cleared;
+    ``given_answers``: as the person gave them, "not sure" included; default the result's)."""
     if not result or not result.get("candidates"):
         return ""
     questions: Sequence[Mapping] = result.get("questions") or []
-    answers: Mapping[str, str] = result.get("answers") or {}
+    answers: Mapping[str, str] = given_answers if given_answers is not None else (result.get("answers") or {})
     given = ""
     if answers:
-        chips = "".join(
-            f'<button type="button" class="chip" data-key="{_e(k)}" data-value="" '
-            f'aria-label="Clear the answer {_e(k)}: {_e(v)}">{_e(k.replace("_", " "))}: <b>{_e(v)}</b> ✕</button>'
-            for k, v in answers.items()
-        )
+        chips = []
+        for k, v in answers.items():
+            question, words = answer_words(k, v)
+            chips.append(
+                f'<button type="button" class="chip" data-key="{_e(k)}" data-value="" '
+                f'aria-label="Clear the answer to {_e(question)} {_e(words)}">'
+                f'<span class="q">{_e(question)}</span> <b>{_e(words)}</b> ✕</button>'
+            )
+        chips = "".join(chips)
         given = f'<div class="given"><span>Your answers:</span> {chips}</div>'
     if not questions:
         body = '<p class="muted">No more questions would change these candidates.</p>' if answers else ""
@@ -265,8 +297,8 @@ def card_html(
     common = c.get("common_name") or (sp.common_name if sp else "")
     looks = c.get("lookalikes") or []
     looks_html = ""
-    if looks:
-        items = ", ".join(f"<i>{_e(x['species'])}</i> {badge(x['edibility'])}" for x in looks)
+    if looks:  # each name and its badge kept on one line (a badge never sits beside the next name)
+        items = ", ".join(f'<span class="look"><i>{_e(x["species"])}</i> {badge(x["edibility"])}</span>' for x in looks)
         looks_html = f'<div class="looks">Can be confused with: {items}</div>'
     width = max(0.0, min(1.0, float(c["probability"]))) * 100
     label = "" if result.get("below_floor") else f'<span class="rank">{rank}.</span>'
@@ -290,7 +322,13 @@ def cards_html(
         return ""
     title = "Also possible (not ranked answers)" if result.get("below_floor") else "Other candidates"
     cards = "".join(card_html(i, c, refs, catalog, result, exclude) for i, c in enumerate(cands, 1) if i > 1)
-    return f'<h3 class="section">{title}</h3><ol class="cards" id="candidates" aria-label="{title}">{cards}</ol>'
+    edible = any(c.get("edibility") in EDIBLE or _edible_lookalike(c) for c in cands[1:])
+    note = f'<p class="muted" id="edible-footnote">{_e(EDIBLE_FOOTNOTE)}</p>' if edible else ""
+    return f'<h3 class="section">{title}</h3>{note}<ol class="cards" id="candidates" aria-label="{title}">{cards}</ol>'
+
+
+def _edible_lookalike(c: Mapping) -> bool:
+    return any(x.get("edibility") in EDIBLE for x in c.get("lookalikes") or [])
 
 
 def compare_html(
@@ -385,8 +423,6 @@ def more_html(
     catalog = catalog if catalog is not None else default_catalog()
     exclude = user_photo.sha256 if user_photo else None
     body = cards_html(result, refs, catalog, exclude) + compare_html(result, refs, catalog, exclude)
-    if any(c.get("edibility") in ("edible", "choice") for c in result.get("candidates") or []):
-        body += f'<p class="muted" id="edible-footnote">{_e(EDIBLE_FOOTNOTE)}</p>'
     if refs is not None and not refs:
         body += f'<p class="muted" id="no-reference">Reference photos are not available here ({_e(refs.note)}).</p>'
     return f'<div id="more" data-state="answer">{body}{details_html(result)}</div>'

@@ -9,6 +9,10 @@ import hashlib
 import json
 import logging
 import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +33,44 @@ log = logging.getLogger(__name__)
 EXTRA_MODELS_ENV = "MUSHROOM_EXTRA_MODELS"  # comma-separated specs offered next to the default
 EXAMPLES_ENV = "MUSHROOM_EXAMPLES"  # a folder of example photos; "" disables examples
 MAX_PHOTOS = 8  # photos of one specimen per request
+# A spore print takes a few hours: the page keeps a photo's probabilities this long after its last use,
+# also when Gradio has dropped the page's session (a phone that slept; Gradio keeps a closed session's
+# state one hour). The page holds only a random key; the server at most KEEP_MAX photos (a few kB each).
+KEEP_SECONDS = 24 * 3600
+KEEP_MAX = 5000
+
+
+class KeptPhotos:
+    """Photo probabilities by a random key, for ``KEEP_SECONDS`` after the last use (the oldest go first
+    beyond ``KEEP_MAX``); in memory, so a restart of the app forgets them."""
+
+    def __init__(self, seconds: float = KEEP_SECONDS, limit: int = KEEP_MAX):
+        self.seconds, self.limit = seconds, limit
+        self._items: OrderedDict[str, tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, cache: dict) -> str:
+        key = secrets.token_urlsafe(16)
+        with self._lock:
+            self._items[key] = (time.monotonic(), cache)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> dict | None:
+        """The kept probabilities (and their time renewed), or None when unknown or older than ``seconds``."""
+        with self._lock:
+            item = self._items.get(key or "")
+            if item is None:
+                return None
+            if time.monotonic() - item[0] > self.seconds:
+                del self._items[key]
+                return None
+            self._items[key] = (time.monotonic(), item[1])
+            self._items.move_to_end(key)
+            return item[1]
+
+
 MAX_UPLOAD = f"{MAX_FILE_BYTES // (1024 * 1024)}mb"  # the same limit the image loader enforces
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -102,6 +144,7 @@ class Service:
                 log.warning("model %s not offered: %s", spec, e)
                 self.failed[spec] = str(e)
         self.default = specs[0]
+        self.kept = KeptPhotos()
         self.refs = reference_photos if reference_photos is not None else default_reference_photos()
 
     @property
@@ -127,7 +170,7 @@ class Service:
             )
         if len(paths) > MAX_PHOTOS:
             raise gr.Error(f"At most {MAX_PHOTOS} photos of one specimen, got {len(paths)}.", print_exception=False)
-        answers = self.check_answers(answers)  # before the network runs
+        self.check_answers(answers)  # before the network runs
         try:
             probs, fungus = predictor.photo_probs(paths)
         except ImageError as e:
@@ -149,7 +192,9 @@ class Service:
                 "No photo to refine yet: call /classify (or /classify_observation) first.", print_exception=False
             )
         predictor = self.predictor(cache["spec"])
-        return predictor.refine(cache["probs"], cache["fungus"], self.check_answers(answers), photos=cache["photos"])
+        self.check_answers(answers)  # an unknown answer is an AppError that lists the accepted ones
+        # as given: the predictor drops "not sure" answers as evidence and skips their questions
+        return predictor.refine(cache["probs"], cache["fungus"], answers, photos=cache["photos"])
 
     def run(self, paths: list[str], spec: str | None, answers: dict | None = None) -> dict:
         return self.observe(paths, spec, answers)[0]

@@ -3,7 +3,9 @@
 //    until the upload has ended (the Python chain enables it again);
 // 2. large photos are shrunk in the browser (longest side MAX_SIDE px) before they are uploaded;
 // 3. the uploaded photo's preview gets alt text;
-// 4. the lightbox: reference photos enlarge on click, tap, Enter or Space; Esc, the close button or a
+// 4. after an answer given with the keyboard, focus stays in "Narrow it down" (the next question's first
+//    button), and the "This answer is wrong?" fold hides while a new photo uploads;
+// 5. the lightbox: reference photos enlarge on click, tap, Enter or Space; Esc, the close button or a
 //    click outside closes it; the arrow keys step through the photos of the same answer.
 (() => {
   const MAX_SIDE = 1600;
@@ -20,6 +22,8 @@
       const el = document.querySelector(id);
       if (el) el.querySelectorAll("#narrow, #more").forEach((n) => n.remove());
     }
+    const flag = document.querySelector("#flag-panel");
+    if (flag) flag.dataset.midHidden = "true"; // about the old answer: hidden until the new one is in
     const identify = document.querySelector("#identify");
     if (identify) {
       identify.disabled = true;
@@ -104,7 +108,22 @@
       img.alt = "Your photo of the mushroom";
     });
   };
-  new MutationObserver(altText).observe(document.documentElement, { childList: true, subtree: true });
+  const afterRender = () => {
+    const flag = document.querySelector("#flag-panel[data-mid-hidden]");
+    if (flag && document.querySelector('#answer[data-state="answer"]')) delete flag.dataset.midHidden;
+    if (!window.__midNarrowKeyboard) return;
+    const narrow = document.querySelector("#narrow");
+    if (!narrow || narrow.contains(document.activeElement)) return;
+    const next = narrow.querySelector("button.option") || narrow.querySelector("button.chip");
+    if (next) {
+      window.__midNarrowKeyboard = false;
+      next.focus();
+    }
+  };
+  new MutationObserver(() => {
+    altText();
+    afterRender();
+  }).observe(document.documentElement, { childList: true, subtree: true });
 
   // ------------------------------------------------------------ lightbox
   let dialog = null;
