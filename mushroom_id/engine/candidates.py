@@ -121,6 +121,98 @@ def class_mean_head(x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.
     return class_means(x, y, num_classes), np.zeros(num_classes)
 
 
+@dataclass(frozen=True)
+class PhotoHead:
+    """A photo model on frozen pip backbones: one linear head on the concatenated pooled features of
+    ``linear`` (empty: none) plus ``weight`` x the sum over ``means`` of the cosine of the photo's features
+    to each species' class mean (empty: none); ``flip``: each backbone's features averaged over the photo
+    and its mirror image. Every candidate of the leave-one-source-out table and the embedded ensemble."""
+
+    linear: tuple[str, ...] = ()
+    means: tuple[str, ...] = ()
+    flip: bool = False
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        return tuple(b for b in BACKBONES if b in self.linear or b in self.means)
+
+    @property
+    def blend(self) -> bool:
+        return bool(self.linear and self.means)
+
+    @property
+    def name(self) -> str:
+        parts = ["+".join(self.linear) + "-linear"] if self.linear else []
+        parts += ["+".join(self.means) + "-class-mean"] if self.means else []
+        return " + ".join(parts) + (" (flip)" if self.flip else "")
+
+
+@dataclass
+class FittedHead:
+    """A :class:`PhotoHead`'s fitted tensors: logits = concat(linear features) @ w.T + b
+    + weight * concat(unit features of ``means``) @ centroids.T (centroids: per backbone, unit class means)."""
+
+    head: PhotoHead
+    w: np.ndarray | None = None
+    b: np.ndarray | None = None
+    centroids: np.ndarray | None = None
+    weight: float = 1.0
+
+    def linear_logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([feats[k] for k in self.head.linear], 1) @ self.w.T + self.b
+
+    def mean_scores(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([_normalize(feats[k]) for k in self.head.means], 1) @ self.centroids.T
+
+    def logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        out = 0.0
+        if self.head.linear:
+            out = out + self.linear_logits(feats)
+        if self.head.means:
+            out = out + self.weight * self.mean_scores(feats)
+        return out
+
+
+def fit_photo_head(
+    head: PhotoHead, feats: dict[str, np.ndarray], y: np.ndarray, num_classes: int, weight: float = 1.0, seed: int = 0
+) -> FittedHead:
+    """Fit ``head`` on ``feats`` (backbone -> (N, D), flip-averaged already when ``head.flip``): the linear
+    part with the shipped head's settings (:func:`train_linear_head`), the class means per backbone."""
+    fitted = FittedHead(head, weight=weight)
+    if head.linear:
+        fitted.w, fitted.b = train_linear_head(
+            np.concatenate([feats[k] for k in head.linear], 1), y, num_classes, seed=seed
+        )
+    if head.means:
+        fitted.centroids = np.concatenate([class_means(feats[k], y, num_classes) for k in head.means], 1)
+    return fitted
+
+
+def ensemble_model(fitted: FittedHead, num_classes: int):
+    """The :class:`core.models.FrozenEnsemble` that computes ``fitted.logits`` from a photo (its gate: Lite1's
+    ImageNet head when Lite1 is in it, as in the single-Lite1 model, else its first backbone's)."""
+    from mushroom_id.core.models import FrozenEnsemble
+
+    head = fitted.head
+    packages = [BACKBONES[b] for b in head.backbones]
+    gate = BACKBONES["lite1"] if "lite1" in head.backbones else packages[0]
+    model = FrozenEnsemble(
+        packages,
+        num_classes,
+        [BACKBONES[b] for b in head.linear],
+        [BACKBONES[b] for b in head.means],
+        head.flip,
+        gate,
+    )
+    with torch.no_grad():
+        if head.linear:
+            model.linear.weight.copy_(torch.tensor(fitted.w))
+            model.linear.bias.copy_(torch.tensor(fitted.b))
+        if head.means:
+            model.means.weight.copy_(torch.tensor(fitted.weight * fitted.centroids))
+    return model.eval()
+
+
 def features(data: DataSplits, backbone: str) -> dict[str, np.ndarray]:
     """Pooled features of every split's photos (cached by content hash, see ``engine.inference.cached``)."""
     backbone_model = imagenet_model(BACKBONES[backbone])
@@ -234,6 +326,10 @@ def install(folder: str | Path, target: Path = EMBEDDED_MODEL_DIR, out_dir: Path
 
 __all__ = [
     "BACKBONES",
+    "FittedHead",
+    "PhotoHead",
+    "ensemble_model",
+    "fit_photo_head",
     "CANDIDATES",
     "Candidate",
     "build_candidates",
