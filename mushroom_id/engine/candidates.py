@@ -338,3 +338,114 @@ __all__ = [
     "nearest_centroid_logits",
     "train_linear_head",
 ]
+
+
+def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path | None = None) -> dict:
+    """The winner of leave-one-source-out as a model folder, fitted on **every** photo of the build.
+
+    Its calibration (temperature, floor, confident, genus, conformal quantile, danger share, gate) is fitted on
+    the out-of-fold predictions of leave-one-source-out, the only photos it can be calibrated on that a model
+    of its recipe did not see; the blend weight of the class means too. The mismatch this leaves (the folds'
+    heads saw one source fewer than the final one) is measured by ``held_out_check``: the same recipe fitted on
+    the training split only, with that calibration, on the cross-source test photos it never saw."""
+    import hashlib
+
+    from mushroom_id.core.network import fungus_scores
+    from mushroom_id.engine.loso import best_weight, fold_logits, folds, loso_data, photo_features
+    from mushroom_id.engine.metrics import expected_calibration_error
+
+    data, keys, y, sources, groups = loso_data()
+    n, labels = len(data.labels), data.labels
+    catalog = default_catalog()
+    feats = {}
+    for b in head.backbones:
+        raw = photo_features(data, b)
+        feats[b] = (raw + photo_features(data, b, flip=True)) / 2 if head.flip else raw
+    plan = folds(sources, y, groups)
+    tested = np.zeros(len(y), dtype=bool)
+    for _, _, test in plan:
+        tested |= test
+    lin, means = fold_logits(head, feats, y, plan, n, seed, hashlib.sha256("\n".join(keys).encode()).hexdigest())
+    weight = 1.0
+    if head.blend:  # one weight for the final model: chosen on every out-of-fold prediction
+        weight = float(best_weight(lin, means, y, tested))
+    oof = (lin if lin is not None else 0.0) + (weight * means if means is not None else 0.0)
+    gate = imagenet_backbone(package=BACKBONES["lite1" if "lite1" in head.backbones else head.backbones[0]])
+    gate_feats = feats["lite1" if "lite1" in head.backbones else head.backbones[0]]
+    with torch.no_grad():
+        fungus = fungus_scores(gate.get_classifier()(torch.tensor(gate_feats[tested], dtype=torch.float32)))
+    calibration = calibrate(oof[tested], y[tested], labels, fungus=fungus, catalog=catalog)
+
+    # held-out check of that calibration: the same recipe on the training split only, cross-source test photos
+    split = np.concatenate([np.full(len(data[s]), s) for s in ("train", "validation", "test")])
+    train = split == "train"
+    crossed = data.cross_source or frozenset(labels)
+    check = (split == "test") & np.array([labels[t] in crossed for t in y])
+    part = fit_photo_head(head, {b: f[train] for b, f in feats.items()}, y[train], n, weight=weight, seed=seed)
+    z = part.logits({b: f[check] for b, f in feats.items()})
+    from mushroom_id.engine.calibration import fit_temperature
+
+    own_t = fit_temperature(z, y[check])
+    held_out_check = {
+        "photos": int(check.sum()),
+        "top1": species_mean_accuracy(softmax_t(z, calibration.temperature), y[check], 1),
+        "top5": species_mean_accuracy(softmax_t(z, calibration.temperature), y[check], 5),
+        "ece_with_loso_temperature": expected_calibration_error(softmax_t(z, calibration.temperature), y[check]),
+        "ece_with_own_temperature": expected_calibration_error(softmax_t(z, own_t), y[check]),
+        "loso_temperature": calibration.temperature,
+        "own_temperature": own_t,
+    }
+
+    fitted = fit_photo_head(head, feats, y, n, weight=weight, seed=seed)  # every photo of the build
+    model = ensemble_model(fitted, n)
+    hashes = [h for s in ("train", "validation", "test") for h in data[s].content_hashes()]
+    out = save_model(
+        model,
+        out_dir,
+        labels,
+        temperature=calibration.temperature,
+        half=True,
+        training_images=hashes,
+        extra={
+            "model_id": "embedded-" + head.name.replace(" + ", "+").replace(" (flip)", "-flip"),
+            "head": head.name,
+            "blend_weight": weight,
+            "trained_on": f"{data.source} (every photo of the build: {len(y)} photos, {n} species)",
+            "calibration": {
+                "source": "leave-one-source-out out-of-fold predictions",
+                "photos": int(tested.sum()),
+                "fit": calibration.fit,
+                "held_out_check": held_out_check,
+            },
+            "thresholds": calibration.config()["thresholds"],
+        },
+    )
+    return {"folder": str(out), "weight": weight, "calibration": calibration.config(), "held_out_check": held_out_check}
+
+
+def softmax_t(logits: np.ndarray, temperature: float) -> np.ndarray:
+    from mushroom_id.engine.metrics import softmax
+
+    return softmax(logits, temperature)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mushroom_id.engine.candidates --ensemble NAME [--out DIR]``: build a table row's model."""
+    import argparse
+
+    from mushroom_id.engine.loso import candidate_heads
+
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id.engine.candidates", description=build_ensemble.__doc__)
+    parser.add_argument("--ensemble", required=True, help="a row of reports/loso_candidates.md")
+    parser.add_argument("--out", default="artifacts/ensemble")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    heads = {h.name: h for h in candidate_heads()}
+    if args.ensemble not in heads:
+        parser.error(f"unknown head {args.ensemble!r}; known: {sorted(heads)}")
+    print(json.dumps(build_ensemble(heads[args.ensemble], Path(args.out), args.seed), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -343,7 +343,7 @@ def forward_cost(head) -> float:
 
 
 # GMACs of one forward at the backbone's own input size (torch.utils.flop_counter, see backbone_macs)
-BACKBONE_MACS = {"lite0": 0.39, "lite1": 0.60, "lite2": 0.87}
+BACKBONE_MACS = {"lite0": 0.385, "lite1": 0.600, "lite2": 0.860}
 
 
 def backbone_macs() -> dict[str, float]:
@@ -397,22 +397,23 @@ def _rows(feats: dict, mask) -> dict:
     return {k: v[mask] for k, v in feats.items()}
 
 
+def best_weight(lin, means, y, mask) -> float:
+    """The class-mean weight (of :data:`BLEND_WEIGHTS`) with the best species-balanced top-1 + top-5 on ``mask``."""
+
+    def score(w):
+        z = lin[mask] + w * means[mask]
+        return species_mean_accuracy(z, y[mask], 1) + species_mean_accuracy(z, y[mask], 5)
+
+    return max(BLEND_WEIGHTS, key=score)
+
+
 def blend_weights(lin, means, y, plan) -> list[float]:
-    """Per fold, the weight of the class-mean scores chosen on the *other* folds' held-out photos (best
-    species-balanced top-1 + top-5; the fold's own photos never choose their weight)."""
+    """Per fold, the weight of the class-mean scores chosen on the *other* folds' held-out photos (the fold's
+    own photos never choose their weight)."""
     fold_of = np.full(len(y), -1)
     for i, (_, _, test) in enumerate(plan):
         fold_of[test] = i
-    out = []
-    for i in range(len(plan)):
-        other = (fold_of >= 0) & (fold_of != i)
-
-        def score(w, other=other):
-            z = lin[other] + w * means[other]
-            return species_mean_accuracy(z, y[other], 1) + species_mean_accuracy(z, y[other], 5)
-
-        out.append(max(BLEND_WEIGHTS, key=score))
-    return out
+    return [best_weight(lin, means, y, (fold_of >= 0) & (fold_of != i)) for i in range(len(plan))]
 
 
 def candidates_main(args) -> int:
