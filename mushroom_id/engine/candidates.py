@@ -351,7 +351,8 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     import hashlib
 
     from mushroom_id.core.network import fungus_scores
-    from mushroom_id.engine.loso import best_weight, fold_logits, folds, loso_data, photo_features
+    from mushroom_id.engine.calibration import fit_temperature
+    from mushroom_id.engine.loso import MEAN_SCALE, best_weight, fold_logits, folds, loso_data, photo_features
     from mushroom_id.engine.metrics import expected_calibration_error
 
     data, keys, y, sources, groups = loso_data()
@@ -366,9 +367,12 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     for _, _, test in plan:
         tested |= test
     lin, means = fold_logits(head, feats, y, plan, n, seed, hashlib.sha256("\n".join(keys).encode()).hexdigest())
-    weight = 1.0
     if head.blend:  # one weight for the final model: chosen on every out-of-fold prediction
         weight = float(best_weight(lin, means, y, tested))
+    elif head.means:  # the class means alone: scaled so that their fitted temperature is about 1
+        weight = MEAN_SCALE / fit_temperature(MEAN_SCALE * means[tested], y[tested])
+    else:
+        weight = 1.0
     oof = (lin if lin is not None else 0.0) + (weight * means if means is not None else 0.0)
     gate = imagenet_backbone(package=BACKBONES["lite1" if "lite1" in head.backbones else head.backbones[0]])
     gate_feats = feats["lite1" if "lite1" in head.backbones else head.backbones[0]]
@@ -383,8 +387,6 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     check = (split == "test") & np.array([labels[t] in crossed for t in y])
     part = fit_photo_head(head, {b: f[train] for b, f in feats.items()}, y[train], n, weight=weight, seed=seed)
     z = part.logits({b: f[check] for b, f in feats.items()})
-    from mushroom_id.engine.calibration import fit_temperature
-
     own_t = fit_temperature(z, y[check])
     held_out_check = {
         "photos": int(check.sum()),
@@ -439,12 +441,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ensemble", required=True, help="a row of reports/loso_candidates.md")
     parser.add_argument("--out", default="artifacts/ensemble")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--install", action="store_true", help="make it the embedded model; write reports/trust.*")
     args = parser.parse_args(argv)
     heads = {h.name: h for h in candidate_heads()}
     if args.ensemble not in heads:
         parser.error(f"unknown head {args.ensemble!r}; known: {sorted(heads)}")
-    print(json.dumps(build_ensemble(heads[args.ensemble], Path(args.out), args.seed), indent=2, default=str))
+    built = build_ensemble(heads[args.ensemble], Path(args.out), args.seed)
+    print(json.dumps(built, indent=2, default=str))
+    if args.install:
+        install_built(Path(args.out))
     return 0
+
+
+def install_built(folder: Path, target: Path = EMBEDDED_MODEL_DIR, reports: Path = Path("reports")) -> dict:
+    """Copy a built ensemble into the package (keeping the current model's field-question settings, which
+    ``engine.field_eval`` owns) and report its trust numbers; its own calibration is kept (no refit)."""
+    from mushroom_id.core.models import load_model_dir, read_config, write_config
+    from mushroom_id.engine.trust import measure
+
+    load_model_dir(folder)  # a folder that does not load never replaces the working model
+    config = read_config(folder)
+    if target.is_dir() and "field_questions" in read_config(target):
+        config["field_questions"] = read_config(target)["field_questions"]
+    staging = target.with_name(f".{target.name}.installing")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(folder, staging)
+    write_config(staging, config)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return measure("embedded", write=False, out_dir=reports)
 
 
 if __name__ == "__main__":

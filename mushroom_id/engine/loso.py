@@ -317,6 +317,7 @@ if __name__ == "__main__":
 # Candidate photo models: every head below is fitted per fold on the other sources' photos (frozen features)
 
 BASELINE = "lite1-linear"  # today's embedded head
+MEAN_SCALE = 20.0  # class-mean cosines times this (as the floor's): their temperature stays in fit_temperature's range
 BLEND_WEIGHTS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # of the summed class-mean cosines next to linear logits
 ALL = ("lite0", "lite1", "lite2")
 
@@ -460,7 +461,7 @@ def candidates_main(args) -> int:
             logits = lin + np.array(ws)[np.maximum(fold_of, 0)][:, None] * means
             row["blend_weights"] = dict(zip([s for s, _, _ in plan], ws, strict=True))
         else:
-            logits = lin if head.linear else means
+            logits = lin if head.linear else MEAN_SCALE * means
         t = fit_temperature(logits[tested], yt)
         probs = softmax(logits[tested], t)
         probs_of[head.name], oof[head.name] = probs, logits[tested].astype(np.float32)
