@@ -309,10 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Candidate photo models: every head below is fitted per fold on the other sources' photos (frozen features)
 
@@ -529,3 +525,7 @@ def candidates_main(args) -> int:
         lines += ["", "Not run (features or time): " + ", ".join(skipped)]
     save_report(args.out, "loso_candidates", report, lines)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
