@@ -60,3 +60,21 @@ def test_ensemble_module_computes_the_fitted_head(fitted, tmp_path):
     # flip averaging: a mirrored photo gets the same scores
     with torch.no_grad():
         np.testing.assert_allclose(model(x.flip(-1)).numpy(), model(x).numpy(), rtol=1e-3, atol=1e-3)
+
+
+def test_ensemble_exports_to_onnx_with_its_gate(fitted, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mushroom_id.serving.onnx import OnnxNetwork
+
+    fit, _, _ = fitted
+    model = ensemble_model(fit, 5)
+    loaded = load_model_dir(save_model(model, tmp_path / "ens", [f"s{i}" for i in range(5)], temperature=2.0))
+    network = served_network(loaded)
+    onnx = OnnxNetwork(network, tuple(loaded.data_config["input_size"]), cache_dir=tmp_path / "onnx")
+    x = torch.randn(2, 3, 240, 240)
+    with torch.no_grad():
+        ref = network(x)
+    got = onnx(x)
+    assert len(got) == 2  # species logits and the gate's ImageNet logits
+    for a, b in zip(ref, got, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-3)
