@@ -166,10 +166,12 @@ class FrozenEnsemble(nn.Module):
         for model, size in zip(self.backbones, self.sizes, strict=True):
             xi = x
             if tuple(x.shape[-2:]) != (size, size):
-                xi = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+                # plain bilinear (a 240 -> 224 step): the antialiased op does not export with the TorchScript exporter
+                xi = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             if self.flip:
                 both = model.forward_head(model.forward_features(torch.cat([xi, xi.flip(-1)])), pre_logits=True)
-                out.append((both[: len(x)] + both[len(x) :]) / 2)
+                first, mirrored = both.chunk(2)  # not len(x): the ONNX graph keeps a dynamic batch
+                out.append((first + mirrored) / 2)
             else:
                 out.append(model.forward_head(model.forward_features(xi), pre_logits=True))
         return out
