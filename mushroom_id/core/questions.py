@@ -74,7 +74,7 @@ def _opt(value, label, matches=None, missed=(), aliases=(), hidden=False) -> Opt
     return Option(value, label, frozenset(matches or {value}), frozenset(missed), tuple(aliases), hidden)
 
 
-def _colours(what: str) -> tuple[Option, ...]:
+def _colours() -> tuple[Option, ...]:
     """Colour options (cap, gills): the groups of :data:`VOCABULARY`, with the words people use."""
     return (
         _opt("white-cream", "White, cream or buff", aliases=("white", "cream", "buff", "ivory")),
@@ -218,7 +218,7 @@ QUESTIONS: dict[str, Question] = {
             "cap_colour",
             "What colour is the cap?",
             "The main colour of the top of the cap (not the spots or scales).",
-            _colours("cap"),
+            _colours(),
             cost_s=5,
         ),
         Question(
@@ -226,7 +226,7 @@ QUESTIONS: dict[str, Question] = {
             "gill_colour",
             "What colour are the gills?",
             "Look at the gills of a grown cap: young gills can be paler.",
-            _colours("gills"),
+            _colours(),
             cost_s=5,
             after=("hymenium", "gills"),
         ),

@@ -146,8 +146,7 @@ def combine(by_source: dict[str, frozenset[str]], trait: str) -> TraitValue:
     if not own:
         return TraitValue(genus, "+".join(genus_sources) if genus else "")
     if trait in NARROWABLE and genus and genus < own:
-        narrowed = frozenset(genus)
-        return TraitValue(narrowed, "+".join(own_sources + genus_sources))
+        return TraitValue(genus, "+".join(own_sources + genus_sources))
     return TraitValue(own, "+".join(own_sources))
 
 

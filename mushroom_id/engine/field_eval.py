@@ -401,7 +401,7 @@ def headline(named_rows: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
-def calibration_rows(field_t1: FieldEvidence, t: float, run: Run, y: np.ndarray, confident: float) -> list[dict]:
+def calibration_rows(t: float, run: Run, y: np.ndarray, confident: float) -> list[dict]:
     """Per number of answers: ECE before/after the answer temperature, and how often "confident" is
     reached (top probability >= the model's confident threshold) and right."""
     from mushroom_id.engine.metrics import expected_calibration_error
@@ -525,11 +525,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
 
     # calibration after answers: held-out-source answers on test, before and after the temperature
-    plain, _ = fields_for(mismatch, 1.0)
+    plain, plain_without = fields_for(mismatch, 1.0)
     people = held_out_answers(plain, traits, names, yt, 0.0, args.seed)
-    run = ask_sequence(plain, pt, people, strategy, only=only, fields=fields_for(mismatch, 1.0)[1])
+    run = ask_sequence(plain, pt, people, strategy, only=only, fields=plain_without)
     confident = Thresholds.from_config(loaded.config).confident
-    report["calibration"] = calibration_rows(plain, temperature, run, yt, confident)
+    report["calibration"] = calibration_rows(temperature, run, yt, confident)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     k3 = run.probs[3]
