@@ -19,12 +19,12 @@ from data_prep.crawl import DONE, image_id
 from mushroom_id.core.paths import REPO_DIR
 from tests.stand_ins.fake_web import FakeWeb
 
-FAST = ["--timeout", "0.5", "--retries", "1", "--backoff", "0.01", "--delay", "0"]
+FAST = ["--timeout", "1.5", "--retries", "1", "--backoff", "0.01", "--delay", "0"]
 
 
 @pytest.fixture()
 def web(photos_dir):
-    with FakeWeb(photos_dir, slow_seconds=2.0) as server:
+    with FakeWeb(photos_dir, slow_seconds=6.0) as server:
         yield server
 
 

@@ -59,7 +59,7 @@ def test_all_stages_on_real_photos(tmp_path, photos_dir):
         keep.append({"species": "Boletus edulis", "url": web.url("missing/porcino.jpg"), "license": "", "origin": ""})
         keep.append({"species": "Boletus edulis", "url": web.url("html/porcino.jpg"), "license": "", "origin": ""})
         write_csv(url_list, keep, ("species", "url", "license", "origin"))
-        argv = chain_argv(work, url_list, "--timeout", "2", "--retries", "0", "--workers", "2")
+        argv = chain_argv(work, url_list, "--timeout", "30", "--retries", "0", "--workers", "2")
         assert main(argv) == 0
         first = {p.name: p.read_bytes() for p in (work / "dataset" / "data").iterdir()}
         assert main(argv) == 0  # rerun: everything is reused, nothing changes

@@ -14,7 +14,8 @@ class LocalServer:
 
     def serve(self, handler: type[BaseHTTPRequestHandler]) -> str:
         """Start serving ``handler`` in a daemon thread; returns the base URL."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})  # the default 5
+        self._server = server_class(("127.0.0.1", self.port), handler)  # drops connects when a crawl is busy
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
