@@ -277,6 +277,11 @@ def test_the_next_question_separates_the_candidates():
     assert "gill_attachment" not in [o["key"] for o in offers]
     after = field.next_questions(p, {"hymenium": "gills"}, "info_gain")
     assert "gill_attachment" in [o["key"] for o in after] and "hymenium" not in [o["key"] for o in after]
+    # a cup said on the stem question is not asked again at the stem's base; a ring alone leaves it open
+    p = np.array([0.5, 0.5, 0.0, 0.0])
+    for stipe, base_asked in (("volva", False), ("ring_and_volva", False), ("ring", True), ("bare", True)):
+        keys = [o["key"] for o in field.next_questions(p, {"stipe": stipe}, "info_gain")]
+        assert ("stem_base" in keys) is base_asked, (stipe, keys)
 
 
 # ----------------------------------------------------------------------------- safety

@@ -430,7 +430,7 @@ def test_similar_features_share_the_whole_visible_profile(catalog):
 
     found = similar_features("Russula virescens", catalog, TRAIT_TABLE, limit=5)
     assert [name for name, _ in found] == ["Lepiota brunneoincarnata", "Russula emetica", "Tricholoma equestre"]
-    assert found[0][1] == ["gills", "bare", "white-cream", "mycorrhizal"]
+    assert found[0][1] == ["gills", "neither ring nor cup", "spore print white to cream", "mycorrhizal"]
     assert similar_features("Russula virescens", catalog, TRAIT_TABLE, limit=1) == found[:1]
     assert similar_features("Agaricus benesii", catalog, TRAIT_TABLE) == []  # unknown is never similar
     assert similar_features("Boletus edulis", catalog, TRAIT_TABLE) == []
@@ -452,7 +452,7 @@ def test_similar_features_are_labelled_apart_from_known_confusions(catalog):
     assert species(similar) == ["Lepiota brunneoincarnata", "Tricholoma equestre"]
     for w in similar:
         assert w["kind"] == "lookalike"  # a notice: computed from traits, not a danger in play
-        assert w["reason"] == "similar features: gills; bare; white-cream; mycorrhizal"
+        assert w["reason"] == "similar features: gills; neither ring nor cup; spore print white to cream; mycorrhizal"
         assert "similar features, not a known confusion" in w["message"]
     # the summary counts the dangers in play only: the known confusion and the plausible Russula emetica
     assert danger_summary(ws, "Russula virescens").startswith("1 deadly and 1 poisonous species are possible")
@@ -476,7 +476,7 @@ def test_similar_features_from_the_shipped_trait_table(catalog):
     traits = default_traits()
     # the funeral bell shares the sheathed woodtuft's gills, ring, brown spores and life on wood debris
     woodtuft = similar_features("Kuehneromyces mutabilis", catalog, traits)
-    assert woodtuft[0] == ("Galerina marginata", ["gills", "ring", "brown", "wood"])
+    assert woodtuft[0] == ("Galerina marginata", ["gills", "a ring", "spore print brown, ochre or rusty", "on wood"])
     ws = species_warnings(["Kuehneromyces mutabilis"], catalog, "Kuehneromyces mutabilis", None, traits)
     galerina = [w for w in ws if w["species"] == "Galerina marginata"]
     # warned once, as the known confusion it is (Wild Food UK), not again as "similar features"

@@ -57,6 +57,9 @@ class Question:
     cost_s: int = 10  # about how long a person needs to answer it, mushroom in hand
     effort: str = "seconds"  # the same, in words a person reads
     after: tuple[str, str] | None = None  # (question, answer): asked only after that answer
+    # (question, answers): not asked after one of those answers, which already tell this one
+    # (a cup at the base, said on "what is on the stem?", is not asked again at "the base of the stem")
+    told_by: tuple[str, frozenset[str]] | None = None
 
     def option(self, value: str) -> Option:
         return next(o for o in self.options if o.value == value)
@@ -198,6 +201,7 @@ QUESTIONS: dict[str, Question] = {
                 _opt("plain", "Plain: the stem just ends", missed={"cup"}, aliases=("equal", "straight")),
             ),
             cost_s=30,
+            told_by=("stipe", frozenset({"volva", "ring_and_volva"})),
             effort="half a minute (dig up the base)",
         ),
         Question(
@@ -482,7 +486,8 @@ class FieldEvidence:
         self, answers: Mapping[str, str], skip: Sequence[str] = (), only: Sequence[str] | None = None
     ) -> list[str]:
         """Questions still worth asking: not answered, not skipped, in ``only`` when given, and a follow-up
-        question (how the gills meet the stem) only after its answer ("gills")."""
+        question (how the gills meet the stem) only after its answer ("gills"), and not one an answer already told
+        (the stem's base after "a cup at the base")."""
         return [
             k
             for k, q in QUESTIONS.items()
@@ -490,6 +495,7 @@ class FieldEvidence:
             and k not in skip
             and (only is None or k in only)
             and (q.after is None or answers.get(q.after[0]) == q.after[1])
+            and (q.told_by is None or answers.get(q.told_by[0]) not in q.told_by[1])
         ]
 
     def question_scores(

@@ -131,6 +131,16 @@ TIEBREAK_TRAITS = ("gill_attachment", "cap_shape")
 SIMILAR_FEATURES_LIMIT = 3  # dangerous "similar features" lookalikes named for the top candidate
 
 
+def _feature_words(trait: str, value: str) -> str:
+    """A trait value in the questions' words, short: ("stipe", "bare") -> "neither ring nor cup"."""
+    try:
+        words = describe(trait, value).split(" (", 1)[0]
+    except (KeyError, StopIteration):  # a value no question offers (a source's own word): shown as written
+        words = value.replace("_", " ")
+    words = words[:1].lower() + words[1:]
+    return f"spore print {words}" if trait == "spore_print" else words
+
+
 def similar_features(
     name: str, catalog: Catalog, traits, limit: int = SIMILAR_FEATURES_LIMIT
 ) -> list[tuple[str, list[str]]]:
@@ -154,7 +164,10 @@ def similar_features(
             continue
         extra = sum(bool(mine.get(t, frozenset()) & (theirs.get(t) or frozenset())) for t in TIEBREAK_TRAITS)
         key = (danger_rank(sp.edibility), -extra, sp.genus != genus, sp.name)
-        found.append((key, sp.name, [", ".join(values) for values in shared]))
+        words = [
+            " or ".join(_feature_words(t, v) for v in values) for t, values in zip(PROFILE_TRAITS, shared, strict=True)
+        ]
+        found.append((key, sp.name, words))
     found.sort()
     return [(n, shared) for _, n, shared in found[:limit]]
 
