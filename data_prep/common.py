@@ -11,10 +11,9 @@ Layout of a work folder (default ``artifacts/data``)::
     manifest.parquet         THE per-image manifest (columns below, all strings, zstd), rewritten atomically by
                              each stage: what the stages exchange (at 250k rows read ~7x faster than CSV,
                              bench/manifest_io.py)
-    manifest.csv             the same rows as CSV, for people and for readers outside the stages (the training
-                             engine's work-folder reader): written only once images have a split (the split
-                             stage), removed when a stage rewrites an unsplit manifest, never read by a stage
-                             except to migrate (below)
+    manifest.csv             the same rows as CSV, written just before it: for people, and for the readers
+                             outside the stages (the training engine's work-folder reader, leave-one-source-out);
+                             never read by a stage except to migrate (below)
     dedup_report.csv         every duplicate pair found and what was done about it
     dataset/                 publish: the Hub-layout dataset folder
     left_out.csv             every image left out so far (the user's own file for a local folder, else its
@@ -196,7 +195,7 @@ class ManifestError(ValueError):
 
 class Manifest:
     """The per-image manifest: ``manifest.parquet`` with :data:`MANIFEST_COLUMNS` (all strings), one row per
-    image ever seen; ``manifest.csv`` is its copy for people once images have a split (module docstring).
+    image ever seen; ``manifest.csv`` is its copy for people and for readers outside the stages (module docstring).
 
     Rows are plain ``dict[str, str]`` (about 2.3 kB each in memory, measured by bench/manifest_scale.py:
     250,000 rows need ~0.6 GB; the images themselves are never held in memory).
@@ -219,16 +218,12 @@ class Manifest:
         raise FileNotFoundError(f"{self.path} not found: run the earlier stages first (python -m data_prep crawl)")
 
     def write(self, rows: Iterable[Row]) -> int:
-        """Rewrite the manifest (sorted by species, image_id). With a split, the CSV copy is written first, so
-        the Parquet is never the older of the two; without one, a CSV copy left from before is removed."""
+        """Rewrite the manifest (sorted by species, image_id): its CSV copy first, so that the Parquet is never
+        the older of the two (a kill in between leaves a newer CSV with the new rows: read and migrated)."""
         with gc_paused():
             ordered = sorted(rows, key=lambda r: (r["species"], r["image_id"]))
-            if any(r.get("split") for r in ordered):
-                write_csv(self.csv_path, ordered, MANIFEST_COLUMNS)
-                write_manifest_parquet(self.path, ordered)
-            else:
-                write_manifest_parquet(self.path, ordered)
-                self.csv_path.unlink(missing_ok=True)  # it told an earlier build's splits
+            write_csv(self.csv_path, ordered, MANIFEST_COLUMNS)
+            write_manifest_parquet(self.path, ordered)
         return len(ordered)
 
     def _csv_is_newer(self) -> bool:
