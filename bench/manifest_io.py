@@ -12,7 +12,8 @@ columns a build fills in (phash, dup_group, path, sha256, size, split). Each lin
 * ``csv, gc on``: the same CSV read with Python's cyclic garbage collector running, as the stages read it
   before (the readers and writers now pause it while they build or take apart rows; write time: as csv).
 * ``parquet``: ``write_manifest_parquet`` / ``read_manifest_parquet`` (pyarrow, string columns, zstd).
-* ``stage now``: ``Manifest.write`` (the CSV copy for people and outside readers, then the Parquet) and
+* ``stage now``: ``Manifest.write`` (the CSV copy for people and outside readers, written from the same
+  Arrow table by pyarrow's CSV writer, then the Parquet) and
   ``Manifest.rows`` (the Parquet): what a stage costs now.
 
 All build the same row dicts (checked). Prints one table (seconds, MB, CSV / Parquet) and one JSON

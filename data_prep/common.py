@@ -222,8 +222,7 @@ class Manifest:
         the older of the two (a kill in between leaves a newer CSV with the new rows: read and migrated)."""
         with gc_paused():
             ordered = sorted(rows, key=lambda r: (r["species"], r["image_id"]))
-            write_csv(self.csv_path, ordered, MANIFEST_COLUMNS)
-            write_manifest_parquet(self.path, ordered)
+            write_manifest_parquet(self.path, ordered, csv_copy=self.csv_path)
         return len(ordered)
 
     def _csv_is_newer(self) -> bool:
@@ -274,9 +273,11 @@ def manifest_schema():
     return pa.schema([(c, pa.string()) for c in MANIFEST_COLUMNS])
 
 
-def write_manifest_parquet(path: Path, rows: list[Row]) -> None:
-    """``rows`` as a Parquet file of string columns, atomically (temp file, then rename)."""
+def write_manifest_parquet(path: Path, rows: list[Row], csv_copy: Path | None = None) -> None:
+    """``rows`` as a Parquet file of string columns, atomically (temp file, then rename); ``csv_copy``: the same
+    table as CSV first (pyarrow's writer: every value quoted, about 20x faster than the csv module)."""
     import pyarrow as pa
+    import pyarrow.csv
     import pyarrow.parquet as pq
 
     try:  # rows as the stages keep them (every column, strings): one pass in C
@@ -289,6 +290,9 @@ def write_manifest_parquet(path: Path, rows: list[Row]) -> None:
             pa.array(["" if r.get(c) is None else str(r[c]) for r in rows], pa.string()) for c in MANIFEST_COLUMNS
         ]
     table = pa.Table.from_arrays(arrays, schema=manifest_schema())
+    if csv_copy is not None:
+        with atomic_path(csv_copy) as tmp:
+            pyarrow.csv.write_csv(table, tmp)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
