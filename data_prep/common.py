@@ -9,8 +9,8 @@ Layout of a work folder (default ``artifacts/data``)::
     cache/<stage>.jsonl      per-image results of dedup (phash) and normalize, for resuming
     images/<Genus_species>/<image_id>.jpg  normalized RGB JPEGs
     manifest.parquet         THE per-image manifest (columns below, all strings, zstd), rewritten atomically by
-                             each stage: what the stages exchange (at 250k rows read ~7x faster than CSV,
-                             bench/manifest_io.py)
+                             each stage: what the stages exchange (at 250k rows a stage reads it 1.5-1.7x
+                             faster than the CSV it read before, bench/manifest_io.py)
     manifest.csv             the same rows as CSV, written just before it: for people, and for the readers
                              outside the stages (the training engine's work-folder reader, leave-one-source-out);
                              never read by a stage except to migrate (below)
@@ -27,7 +27,7 @@ exists complete or not at all.
 Migration: a work folder from before ``manifest.parquet`` holds only ``manifest.csv``; the first stage that
 reads it reads the CSV and rewrites it as Parquet (saying so), then carries on where the earlier run stopped
 (the journals are untouched). A ``manifest.csv`` newer than ``manifest.parquet`` (written by an older version,
-or edited by hand) is read and migrated the same way; a CSV copy the stages wrote is always older.
+or edited by hand) is read and migrated the same way; a CSV copy the stages wrote is never newer.
 """
 
 from __future__ import annotations
