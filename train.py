@@ -20,6 +20,7 @@ import logging
 import sys
 
 from mushroom_id.engine.config import ConfigError, load_config, parse_args
+from mushroom_id.engine.launch import LaunchRefused, end_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         from mushroom_id.engine.loop import train
 
         result = train(config)
+    except LaunchRefused as e:  # also ends the launcher, which would add its traceback to ours
+        end_launcher(f"train.py: error: {e}")
+        return 2
     except ConfigError as e:  # a setting to change, not a bug: the message, no traceback
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2

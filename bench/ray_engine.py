@@ -97,7 +97,7 @@ def main() -> int:
                 ["normalize", "--work-dir", str(work), "--workers", str(args.cpus), "--engine", e]
             )
         )
-    manifests = [(tmp / f"normalize-{e}" / "manifest.csv").read_bytes() for e in ("local", "ray")]
+    manifests = [(tmp / f"normalize-{e}" / "manifest.parquet").read_bytes() for e in ("local", "ray")]
     assert manifests[0] == manifests[1], "normalize manifests differ between the engines"
     results.append(("normalize", f"{len(live['local']):,} photos", times["local"], times["ray"]))
 

@@ -184,7 +184,7 @@ def test_crawl_killed_midway_then_rerun_equals_uninterrupted_crawl(tmp_path, pho
         proc.wait()
         lines = journal.read_text().splitlines()
         assert 8 <= len(lines) < 22 and DONE not in journal.read_text()  # really killed midway
-        assert not (killed / "manifest.csv").exists()
+        assert not (killed / "manifest.parquet").exists() and not (killed / "manifest.csv").exists()
 
         fetched_before = sum("/photos/Amanita_vaginata/" in p for p in web.requests)
         n_requests = len(web.requests)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.__main__ import main
+from data_prep.common import Manifest
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWN = (
@@ -77,9 +78,10 @@ def test_all_engine_ray_writes_the_same_dataset_as_the_default_engine(folder, tm
     assert not (local / "ray").exists()
     assert json.loads((ray / "summaries" / "dedup.json").read_text())["engine"] == "ray"
     # the same decisions: byte-identical manifests, the near duplicates found and dropped the same way
-    assert (ray / "manifest.csv").read_bytes() == (local / "manifest.csv").read_bytes()
-    with open(ray / "manifest.csv", newline="") as f:
-        reasons = [r["drop_reason"] for r in csv.DictReader(f)]
+    # (manifest.parquet between the stages, and its CSV copy for people once split)
+    for name in ("manifest.parquet", "manifest.csv"):
+        assert (ray / name).read_bytes() == (local / name).read_bytes(), name
+    reasons = [r["drop_reason"] for r in Manifest(ray).rows()]
     assert any(r.startswith("near duplicate of") for r in reasons)
     assert any(r.startswith("label conflict") for r in reasons)
     # the same dataset, file by file: parquet shards (same splits, same image bytes and hashes), card, credits

@@ -400,10 +400,20 @@ def test_torchrun_with_accelerate_use_cpu_runs_two_agreeing_processes(hub_data, 
     assert row["step"] == 2  # 16 photos / (batch 4 x 2 processes)
     assert json.loads((out / "eval" / "metrics.json").read_text())["images"] == PER_SPLIT["test"] * len(SPECIES)
 
-    # `accelerate launch --multi_gpu --num_processes 2` where no GPU is visible: two processes that each
-    # believe they are alone. Both refuse before writing anything.
+
+@pytest.mark.slow
+def test_multi_gpu_launch_without_a_gpu_is_refused_with_our_message_and_no_traceback(hub_data, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` where no GPU is visible: two processes that each
+    believe they are alone. They refuse before writing anything; the user sees our message once, no
+    traceback from Accelerate / torch.distributed, and a non-zero exit status."""
+    import os
+    import subprocess
+    import sys
+
     from conftest import free_port
 
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config(tmp_path / "run", hub_data, epochs=1).to_dict()))
     cmd = [
         sys.executable,
         "-m",
@@ -425,13 +435,43 @@ def test_torchrun_with_accelerate_use_cpu_runs_two_agreeing_processes(hub_data, 
         "--output-dir",
         str(tmp_path / "refused"),
     ]
-    env = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"} | {
+    env = {k: v for k, v in os.environ.items() if k not in ("ACCELERATE_USE_CPU", "CUDA_VISIBLE_DEVICES")} | {
         "PYTHONPATH": str(REPO),
         "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",  # no GPU, also on a machine that has one
     }
     refused = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert refused.returncode != 0 and refused.stderr.count("train.py: error: the launcher started this process") == 2
-    assert "torchrun --standalone" in refused.stderr and not (tmp_path / "refused").exists()
+    assert refused.returncode != 0, refused.stderr[-3000:]
+    assert refused.stderr.count("train.py: error: the launcher started this process") == 1, refused.stderr[-3000:]
+    assert "torchrun --standalone" in refused.stderr and "accelerate launch --multi_gpu" in refused.stderr
+    assert "Traceback" not in refused.stderr and "ChildFailedError" not in refused.stderr, refused.stderr[-3000:]
+    assert not (tmp_path / "refused").exists()
+
+
+def test_end_launcher_ends_only_a_torch_elastic_parent(capsys):
+    """Without a launcher: the message only. Under a stand-in launcher (a parent that waits for its child, as
+    torch elastic does): the child prints once and the launcher dies by SIGKILL before it can see the child
+    fail; a local rank other than 0 first waits for rank 0 to do it, then does it itself."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mushroom_id.engine.launch import end_launcher
+
+    assert end_launcher("train.py: error: x", env={}) is False  # plain python: nothing to end
+    assert capsys.readouterr().err == "train.py: error: x\n"
+
+    child = (
+        "import sys; from mushroom_id.engine.launch import end_launcher; "
+        "sys.exit(3 if end_launcher('train.py: error: refused', wait_s=0.5) else 4)"
+    )
+    launcher = f"import subprocess, sys; print('LAUNCHER SAW', subprocess.call([sys.executable, '-c', {child!r}]))"
+    for local_rank in ("0", "1"):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TORCHELASTIC_RUN_ID": "test", "LOCAL_RANK": local_rank}
+        done = subprocess.run([sys.executable, "-c", launcher], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == -signal.SIGKILL, (local_rank, done.stdout, done.stderr)
+        assert "LAUNCHER SAW" not in done.stdout and done.stderr.count("train.py: error: refused") == 1
 
 
 @pytest.mark.slow

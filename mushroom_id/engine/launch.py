@@ -12,11 +12,18 @@ parent process) or its config file. The launches that do what they say:
     accelerate launch --multi_gpu --num_machines M --machine_rank R --num_processes N*M \\
         --main_process_ip HOST --main_process_port 29500 train.py ...       # M machines (run on each)
     ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node N train.py ...  # N CPU processes
+
+A refused launch ends with our message and no traceback: the launcher (torch elastic, inside ``accelerate
+launch --multi_gpu`` and ``torchrun``) raises ``ChildFailedError`` for any child that exits non-zero, and
+Accelerate lets it through with its traceback. Nothing of ours runs in the launcher before it spawns the
+children, so the refusing child ends the launcher first (:func:`end_launcher`), then exits 2.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,8 +34,12 @@ CPU_LAUNCH = "ACCELERATE_USE_CPU=true OMP_NUM_THREADS=1 torchrun --standalone --
 GPU_LAUNCH = "accelerate launch --multi_gpu --num_processes N train.py ..."
 
 
+class LaunchRefused(ConfigError):
+    """:func:`check_launch`'s refusal: the launcher's processes and Accelerate's disagree."""
+
+
 def check_launch(num_processes: int, process_index: int, env: Mapping[str, str] | None = None) -> None:
-    """Raise :class:`ConfigError` when the launcher's WORLD_SIZE/RANK disagree with Accelerate's."""
+    """Raise :class:`LaunchRefused` when the launcher's WORLD_SIZE/RANK disagree with Accelerate's."""
     env = os.environ if env is None else env
     world = int(env.get("WORLD_SIZE") or 1)
     rank = env.get("RANK")
@@ -37,7 +48,7 @@ def check_launch(num_processes: int, process_index: int, env: Mapping[str, str] 
     if num_processes != world or (rank is not None and int(rank) != process_index):
         import torch
 
-        raise ConfigError(
+        raise LaunchRefused(
             f"the launcher started this process as rank {rank} of WORLD_SIZE={world}, but Accelerate runs it as "
             f"process {process_index} of {num_processes} (CUDA available: {torch.cuda.is_available()}): every "
             "process would train on all the data and write to the same run folder. Several GPUs: "
@@ -119,3 +130,61 @@ def warn_lost_processes(env: Mapping[str, str] | None = None, launcher: Sequence
     if message:
         print(message, file=sys.stderr)
     return message
+
+
+def end_launcher(message: str, env: Mapping[str, str] | None = None, wait_s: float = 30.0) -> bool:
+    """Print ``message`` (stderr) and, under a torch elastic launcher, end that launcher (SIGKILL) before this
+    process exits, so that it does not report the refusal as a crash with its own traceback. True when the
+    launcher was ended.
+
+    Every process of a refused launch refuses on its own (each believes it is alone). Local rank 0 prints and
+    ends the launcher; the others wait (up to ``wait_s``) for it to go and stay silent, so the message is shown
+    once; one that waits in vain prints its own and ends the launcher itself. The parent is held by a pidfd
+    opened while it is still our parent, so a launcher that has already gone is never confused with whichever
+    process inherits its pid. Elsewhere (plain ``python train.py``, no pidfd): the message only.
+    """
+    env = os.environ if env is None else env
+    launcher = _launcher_pidfd(env)
+    if launcher is None:
+        print(message, file=sys.stderr, flush=True)
+        return False
+    try:
+        first = int(env.get("LOCAL_RANK") or 0) == 0
+        if not first and _ended(launcher, wait_s):
+            return True  # local rank 0 said it and ended the launcher
+        print(
+            f"{message}\nThe launcher (pid {os.getppid()}) is stopped here so that it does not add its own traceback; "
+            "your shell may say 'Killed' (exit status 137).",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            signal.pidfd_send_signal(launcher, signal.SIGKILL)
+        except ProcessLookupError:  # it ended meanwhile
+            return True
+        _ended(launcher, 10.0)  # gone before this process exits: it never sees a failed child
+        return True
+    finally:
+        os.close(launcher)
+
+
+def _launcher_pidfd(env: Mapping[str, str]) -> int | None:
+    """A pidfd on this process's parent when the parent is a torch elastic launcher, else None."""
+    if "TORCHELASTIC_RUN_ID" not in env or not hasattr(os, "pidfd_open"):
+        return None
+    parent = os.getppid()
+    if parent <= 1:
+        return None
+    try:
+        fd = os.pidfd_open(parent)
+    except OSError:
+        return None
+    if os.getppid() != parent:  # the launcher went before the pidfd was opened: that pid may be another process
+        os.close(fd)
+        return None
+    return fd
+
+
+def _ended(pidfd: int, wait_s: float) -> bool:
+    """Whether the process behind ``pidfd`` ends within ``wait_s`` seconds (a pidfd is readable once it has)."""
+    return bool(select.select([pidfd], [], [], wait_s)[0])
