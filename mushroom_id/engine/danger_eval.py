@@ -22,6 +22,7 @@ Writes ``red_panel.json`` (or ``red_panel_<split>.json`` for another split) and 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,8 @@ from mushroom_id.engine.field_eval import held_out, simulated_answers
 FIXED = ("hymenium", "stipe", "spore_print")  # the first measurement's three questions
 ASKED = 3  # questions a person answers (or skips) in the app's flow
 NOISE = (("truthful", 0.0), ("10% wrong", 0.1), ("25% wrong", 0.25))
+
+_held_out = functools.cache(held_out)  # the fit measures the same photos many times
 
 Refine = Callable[[np.ndarray, Mapping[str, str], Sequence[str]], dict]
 
@@ -102,12 +105,18 @@ def outcomes(refine: Refine, probs: np.ndarray, people: list[dict] | None, flow=
     }
 
 
-def measure(spec: str = "embedded", out_dir: Path | None = Path("reports"), split: str = "test") -> dict:
+def measure(
+    spec: str = "embedded",
+    out_dir: Path | None = Path("reports"),
+    split: str = "test",
+    fixed: bool = True,
+    noise: Sequence[tuple[str, float]] = NOISE,
+) -> dict:
     from mushroom_id.core.questions import FieldEvidence, field_settings
     from mushroom_id.core.safety import Thresholds, answer
     from mushroom_id.core.traits import default_traits
 
-    loaded, _, held = held_out(spec)
+    loaded, _, held = _held_out(spec)
     probs, y = held[split]
     catalog = default_catalog()
     labels = loaded.labels
@@ -133,11 +142,14 @@ def measure(spec: str = "embedded", out_dir: Path | None = Path("reports"), spli
         )
 
     levels: list[tuple[str, float | None, object]] = [("photo only", None, None)]
-    levels += [(f"3 answers in the app's order, {n}", noise, app_flow) for n, noise in NOISE]
-    levels += [(f"3 fixed answers (under the cap, stem, spore print), {n}", noise, fixed_flow) for n, noise in NOISE]
+    levels += [(f"3 answers in the app's order, {n}", level, app_flow) for n, level in noise]
+    if fixed:
+        levels += [
+            (f"3 fixed answers (under the cap, stem, spore print), {n}", level, fixed_flow) for n, level in noise
+        ]
     rows = {}
-    for name, noise, flow in levels:
-        people = None if noise is None else simulated_answers(field, y, noise)
+    for name, level, flow in levels:
+        people = None if level is None else simulated_answers(field, y, level)
         o = outcomes(refine, probs, people, flow or app_flow)
         rows[name] = {
             "red_box": danger_rates(o["box"], y, labels, catalog),
@@ -163,6 +175,37 @@ def measure(spec: str = "embedded", out_dir: Path | None = Path("reports"), spli
     return report
 
 
+GUESSES_GRID = (1, 2, 3)  # 1: no guess below the top is named for its rank alone
+LOOKALIKE_SHARE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def fit(spec: str = "embedded", out_dir: Path | None = Path("reports")) -> dict:
+    """The answered-result settings of :mod:`mushroom_id.core.danger` (``ANSWERED_GUESSES``,
+    ``ANSWERED_LOOKALIKE_SHARE``) fitted on cross-source **validation**, truthful answers in the app's
+    flow: the largest toxic-named minus edible-panel rate (as ``danger_share``), ties to the safer setting
+    (more guesses, then the smaller share). The test split is never looked at."""
+    from mushroom_id.core import danger
+
+    saved = danger.ANSWERED_GUESSES, danger.ANSWERED_LOOKALIKE_SHARE
+    grid = []
+    try:
+        for guesses in GUESSES_GRID:
+            for look in LOOKALIKE_SHARE_GRID:
+                danger.ANSWERED_GUESSES, danger.ANSWERED_LOOKALIKE_SHARE = guesses, look
+                r = measure(spec, None, "validation", fixed=False, noise=(NOISE[0],))
+                rates = r["rows"][f"3 answers in the app's order, {NOISE[0][0]}"]["red_panel"]
+                score = round(rates["toxic_named"] - rates["edible_with_panel"], 9)
+                grid.append({"guesses": guesses, "lookalike_share": look, **rates, "score": score})
+    finally:
+        danger.ANSWERED_GUESSES, danger.ANSWERED_LOOKALIKE_SHARE = saved
+    best = max(grid, key=lambda g: (g["score"], g["guesses"], -g["lookalike_share"]))
+    report = {"split": "cross-source validation", "best": best, "grid": grid}
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "red_panel_fit.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    return report
+
+
 def table(report: dict) -> str:
     lines = [
         "| answers | toxic specimens named in red (species or genus): old red box → red panel | edible specimens with "
@@ -183,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--out", default="reports")
     parser.add_argument("--split", default="test", choices=("validation", "test"))
+    parser.add_argument("--fit", action="store_true", help="fit the answered-result settings on validation")
     args = parser.parse_args(argv)
+    if args.fit:
+        best = fit(args.model, Path(args.out))["best"]
+        print(f"ANSWERED_GUESSES = {best['guesses']}, ANSWERED_LOOKALIKE_SHARE = {best['lookalike_share']}: {best}")
+        return 0
     print(table(measure(args.model, Path(args.out), args.split)))
     return 0
 
