@@ -12,6 +12,12 @@ The red panel names a dangerous (deadly, poisonous, psychoactive) species when
 * it is a known dangerous lookalike (catalog) of the top guess, or of guess 2 or 3 when that guess
   holds the share itself: "looks like your top guess" / "looks like Agaricus arvensis (guess 2)".
 
+* after field answers, it is guess 2 (``ANSWERED_GUESSES``): "guess 2 after your answers". And after
+  answers a guess's dangerous lookalikes are named only when that guess holds at least
+  ``ANSWERED_LOOKALIKE_SHARE`` of the answered probability (a guess the answers leave weak says little
+  about what the mushroom looks like); the others stay in the details. Both are fitted on cross-source
+  validation with the app's question flow (``python -m mushroom_id.engine.danger_eval --fit``).
+
 * the field answers fit a dangerous group's profile (:data:`DANGER_PROFILES`, from
   ``mushroom_id/data/danger_profiles.csv``: conditions on the question answers, each with why and a
   source): "your answers fit the deadly Amanitas: ...", whatever the photo's probability. The group is
@@ -43,6 +49,10 @@ __all__ = ["NEUTRAL_LINE", "DangerProfile", "danger_panel", "danger_profiles", "
 
 PANEL_MAX = 3  # names in the red panel
 LOOKALIKE_OF_TOP = 3  # dangerous lookalikes of the top N candidates count
+# After field answers (fitted on cross-source validation with the app's question flow, truthful answers:
+# the largest toxic-named minus edible-panel rate; ``python -m mushroom_id.engine.danger_eval --fit``):
+ANSWERED_GUESSES = 2  # a dangerous candidate among the first N guesses after the answers is named
+ANSWERED_LOOKALIKE_SHARE = 0.4  # a guess's lookalikes are named when it holds this much after the answers
 _DANGER_ORDER = ("deadly", "poisonous", "psychoactive")
 PROFILES_CSV = paths.DATA_DIR / "danger_profiles.csv"
 PROFILE_COLUMNS = ("profile", "group", "members", "conditions", "needs", "min_answers", "why", "source", "url")
@@ -138,6 +148,7 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
     ``{"species", "edibility", "probability", "reason", "check"}`` (:func:`mushroom_id.core.safety.answer`).
     """
     weak = {w["species"] for w in result.get("warnings") or [] if w.get("original_list_only")}
+    answered = any(v for v in (result.get("answers") or {}).values())
     profiles: Sequence[Mapping] = result.get("danger_profiles") or []
     candidates: Sequence[Mapping] = result.get("candidates") or []
     if not candidates:
@@ -165,6 +176,8 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
     for item in profiles:
         if item["probability"] is not None:
             probability.setdefault(item["species"], float(item["probability"]))
+        if item["species"] in fitted:
+            continue  # two groups the answers fit name the same species: the first says why
         if item["species"] in reasons:
             reasons[item["species"]].insert(0, item["reason"])
         else:
@@ -177,6 +190,10 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
         if w.get("kind") == "toxic_candidate" and w.get("edibility") in DANGEROUS and p is not None:
             if share < 1.0 and p >= share and w["species"] not in reasons:  # the top guess says enough
                 add(w["species"], w["edibility"], percent(p))
+    if answered:  # the answers re-ranked the candidates: a dangerous one close to the top is named
+        for rank, c in enumerate(candidates[1:ANSWERED_GUESSES], 2):
+            if c.get("edibility") in DANGEROUS and c["species"] not in reasons:
+                add(c["species"], c["edibility"], f"guess {rank} after your answers")
     for c in candidates[1:]:  # a dangerous candidate below the top one, at or above the share
         if (
             c.get("edibility") in DANGEROUS
@@ -186,6 +203,8 @@ def danger_panel(result: Mapping, share: float, limit: int = PANEL_MAX) -> list[
         ):
             add(c["species"], c["edibility"], percent(c["probability"]))
     for rank, c in enumerate(candidates[:LOOKALIKE_OF_TOP], 1):
+        if answered and c["probability"] < ANSWERED_LOOKALIKE_SHARE:
+            continue  # after answers a guess this weak says little about what it looks like: in the details
         if rank > 1 and not (share < 1.0 and c["probability"] >= share):
             continue  # a lower guess's lookalikes count once that guess holds the share itself
         for look in c.get("lookalikes") or []:
