@@ -572,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         if loaded.folder is None:
             raise SystemExit("--write needs a model folder (embedded or local-dir:)")
         settings = {"mismatch": mismatch, "strategy": strategy, "temperature": temperature}
-        write_config(loaded.folder, {**loaded.config, "field_questions": settings})
+        kept = loaded.config.get("field_questions") or {}  # the danger weight is danger_eval's fit
+        write_config(loaded.folder, {**loaded.config, "field_questions": {**kept, **settings}})
         print(f"wrote field_questions to {loaded.folder / 'config.json'}")
     return 0
 
