@@ -10,6 +10,7 @@ from mushroom_id.engine.loso import (
     bootstrap_topk,
     candidate_heads,
     forward_cost,
+    linear_part,
     paired_difference,
 )
 
@@ -57,3 +58,20 @@ def test_paired_difference_and_intervals():
     assert d == 0.0 and lo == hi == 0.0
     lo, hi = bootstrap_topk(good, y, 1)
     assert lo == hi == 1.0
+
+
+def test_blend_grid_reaches_past_128():
+    # linear logits on a scale where the (always right) class means need a weight above 128 to decide
+    y = np.arange(40) % 4
+    wrong = np.eye(4)[(y + 1) % 4]
+    lin = 300.0 * wrong  # confidently wrong by 300
+    means = np.eye(4)[y]  # cosine 1 for the right class, 0 elsewhere
+    mask = np.ones(40, dtype=bool)
+    assert max(BLEND_WEIGHTS) >= 512
+    assert best_weight(lin, means, y, mask) > 300  # 128 (the old grid's top) cannot overturn the linear part
+
+
+def test_linear_part_keeps_flip():
+    blend = PhotoHead(linear=("lite1",), means=("lite0", "lite1"), flip=True)
+    assert linear_part(blend) == "lite1-linear (flip)"
+    assert linear_part(PhotoHead(linear=("lite1",), means=("lite0",))) == "lite1-linear"
