@@ -401,6 +401,11 @@ def linear_part(head) -> str:
     return PhotoHead(linear=head.linear, flip=head.flip).name
 
 
+def _backbones(name: str) -> list[str]:
+    """The backbones a row's name uses."""
+    return [b for b in ALL if b in name]
+
+
 def _rows(feats: dict, mask) -> dict:
     return {k: v[mask] for k, v in feats.items()}
 
@@ -561,7 +566,19 @@ def candidates_main(args) -> int:
         "head already cost 3x, past the 2x budget; the features of crops are not cached).",
     ]
     if skipped:
-        lines += ["", "Not run (features or time): " + ", ".join(skipped)]
+        unused = [h for h in skipped if not all(b in raw for b in _backbones(h))]
+        no_feats = [
+            h
+            for h in skipped
+            if h not in unused and h.endswith("(flip)") and not all(b in flipped for b in _backbones(h))
+        ]
+        rest = [h for h in skipped if h not in unused and h not in no_feats]
+        if unused:
+            lines += ["", "Not run, backbone not selected (`--backbones`): " + ", ".join(unused)]
+        if no_feats:
+            lines += ["", "Not run, flip features not computed (`--flip`): " + ", ".join(no_feats)]
+        if rest:
+            lines += ["", "Not run, linear heads not fitted per fold (`--linear`): " + ", ".join(rest)]
     save_report(args.out, "loso_candidates", report, lines)
     return 0
 
