@@ -1,6 +1,7 @@
 """Leave-one-source-out candidates: blend weights chosen without the fold's own photos, paired intervals."""
 
 import numpy as np
+import pytest
 
 from mushroom_id.engine.candidates import PhotoHead
 from mushroom_id.engine.loso import (
@@ -75,3 +76,16 @@ def test_linear_part_keeps_flip():
     blend = PhotoHead(linear=("lite1",), means=("lite0", "lite1"), flip=True)
     assert linear_part(blend) == "lite1-linear (flip)"
     assert linear_part(PhotoHead(linear=("lite1",), means=("lite0",))) == "lite1-linear"
+
+
+def test_temperature_past_the_bounded_range():
+    from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 500)
+    unit = np.eye(5)[y] * 1.5 + rng.normal(size=(500, 5))  # logits whose own temperature is about 1
+    t1 = fit_temperature(unit, y)
+    assert 0.5 < t1 < 2
+    assert fit_temperature(300 * unit, y) == pytest.approx(20.0, rel=1e-3)  # the bounded fit stops at 20
+    assert fit_temperature_wide(300 * unit, y) == pytest.approx(300 * t1, rel=1e-3)
+    assert fit_temperature_wide(unit, y) == t1  # inside the range: the same fit

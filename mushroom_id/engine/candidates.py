@@ -362,7 +362,7 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     import hashlib
 
     from mushroom_id.core.network import fungus_scores
-    from mushroom_id.engine.calibration import fit_temperature
+    from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
     from mushroom_id.engine.loso import MEAN_SCALE, best_weight, fold_logits, folds, loso_data, photo_features
     from mushroom_id.engine.metrics import expected_calibration_error
 
@@ -388,7 +388,7 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     # the temperature of these logits folded into the weights (linear part and blend weight alike): the saved
     # model's own temperature is then about 1 (a blend weight of 128 left T at 13.3, outside the 0.3-5 a model
     # folder is expected to carry); the ranking of every photo's species is unchanged
-    scale = 1.0 / fit_temperature(oof[tested], y[tested])
+    scale = 1.0 / fit_temperature_wide(oof[tested], y[tested])
     oof = scale * oof
     gate = imagenet_backbone(package=BACKBONES["lite1" if "lite1" in head.backbones else head.backbones[0]])
     gate_feats = feats["lite1" if "lite1" in head.backbones else head.backbones[0]]

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mushroom_id.core.questions import QUESTIONS, FieldEvidence
-from mushroom_id.engine.calibration import fit_temperature
+from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
 from mushroom_id.engine.evaluation import species_mean_accuracy
 from mushroom_id.engine.metrics import expected_calibration_error, softmax
 
@@ -474,7 +474,7 @@ def candidates_main(args) -> int:
             row["blend_weights"] = dict(zip([s for s, _, _ in plan], ws, strict=True))
         else:
             logits = lin if head.linear else MEAN_SCALE * means
-        t = fit_temperature(logits[tested], yt)
+        t = fit_temperature_wide(logits[tested], yt)  # blends with a weight of hundreds need T past 20
         probs = softmax(logits[tested], t)
         probs_of[head.name], oof[head.name] = probs, logits[tested].astype(np.float32)
         row |= {
