@@ -481,15 +481,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="artifacts/ensemble")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--install", action="store_true", help="make it the embedded model; write reports/trust.*")
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="write a folder with the row's architecture for bench/latency.py only (no fit; not a model to serve)",
+    )
     args = parser.parse_args(argv)
     heads = {h.name: h for h in candidate_heads()}
     if args.ensemble not in heads:
         parser.error(f"unknown head {args.ensemble!r}; known: {sorted(heads)}")
+    if args.timing_only:
+        print(timing_model(heads[args.ensemble], Path(args.out)))
+        return 0
     built = build_ensemble(heads[args.ensemble], Path(args.out), args.seed)
     print(json.dumps(built, indent=2, default=str))
     if args.install:
         install_built(Path(args.out))
     return 0
+
+
+def timing_model(head: PhotoHead, out_dir: Path, seed: int = 0) -> Path:
+    """A folder with ``head``'s architecture (its backbones, flip, linear head and class means) and the embedded
+    model's labels, for ``bench/latency.py --model local-dir:<it> --against embedded``: the forward costs the
+    same whatever the tensors hold, so they are random (no fit; never a model to serve)."""
+    from mushroom_id.core.models import load_model
+
+    today = load_model("embedded")
+    n, rng = today.num_classes, np.random.default_rng(seed)
+    dims = {"lite0": 1280, "lite1": 1280, "lite2": 1280}
+    fitted = FittedHead(head)
+    if head.linear:
+        fitted.w = rng.normal(size=(n, sum(dims[b] for b in head.linear))).astype(np.float32) * 0.01
+        fitted.b = np.zeros(n, np.float32)
+    if head.means:
+        fitted.centroids = rng.normal(size=(n, sum(dims[b] for b in head.means))).astype(np.float32)
+    extra = {"model_id": "timing-only", "head": head.name, "thresholds": today.config.get("thresholds", {})}
+    return save_model(ensemble_model(fitted, n), out_dir, today.labels, half=True, extra=extra)
 
 
 def install_built(folder: Path, target: Path = EMBEDDED_MODEL_DIR, reports: Path = Path("reports")) -> dict:
