@@ -27,6 +27,26 @@ def test_photo_head_parts(fitted):
     assert np.abs(fit.mean_scores(feats)).max() <= 2.0 + 1e-6
 
 
+def test_scaled_head_folds_a_temperature_into_every_weight(fitted):
+    from mushroom_id.engine.calibration import fit_temperature
+    from mushroom_id.engine.metrics import softmax
+
+    fit, feats, y = fitted
+    z = fit.logits(feats)
+    half = fit.scaled(0.5)
+    np.testing.assert_allclose(half.logits(feats), 0.5 * z, rtol=1e-5, atol=1e-6)
+    assert half.weight == 3.5 and fit.weight == 7.0  # the blend weight scales with the linear part; no mutation
+    np.testing.assert_allclose(half.mean_scores(feats), fit.mean_scores(feats))
+    # logits that need T = 12 become logits that need T = 1 (the same probabilities)
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 5, 400)
+    logits = 12.0 * (np.eye(5)[labels] * 1.5 + rng.normal(size=(400, 5)))
+    t = fit_temperature(logits, labels)
+    assert t > 5
+    assert fit_temperature(logits / t, labels) == pytest.approx(1.0, rel=1e-3)
+    np.testing.assert_allclose(softmax(logits / t, 1.0), softmax(logits, t), rtol=1e-9)
+
+
 def test_class_mean_head_ranks_by_summed_cosine():
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(3, 8))

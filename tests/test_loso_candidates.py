@@ -1,6 +1,7 @@
 """Leave-one-source-out candidates: blend weights chosen without the fold's own photos, paired intervals."""
 
 import numpy as np
+import pytest
 
 from mushroom_id.engine.candidates import PhotoHead
 from mushroom_id.engine.loso import (
@@ -10,6 +11,7 @@ from mushroom_id.engine.loso import (
     bootstrap_topk,
     candidate_heads,
     forward_cost,
+    linear_part,
     paired_difference,
 )
 
@@ -57,3 +59,33 @@ def test_paired_difference_and_intervals():
     assert d == 0.0 and lo == hi == 0.0
     lo, hi = bootstrap_topk(good, y, 1)
     assert lo == hi == 1.0
+
+
+def test_blend_grid_reaches_past_128():
+    # linear logits on a scale where the (always right) class means need a weight above 128 to decide
+    y = np.arange(40) % 4
+    wrong = np.eye(4)[(y + 1) % 4]
+    lin = 300.0 * wrong  # confidently wrong by 300
+    means = np.eye(4)[y]  # cosine 1 for the right class, 0 elsewhere
+    mask = np.ones(40, dtype=bool)
+    assert max(BLEND_WEIGHTS) >= 512
+    assert best_weight(lin, means, y, mask) > 300  # 128 (the old grid's top) cannot overturn the linear part
+
+
+def test_linear_part_keeps_flip():
+    blend = PhotoHead(linear=("lite1",), means=("lite0", "lite1"), flip=True)
+    assert linear_part(blend) == "lite1-linear (flip)"
+    assert linear_part(PhotoHead(linear=("lite1",), means=("lite0",))) == "lite1-linear"
+
+
+def test_temperature_past_the_bounded_range():
+    from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 500)
+    unit = np.eye(5)[y] * 1.5 + rng.normal(size=(500, 5))  # logits whose own temperature is about 1
+    t1 = fit_temperature(unit, y)
+    assert 0.5 < t1 < 2
+    assert fit_temperature(300 * unit, y) == pytest.approx(20.0, rel=1e-3)  # the bounded fit stops at 20
+    assert fit_temperature_wide(300 * unit, y) == pytest.approx(300 * t1, rel=1e-3)
+    assert fit_temperature_wide(unit, y) == t1  # inside the range: the same fit

@@ -65,6 +65,18 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(fit.x))
 
 
+def fit_temperature_wide(logits: np.ndarray, y: np.ndarray) -> float:
+    """:func:`fit_temperature` without its upper bound: logits on a large scale (a linear head plus class-mean
+    cosines times a blend weight of hundreds) are divided by 20 until their temperature is inside the range."""
+    logits = np.asarray(logits, dtype=np.float64)
+    scale = 1.0
+    t = fit_temperature(logits, y)
+    while t > 19.9 and scale < 1e6:
+        scale *= 20.0
+        t = fit_temperature(logits / scale, y)
+    return t * scale
+
+
 def conformal_qhat(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9) -> float:
     """Split-conformal LAC quantile of the scores 1 - p(true class) on calibration data."""
     n = len(y)

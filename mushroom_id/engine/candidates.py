@@ -164,6 +164,17 @@ class FittedHead:
     def mean_scores(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([_normalize(feats[k]) for k in self.head.means], 1) @ self.centroids.T
 
+    def scaled(self, factor: float) -> FittedHead:
+        """The same head with every logit times ``factor`` (linear weights, bias and blend weight): how a
+        fitted temperature T is folded into the weights (``factor = 1 / T``) so the saved one stays near 1."""
+        return FittedHead(
+            self.head,
+            None if self.w is None else self.w * factor,
+            None if self.b is None else self.b * factor,
+            self.centroids,
+            self.weight * factor,
+        )
+
     def logits(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         out = 0.0
         if self.head.linear:
@@ -351,7 +362,7 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     import hashlib
 
     from mushroom_id.core.network import fungus_scores
-    from mushroom_id.engine.calibration import fit_temperature
+    from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
     from mushroom_id.engine.loso import MEAN_SCALE, best_weight, fold_logits, folds, loso_data, photo_features
     from mushroom_id.engine.metrics import expected_calibration_error
 
@@ -374,6 +385,11 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     else:
         weight = 1.0
     oof = (lin if lin is not None else 0.0) + (weight * means if means is not None else 0.0)
+    # the temperature of these logits folded into the weights (linear part and blend weight alike): the saved
+    # model's own temperature is then about 1 (a blend weight of 128 left T at 13.3, outside the 0.3-5 a model
+    # folder is expected to carry); the ranking of every photo's species is unchanged
+    scale = 1.0 / fit_temperature_wide(oof[tested], y[tested])
+    oof = scale * oof
     gate = imagenet_backbone(package=BACKBONES["lite1" if "lite1" in head.backbones else head.backbones[0]])
     gate_feats = feats["lite1" if "lite1" in head.backbones else head.backbones[0]]
     with torch.no_grad():
@@ -386,7 +402,7 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
     crossed = data.cross_source or frozenset(labels)
     check = (split == "test") & np.array([labels[t] in crossed for t in y])
     part = fit_photo_head(head, {b: f[train] for b, f in feats.items()}, y[train], n, weight=weight, seed=seed)
-    z = part.logits({b: f[check] for b, f in feats.items()})
+    z = part.scaled(scale).logits({b: f[check] for b, f in feats.items()})
     own_t = fit_temperature(z, y[check])
     held_out_check = {
         "photos": int(check.sum()),
@@ -397,8 +413,9 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
         "loso_temperature": calibration.temperature,
         "own_temperature": own_t,
     }
+    held_out_check["against_today"] = against_today(z, photo_features(data, "lite1"), train, check, y, n, seed)
 
-    fitted = fit_photo_head(head, feats, y, n, weight=weight, seed=seed)  # every photo of the build
+    fitted = fit_photo_head(head, feats, y, n, weight=weight, seed=seed).scaled(scale)  # every photo of the build
     model = ensemble_model(fitted, n)
     hashes = [h for s in ("train", "validation", "test") for h in data[s].content_hashes()]
     out = save_model(
@@ -412,6 +429,7 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
             "model_id": "embedded-" + head.name.replace(" + ", "+").replace(" (flip)", "-flip"),
             "head": head.name,
             "blend_weight": weight,
+            "logit_scale": scale,
             "trained_on": f"{data.source} (every photo of the build: {len(y)} photos, {n} species)",
             "calibration": {
                 "source": "leave-one-source-out out-of-fold predictions",
@@ -423,6 +441,27 @@ def build_ensemble(head: PhotoHead, out_dir: Path, seed: int = 0, reports: Path 
         },
     )
     return {"folder": str(out), "weight": weight, "calibration": calibration.config(), "held_out_check": held_out_check}
+
+
+def against_today(
+    z: np.ndarray, lite1: np.ndarray, train: np.ndarray, check: np.ndarray, y: np.ndarray, n: int, seed: int
+) -> dict:
+    """Today's recipe (Lite1 + linear, unflipped ``lite1`` features, fitted on the same ``train`` photos) on the
+    held-out check's photos, paired with the candidate's logits ``z`` there (same species resampled)."""
+    from mushroom_id.engine.loso import paired_difference
+    from mushroom_id.engine.metrics import softmax
+
+    w, b = train_linear_head(lite1[train], y[train], n, seed=seed)
+    base = softmax(lite1[check] @ w.T + b, 1.0)
+    probs = softmax(z, 1.0)
+    out = {
+        "today_top1": species_mean_accuracy(base, y[check], 1),
+        "today_top5": species_mean_accuracy(base, y[check], 5),
+    }
+    for k in (1, 5):
+        d, ci = paired_difference(probs, base, y[check], k, seed=seed)
+        out[f"top{k}_vs_today"] = {"difference": d, "95": list(ci)}
+    return out
 
 
 def softmax_t(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -442,15 +481,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="artifacts/ensemble")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--install", action="store_true", help="make it the embedded model; write reports/trust.*")
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="write a folder with the row's architecture for bench/latency.py only (no fit; not a model to serve)",
+    )
     args = parser.parse_args(argv)
     heads = {h.name: h for h in candidate_heads()}
     if args.ensemble not in heads:
         parser.error(f"unknown head {args.ensemble!r}; known: {sorted(heads)}")
+    if args.timing_only:
+        print(timing_model(heads[args.ensemble], Path(args.out)))
+        return 0
     built = build_ensemble(heads[args.ensemble], Path(args.out), args.seed)
     print(json.dumps(built, indent=2, default=str))
     if args.install:
         install_built(Path(args.out))
     return 0
+
+
+def timing_model(head: PhotoHead, out_dir: Path, seed: int = 0) -> Path:
+    """A folder with ``head``'s architecture (its backbones, flip, linear head and class means) and the embedded
+    model's labels, for ``bench/latency.py --model local-dir:<it> --against embedded``: the forward costs the
+    same whatever the tensors hold, so they are random (no fit; never a model to serve)."""
+    from mushroom_id.core.models import load_model
+
+    today = load_model("embedded")
+    n, rng = today.num_classes, np.random.default_rng(seed)
+    dims = {"lite0": 1280, "lite1": 1280, "lite2": 1280}
+    fitted = FittedHead(head)
+    if head.linear:
+        fitted.w = rng.normal(size=(n, sum(dims[b] for b in head.linear))).astype(np.float32) * 0.01
+        fitted.b = np.zeros(n, np.float32)
+    if head.means:
+        fitted.centroids = rng.normal(size=(n, sum(dims[b] for b in head.means))).astype(np.float32)
+    extra = {"model_id": "timing-only", "head": head.name, "thresholds": today.config.get("thresholds", {})}
+    return save_model(ensemble_model(fitted, n), out_dir, today.labels, half=True, extra=extra)
 
 
 def install_built(folder: Path, target: Path = EMBEDDED_MODEL_DIR, reports: Path = Path("reports")) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mushroom_id.core.questions import QUESTIONS, FieldEvidence
-from mushroom_id.engine.calibration import fit_temperature
+from mushroom_id.engine.calibration import fit_temperature, fit_temperature_wide
 from mushroom_id.engine.evaluation import species_mean_accuracy
 from mushroom_id.engine.metrics import expected_calibration_error, softmax
 
@@ -316,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
 
 BASELINE = "lite1-linear"  # today's embedded head
 MEAN_SCALE = 20.0  # class-mean cosines times this (as the floor's): their temperature stays in fit_temperature's range
-BLEND_WEIGHTS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)  # of the summed class-mean cosines next to linear logits
+# of the summed class-mean cosines next to linear logits; up to 1024: the built ensemble's weight was 128, the old
+# grid's top (a chosen weight at the top is flagged in the report: extend the grid then)
+BLEND_WEIGHTS = (0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 ALL = ("lite0", "lite1", "lite2")
 
 
@@ -372,7 +374,7 @@ def fold_logits(head, feats, y, plan, n, seed: int, cache_key: str):
 
     lin = means = None
     if head.linear:
-        key = hashlib.sha256(f"{cache_key}|{PhotoHead(linear=head.linear, flip=head.flip).name}|{seed}".encode())
+        key = hashlib.sha256(f"{cache_key}|{linear_part(head)}|{seed}".encode())
         file = REPO_DIR / "artifacts" / "loso" / f"linear-{key.hexdigest()[:16]}.npy"
         if file.is_file():
             lin = np.load(file)
@@ -390,6 +392,18 @@ def fold_logits(head, feats, y, plan, n, seed: int, cache_key: str):
             fitted = fit_photo_head(PhotoHead(means=head.means, flip=head.flip), _rows(feats, train), y[train], n)
             means[test] = fitted.mean_scores(_rows(feats, test))
     return lin, means
+
+
+def linear_part(head) -> str:
+    """The name of ``head``'s linear head alone (flip kept): what ``--linear`` selects and the cache is keyed by."""
+    from mushroom_id.engine.candidates import PhotoHead
+
+    return PhotoHead(linear=head.linear, flip=head.flip).name
+
+
+def _backbones(name: str) -> list[str]:
+    """The backbones a row's name uses."""
+    return [b for b in ALL if b in name]
 
 
 def _rows(feats: dict, mask) -> dict:
@@ -438,7 +452,7 @@ def candidates_main(args) -> int:
         h
         for h in candidate_heads()
         if all(b in (flipped if h.flip else raw) for b in h.backbones)
-        and (not h.linear or args.linear is None or h.name in args.linear or h.name.split(" + ")[0] in args.linear)
+        and (not h.linear or args.linear is None or linear_part(h) in args.linear)
     ]
     skipped = [h.name for h in candidate_heads() if h not in heads]
     print(f"{tested.sum()} photos, {len(np.unique(yt))} multi-source species, {len(plan)} folds, {len(heads)} heads")
@@ -460,7 +474,7 @@ def candidates_main(args) -> int:
             row["blend_weights"] = dict(zip([s for s, _, _ in plan], ws, strict=True))
         else:
             logits = lin if head.linear else MEAN_SCALE * means
-        t = fit_temperature(logits[tested], yt)
+        t = fit_temperature_wide(logits[tested], yt)  # blends with a weight of hundreds need T past 20
         probs = softmax(logits[tested], t)
         probs_of[head.name], oof[head.name] = probs, logits[tested].astype(np.float32)
         row |= {
@@ -536,8 +550,35 @@ def candidates_main(args) -> int:
         f"{'yes' if beats else 'no'}. Blends: the class-mean weight of each fold chosen on the other folds' "
         "held-out photos.",
     ]
+    blends = {name: r["blend_weights"] for name, r in report["rows"].items() if "blend_weights" in r}
+    if blends:
+        at_top = [name for name, ws in blends.items() if max(ws.values()) >= max(BLEND_WEIGHTS)]
+        report["blend_weight_at_grid_top"] = at_top
+        lines += [
+            "",
+            f"Blend weights per fold (grid {', '.join(f'{w:g}' for w in BLEND_WEIGHTS)}): "
+            + "; ".join(f"{name}: {', '.join(f'{w:g}' for w in ws.values())}" for name, ws in blends.items())
+            + (f". At the grid's top: {', '.join(at_top)}." if at_top else ". None at the grid's top."),
+        ]
+    lines += [
+        "",
+        "Multi-crop at test time: not run (each crop is one more forward of every backbone: 3 crops of today's "
+        "head already cost 3x, past the 2x budget; the features of crops are not cached).",
+    ]
     if skipped:
-        lines += ["", "Not run (features or time): " + ", ".join(skipped)]
+        unused = [h for h in skipped if not all(b in raw for b in _backbones(h))]
+        no_feats = [
+            h
+            for h in skipped
+            if h not in unused and h.endswith("(flip)") and not all(b in flipped for b in _backbones(h))
+        ]
+        rest = [h for h in skipped if h not in unused and h not in no_feats]
+        if unused:
+            lines += ["", "Not run, backbone not selected (`--backbones`): " + ", ".join(unused)]
+        if no_feats:
+            lines += ["", "Not run, flip features not computed (`--flip`): " + ", ".join(no_feats)]
+        if rest:
+            lines += ["", "Not run, linear heads not fitted per fold (`--linear`): " + ", ".join(rest)]
     save_report(args.out, "loso_candidates", report, lines)
     return 0
 
