@@ -513,3 +513,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     from .ray_engine import add_engine_arguments
 
     add_engine_arguments(parser)
+
+
+def image_id(species: str, url: str) -> str:
+    """The manifest's id of one image: stable for a species and its address (crawl, ingest)."""
+    import hashlib
+
+    return hashlib.sha1(f"{species}|{url}".encode()).hexdigest()[:16]

@@ -38,6 +38,7 @@ from .common import (
     Manifest,
     add_common_arguments,
     atomic_write_bytes,
+    image_id,
     read_csv,
     report,
     species_dir_name,
@@ -109,10 +110,6 @@ class FetchSettings:
     retries: int = 2
     backoff: float = 1.0
     max_bytes: int = MAX_BYTES
-
-
-def image_id(species: str, url: str) -> str:
-    return hashlib.sha1(f"{species}|{url}".encode()).hexdigest()[:16]
 
 
 def url_host(url: str) -> str:

@@ -34,13 +34,13 @@ from .common import (
     add_common_arguments,
     announce_left_out,
     atomic_write_bytes,
+    image_id,
     read_csv,
     reason_kind,
     report,
     species_dir_name,
     write_csv,
 )
-from .crawl import image_id
 from .licences import clean_creator, normalise_licence
 
 CRAWLER = "local"

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mushroom_id.core.answer_text import caution_line, percent, text_lines
+from mushroom_id.core.answer_text import caution_line, text_lines
 from mushroom_id.core.catalog import DANGEROUS, default_catalog
 from mushroom_id.core.danger import NEUTRAL_LINE, danger_panel, danger_profiles, profile_matches, unnamed_dangers
 from mushroom_id.core.safety import Thresholds, answer
+from mushroom_id.core.words import percent
 
 CATALOG = default_catalog()
 MODEL = {"id": "test", "num_species": 0}

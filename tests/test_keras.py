@@ -29,7 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 from mushroom_id.core.catalog import DANGEROUS, default_catalog  # noqa: E402
 from mushroom_id.core.keras_models import (  # noqa: E402
-    GateView,
     import_keras,
     keras_class_order,
     legacy_h5_compat,
@@ -38,6 +37,7 @@ from mushroom_id.core.keras_models import (  # noqa: E402
     write_sidecar,
 )
 from mushroom_id.core.models import ModelLoadError, load_model  # noqa: E402
+from mushroom_id.core.network import GateView  # noqa: E402
 from mushroom_id.core.safety import DISCLAIMER  # noqa: E402
 
 SIZE = 299  # the original's input, with its preprocessing (nearest resize to 299 x 299, x / 127.5 - 1)

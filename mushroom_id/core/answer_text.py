@@ -10,34 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SHORT_EDIBILITY = {
-    "deadly": "DEADLY",
-    "poisonous": "POISONOUS",
-    "psychoactive": "psychoactive",
-    "inedible": "inedible",
-    "unknown": "edibility unknown",
-    "edible": "edible per sources*",
-    "choice": "edible per sources*",
-}
-EDIBLE_NOTE = "* edible according to the catalog's sources, never on a photo's word"
+from mushroom_id.core.danger import unnamed_dangers
+from mushroom_id.core.words import EDIBLE_NOTE, NEUTRAL_LINE, SHORT_EDIBILITY, percent
 
-# Shown only beside a top candidate that sources call edible (a person might eat it): a general rule,
-# never a claim about the species on the screen. Any other answer without a red panel shows no line
-# (the disclaimer at the top of the page says it for every answer).
-NEUTRAL_LINE = "Many edible mushrooms have deadly lookalikes: never eat a wild mushroom on an app's word."
 NO_SINGLE_SPECIES = "No single species is clear"
-
-
-def percent(p: float | None) -> str:
-    """A probability as every text and page shows it: "<1%" below 1%, "over 99%" where rounding would
-    read 100% (no answer from a photo and a few field answers is certain), else whole percent."""
-    if p is None:
-        return ""
-    if p < 0.01:
-        return "<1%"
-    if p >= 0.995:
-        return "over 99%"
-    return f"{p:.0%}"
 
 
 def genus_words(g: Mapping) -> str:
@@ -69,7 +45,6 @@ def status(result: Mapping) -> tuple[str, str]:
 
 def text_lines(result: Mapping) -> list[str]:
     """The answer as short lines of plain text (no nested brackets, one warning line per danger)."""
-    from mushroom_id.core.danger import unnamed_dangers  # danger imports percent from here
     from mushroom_id.core.questions import describe
 
     if not result.get("candidates"):

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mushroom_id.core import paths
-from mushroom_id.core.answer_text import NEUTRAL_LINE, percent
 from mushroom_id.core.catalog import DANGEROUS
 from mushroom_id.core.result import DangerItem
+from mushroom_id.core.words import NEUTRAL_LINE, percent
 
 __all__ = ["NEUTRAL_LINE", "DangerProfile", "danger_panel", "danger_profiles", "profile_matches", "unnamed_dangers"]
 

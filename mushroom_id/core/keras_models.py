@@ -42,7 +42,6 @@ from torch import nn
 
 from mushroom_id.core.catalog import Catalog, default_catalog
 from mushroom_id.core.models import LoadedModel, ModelLoadError, write_config
-from mushroom_id.core.network import GateView  # noqa: F401  (the gate's view of a 299 px Keras input)
 
 PREFIX = "keras:"
 SUFFIXES = (".keras", ".h5", ".hdf5")

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mushroom_id.core.answer_text import genus_words, percent
+from mushroom_id.core.answer_text import genus_words
 from mushroom_id.core.catalog import DANGEROUS, Catalog
 from mushroom_id.core.danger import danger_panel, profile_matches
 from mushroom_id.core.questions import FieldEvidence, describe
 from mushroom_id.core.result import Candidate, GenusAnswer, ModelInfo, Result, Warning, notice
+from mushroom_id.core.words import percent
 
 DISCLAIMER = (
     "This is an automated guess from a photo, not an identification. Never eat a wild mushroom "

@@ -23,12 +23,13 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
-from mushroom_id.core.answer_text import SHORT_EDIBILITY, caution_line, percent
+from mushroom_id.core.answer_text import caution_line
 from mushroom_id.core.answer_text import status as answer_status
 from mushroom_id.core.catalog import DANGEROUS, EDIBLE, Catalog, Species, default_catalog
 from mushroom_id.core.danger import unnamed_dangers
 from mushroom_id.core.questions import NOT_SURE, QUESTIONS, describe
 from mushroom_id.core.safety import EDIBILITY_TEXT, danger_rank
+from mushroom_id.core.words import SHORT_EDIBILITY, percent
 from mushroom_id.serving.reference_photos import Photo, ReferencePhotos
 from mushroom_id.serving.ui.pictures import option_picture
 
