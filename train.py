@@ -20,7 +20,7 @@ import logging
 import sys
 
 from mushroom_id.engine.config import ConfigError, load_config, parse_args
-from mushroom_id.engine.launch import LaunchRefused, end_launcher
+from mushroom_id.engine.launch import LauncherGone, LaunchRefused, end_launcher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         from mushroom_id.engine.loop import train
 
         result = train(config)
+    except LauncherGone:  # a peer refused, said why and stopped the launcher: nothing to add
+        return 2
     except LaunchRefused as e:  # also ends the launcher, which would add its traceback to ours
         end_launcher(f"train.py: error: {e}")
         return 2

@@ -128,6 +128,24 @@ def test_launch_whose_processes_disagree_about_their_rank_is_refused():
         check_launch(1, 0, {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"})
 
 
+def test_multi_gpu_launch_without_a_gpu_is_refused_before_any_process_group():
+    from mushroom_id.engine.launch import LauncherGone, LaunchRefused, check_gpu_launch
+
+    launch = ["python", "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "train.py"]
+    two = {"WORLD_SIZE": "2", "RANK": "1"}
+    with pytest.raises(LaunchRefused, match="no GPU is visible.*torchrun --standalone"):
+        check_gpu_launch(two, launch, gpu=False)
+    check_gpu_launch(two, launch, gpu=True)  # GPUs: the launch the message recommends
+    check_gpu_launch({**two, "ACCELERATE_USE_CPU": "true"}, launch, gpu=False)  # CPU processes, asked for
+    check_gpu_launch(two, ["torchrun", "--standalone", "--nproc_per_node", "2", "train.py"], gpu=False)
+    check_gpu_launch({}, launch, gpu=False)  # one process: nothing to refuse
+    # a peer refused first and stopped the launcher: this process was adopted by another one; it ends quietly
+    # instead of waiting for ever on a rendezvous with the peer that has gone
+    with pytest.raises(LauncherGone):
+        check_gpu_launch({**two, "TORCHELASTIC_RUN_ID": "none"}, ["/sbin/init"], gpu=False)
+    check_gpu_launch({**two, "TORCHELASTIC_RUN_ID": "none"}, ["torchrun", "--nproc_per_node", "2"], gpu=False)
+
+
 # ------------------------------------------------------------------ pure parts
 
 
@@ -466,12 +484,21 @@ def test_end_launcher_ends_only_a_torch_elastic_parent(capsys):
         "import sys; from mushroom_id.engine.launch import end_launcher; "
         "sys.exit(3 if end_launcher('train.py: error: refused', wait_s=0.5) else 4)"
     )
-    launcher = f"import subprocess, sys; print('LAUNCHER SAW', subprocess.call([sys.executable, '-c', {child!r}]))"
+    # the stand-in's command line names the launcher it plays (a process that merely adopted the child is
+    # never ended: below)
+    launcher = (
+        "import subprocess, sys  # stand-in for torch.distributed.run\n"
+        f"print('LAUNCHER SAW', subprocess.call([sys.executable, '-c', {child!r}]))"
+    )
     for local_rank in ("0", "1"):
         env = {**os.environ, "PYTHONPATH": str(REPO), "TORCHELASTIC_RUN_ID": "test", "LOCAL_RANK": local_rank}
         done = subprocess.run([sys.executable, "-c", launcher], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == -signal.SIGKILL, (local_rank, done.stdout, done.stderr)
         assert "LAUNCHER SAW" not in done.stdout and done.stderr.count("train.py: error: refused") == 1
+    other = launcher.replace("stand-in for torch.distributed.run", "some other parent")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TORCHELASTIC_RUN_ID": "test", "LOCAL_RANK": "0"}
+    done = subprocess.run([sys.executable, "-c", other], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "LAUNCHER SAW 4" in done.stdout, (done.stdout, done.stderr)
 
 
 @pytest.mark.slow

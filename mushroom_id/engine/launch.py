@@ -38,6 +38,18 @@ class LaunchRefused(ConfigError):
     """:func:`check_launch`'s refusal: the launcher's processes and Accelerate's disagree."""
 
 
+class LauncherGone(LaunchRefused):
+    """The torch elastic launcher that started this process has already ended (a refusing peer stopped it):
+    there is nothing left to run and nothing to say (the peer said it)."""
+
+
+LAUNCHER_WORDS = ("accelerate", "torchrun", "torch.distributed.run", "torch.distributed.launch")
+
+
+def _is_launcher(command_line: Sequence[str]) -> bool:
+    return any(w in " ".join(command_line) for w in LAUNCHER_WORDS)
+
+
 def check_launch(num_processes: int, process_index: int, env: Mapping[str, str] | None = None) -> None:
     """Raise :class:`LaunchRefused` when the launcher's WORLD_SIZE/RANK disagree with Accelerate's."""
     env = os.environ if env is None else env
@@ -53,6 +65,36 @@ def check_launch(num_processes: int, process_index: int, env: Mapping[str, str] 
             f"process {process_index} of {num_processes} (CUDA available: {torch.cuda.is_available()}): every "
             "process would train on all the data and write to the same run folder. Several GPUs: "
             f"`{GPU_LAUNCH}` on a machine where CUDA is visible; several CPU processes: `{CPU_LAUNCH}`."
+        )
+
+
+def check_gpu_launch(
+    env: Mapping[str, str] | None = None, launcher: Sequence[str] | None = None, gpu: bool | None = None
+) -> None:
+    """Raise :class:`LaunchRefused` before any process group starts when ``accelerate launch --multi_gpu``
+    started several processes where no GPU is visible: refused here, no process waits on a rendezvous
+    that its peer's refusal would break (that peer's traceback would follow our message)."""
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE") or 1)
+    if world <= 1 or str(env.get("ACCELERATE_USE_CPU", "")).lower() in ("1", "true", "yes"):
+        return
+    launcher = _parent_command_line() if launcher is None else launcher
+    if "TORCHELASTIC_RUN_ID" in env and not _is_launcher(launcher):
+        # a peer refused first and stopped the launcher: without this, this process would wait for ever on
+        # a rendezvous with the peer that has gone
+        raise LauncherGone("the launcher that started this process has ended")
+    if "--multi_gpu" not in launcher or requested_processes(launcher) is None:
+        return
+    if gpu is None:
+        import torch
+
+        gpu = torch.accelerator.is_available()
+    if not gpu:
+        raise LaunchRefused(
+            f"the launcher started this process as rank {env.get('RANK')} of WORLD_SIZE={world} with "
+            "`--multi_gpu`, but no GPU is visible here (CUDA available: False): every process would train "
+            f"alone on all the data and write to the same run folder. Several GPUs: `{GPU_LAUNCH}` on a "
+            f"machine where CUDA is visible; several CPU processes: `{CPU_LAUNCH}`."
         )
 
 
@@ -173,7 +215,7 @@ def _launcher_pidfd(env: Mapping[str, str]) -> int | None:
     if "TORCHELASTIC_RUN_ID" not in env or not hasattr(os, "pidfd_open"):
         return None
     parent = os.getppid()
-    if parent <= 1:
+    if parent <= 1 or not _is_launcher(_parent_command_line()):  # never a process that merely adopted us
         return None
     try:
         fd = os.pidfd_open(parent)

@@ -38,7 +38,7 @@ from mushroom_id.engine.config import ConfigError, TrainConfig, save_config
 from mushroom_id.engine.data import DataSplits, cache_key, check_data_spec, class_weights, load_splits
 from mushroom_id.engine.determinism import SeededDataset, seed_everything, seed_from
 from mushroom_id.engine.evaluation import quick_metrics
-from mushroom_id.engine.launch import check_launch, warn_lost_processes
+from mushroom_id.engine.launch import check_gpu_launch, check_launch, warn_lost_processes
 from mushroom_id.engine.trainable import (
     CachedTrunkDataset,
     Top,
@@ -378,6 +378,7 @@ def build(config: TrainConfig, data: DataSplits | None = None) -> Run:
     if data is None:
         check_data_spec(config.data)
     out = config.out_dir()
+    check_gpu_launch()  # before the Accelerator: no process group is started for a launch that cannot run
     _release_accelerator_state()
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
